@@ -1,0 +1,1 @@
+"""Route modules of the service; each exposes ``router``."""

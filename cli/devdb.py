@@ -1,0 +1,248 @@
+"""The private PostgreSQL cluster that `make demo` and `make test` run on.
+
+A cluster under the project's data dir (``.data/pg``), on its own port on 127.0.0.1, reused on
+every run (never re-initialised). Password authentication everywhere (scram-sha-256), with
+generated passwords kept in ``.data/cluster.json`` (mode 0600). Two roles:
+
+- ``pingan_admin``: the cluster superuser, used only to create databases and extensions;
+- ``pingan``: owns the ``pingan`` database and runs the service and migrations; it is not a
+  superuser and cannot bypass row-level security.
+
+PostgreSQL refuses to run as root, and sessions and CI run as root: then the cluster belongs to
+the ``postgres`` system user that Debian's package creates, and its commands run through
+``runuser``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import secrets
+import shutil
+import socket
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+ADMIN_ROLE = "pingan_admin"
+APP_ROLE = "pingan"
+APP_DB = "pingan"
+DEFAULT_PORT = 54329
+EXTENSIONS = ("postgis", "pgrouting")
+
+# Settings for a small service on a 2-core machine; durability is left at PostgreSQL's defaults
+# because the ETL crash tests rely on it.
+_CONF = """
+# --- added by pingan (cli/devdb.py) ---
+listen_addresses = '127.0.0.1'
+port = {port}
+unix_socket_directories = '{rundir}'
+unix_socket_permissions = 0700
+max_connections = 200
+shared_buffers = '512MB'
+work_mem = '32MB'
+maintenance_work_mem = '512MB'
+effective_cache_size = '4GB'
+random_page_cost = 1.1
+jit = off
+timezone = 'Asia/Shanghai'
+log_timezone = 'Asia/Shanghai'
+"""
+
+
+class ClusterError(RuntimeError):
+    """The private cluster cannot be used; the message says what to do."""
+
+
+def pg_bin() -> Path:
+    return Path(os.environ.get("PINGAN_PG_BIN", "/usr/lib/postgresql/15/bin"))
+
+
+@dataclass(frozen=True)
+class ClusterInfo:
+    port: int
+    admin_password: str
+    app_password: str
+
+    def url(self, *, admin: bool = False, database: str = APP_DB) -> str:
+        user, pw = (ADMIN_ROLE, self.admin_password) if admin else (APP_ROLE, self.app_password)
+        return f"postgresql://{user}:{pw}@127.0.0.1:{self.port}/{database}"
+
+
+class Cluster:
+    """The private cluster below ``data_dir``."""
+
+    def __init__(self, data_dir: Path, port: int = DEFAULT_PORT) -> None:
+        self.data_dir = data_dir.resolve()
+        self.pgdata = self.data_dir / "pg"
+        self.rundir = self.data_dir / "run"
+        self.info_file = self.data_dir / "cluster.json"
+        self.requested_port = port
+
+    # -- running commands as the cluster's owner --------------------------------------------
+    def _owner(self) -> str | None:
+        """The system user that owns the cluster: 'postgres' when we are root, else us."""
+        if os.geteuid() != 0:
+            return None
+        try:
+            pwd.getpwnam("postgres")
+        except KeyError:
+            raise ClusterError(
+                "running as root, and PostgreSQL refuses to run as root; no 'postgres' system "
+                "user exists to own the cluster. Install postgresql-15 (make system-deps), run as "
+                "an ordinary user, or set PINGAN_DATABASE_URL."
+            ) from None
+        return "postgres"
+
+    def _run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        cmd = [str(pg_bin() / args[0]), *args[1:]]
+        owner = self._owner()
+        if owner:
+            cmd = ["runuser", "-u", owner, "--", *cmd]
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if check and proc.returncode != 0:
+            raise ClusterError(f"{args[0]} failed:\n{proc.stdout}{proc.stderr}")
+        return proc
+
+    def _chown(self, path: Path) -> None:
+        owner = self._owner()
+        if owner:
+            shutil.chown(path, user=owner, group=owner)
+
+    # -- state --------------------------------------------------------------------------------
+    def info(self) -> ClusterInfo:
+        if not self.info_file.exists():
+            raise ClusterError(
+                f"no private database cluster at {self.pgdata}; run `pingan db up` "
+                "(or `make db`), or set PINGAN_DATABASE_URL"
+            )
+        return ClusterInfo(**json.loads(self.info_file.read_text()))
+
+    def initialised(self) -> bool:
+        return (self.pgdata / "PG_VERSION").exists() and self.info_file.exists()
+
+    def running(self) -> bool:
+        if not (self.pgdata / "postmaster.pid").exists():
+            return False
+        return self._run("pg_ctl", "status", "-D", str(self.pgdata), check=False).returncode == 0
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    def ensure(self) -> ClusterInfo:
+        """Initialise (first time only), start (if stopped) and bootstrap; idempotent."""
+        if not (pg_bin() / "initdb").exists():
+            raise ClusterError(
+                f"PostgreSQL 15 binaries not found in {pg_bin()}. Run `make system-deps` "
+                "(installs postgresql-15, PostGIS 3 and pgRouting with apt), or use "
+                "`docker compose up`, or point PINGAN_DATABASE_URL at a PostGIS database."
+            )
+        if not self.initialised():
+            self._initdb()
+        if not self.running():
+            self.start()
+        info = self.info()
+        self._bootstrap(info)
+        return info
+
+    def _initdb(self) -> None:
+        if self.pgdata.exists() and any(self.pgdata.iterdir()):
+            raise ClusterError(
+                f"{self.pgdata} exists but holds no usable cluster (cluster.json or PG_VERSION "
+                "missing); move it away and run again"
+            )
+        port = self.requested_port
+        if _port_in_use(port):
+            raise ClusterError(f"port {port} on 127.0.0.1 is taken; set PINGAN_PG_PORT")
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.data_dir.chmod(0o755)  # the cluster owner must traverse it
+        for d in (self.pgdata, self.rundir):
+            d.mkdir(mode=0o700, exist_ok=True)
+            self._chown(d)
+        info = ClusterInfo(port, secrets.token_urlsafe(24), secrets.token_urlsafe(24))
+        with tempfile.NamedTemporaryFile("w", delete=False, prefix="pingan-pw-") as f:
+            f.write(info.admin_password + "\n")
+        pwfile = Path(f.name)
+        try:
+            self._chown(pwfile)
+            self._run(
+                "initdb", "-D", str(self.pgdata), "-U", ADMIN_ROLE, f"--pwfile={pwfile}",
+                "--auth=scram-sha-256", "--encoding=UTF8", "--locale=C.UTF-8",
+            )
+        finally:
+            pwfile.unlink(missing_ok=True)
+        conf = self.pgdata / "postgresql.conf"
+        extra = _CONF.format(port=port, rundir=self.rundir)
+        self._run("pg_ctl", "--version")  # the owner can run binaries: fail early if not
+        with conf.open("a") as fh:
+            fh.write(extra)
+        fd = os.open(self.info_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            json.dump(info.__dict__, fh)
+
+    def start(self) -> None:
+        log = self.pgdata / "server.log"
+        proc = self._run(
+            "pg_ctl", "-D", str(self.pgdata), "-l", str(log), "-w", "-t", "60", "start",
+            check=False,
+        )
+        if proc.returncode != 0:
+            tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+            raise ClusterError(f"the database did not start:\n{proc.stderr}{tail}")
+
+    def stop(self) -> None:
+        if self.running():
+            self._run("pg_ctl", "-D", str(self.pgdata), "-m", "fast", "-w", "stop")
+
+    def _bootstrap(self, info: ClusterInfo) -> None:
+        """Create the app role, its database and the extensions when missing."""
+        with psycopg.connect(info.url(admin=True, database="postgres"), autocommit=True) as conn:
+            if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (APP_ROLE,)).fetchone():
+                conn.execute(
+                    sql.SQL(
+                        "CREATE ROLE {} LOGIN PASSWORD {} NOSUPERUSER NOCREATEDB NOCREATEROLE "
+                        "NOBYPASSRLS"
+                    ).format(sql.Identifier(APP_ROLE), sql.Literal(info.app_password))
+                )
+            if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (APP_DB,)).fetchone():
+                create_database(conn, APP_DB, owner=APP_ROLE)
+        with psycopg.connect(info.url(admin=True), autocommit=True) as conn:
+            create_extensions(conn)
+
+
+def create_database(admin_conn: psycopg.Connection, name: str, *, owner: str) -> None:
+    """CREATE DATABASE ``name`` owned by ``owner`` (UTF-8, from template0)."""
+    admin_conn.execute(
+        sql.SQL("CREATE DATABASE {} OWNER {} ENCODING 'UTF8' TEMPLATE template0").format(
+            sql.Identifier(name), sql.Identifier(owner)
+        )
+    )
+
+
+def create_extensions(admin_conn: psycopg.Connection) -> list[str]:
+    """Create the extensions the schema uses; pgRouting only where it is installed."""
+    available = {
+        r[0]
+        for r in admin_conn.execute(
+            "SELECT name FROM pg_available_extensions WHERE name = ANY(%s)", (list(EXTENSIONS),)
+        )
+    }
+    if "postgis" not in available:
+        raise ClusterError(
+            "PostGIS is not installed in this PostgreSQL; run `make system-deps` "
+            "(apt: postgresql-15-postgis-3)"
+        )
+    made = []
+    for ext in EXTENSIONS:
+        if ext in available:
+            admin_conn.execute(sql.SQL("CREATE EXTENSION IF NOT EXISTS {}").format(sql.Identifier(ext)))
+            made.append(ext)
+    return made
+
+
+def _port_in_use(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0

