@@ -157,6 +157,7 @@ def demo_load(
 ) -> None:
     """Build the demo district (Ouhai, Wenzhou) and load it; a second run changes nothing."""
     from etl.demo.generate import GENERATOR_VERSION, REFERENCE_TIME, generate_district
+
     from etl.demo.load import load_demo
 
     divisions = _divisions_dir()

@@ -44,7 +44,10 @@ def make_engine(settings: DatabaseSettings) -> Engine:
         pool_size=settings.pool_size,
         pool_pre_ping=True,
         connect_args={
-            "options": f"-c statement_timeout={settings.statement_timeout_ms}",
+            # search_path=public: every statement names schema "pingan" itself; keeping it off
+            # the path (it would be there as "$user" for role pingan) makes reflection and
+            # unqualified names behave the same for every role.
+            "options": f"-c statement_timeout={settings.statement_timeout_ms} -c search_path=public",
             "application_name": "pingan",
         },
     )

@@ -12,11 +12,11 @@ from datetime import date, datetime, time
 from geoalchemy2 import Geometry
 from sqlalchemy import (
     ARRAY,
+    REAL,
     BigInteger,
     Boolean,
     Date,
     DateTime,
-    Float,
     ForeignKey,
     Index,
     Integer,
@@ -69,7 +69,7 @@ class Located:
     src_datum: Mapped[str] = mapped_column(Text, server_default="cgcs2000")
     loc_method: Mapped[str] = mapped_column(Text, server_default="coordinates")
     geocode_level: Mapped[str | None] = mapped_column(Text)
-    geocode_score: Mapped[float | None] = mapped_column(Float(precision=24))
+    geocode_score: Mapped[float | None] = mapped_column(REAL)
 
 
 class EtlBatch(Base):

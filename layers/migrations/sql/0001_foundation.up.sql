@@ -31,7 +31,7 @@ CREATE TABLE pingan.etl_batches (
     CHECK (status = 'running' OR finished_at IS NOT NULL),
     CHECK (finished_at IS NULL OR finished_at >= started_at)
 );
-CREATE INDEX etl_batches_source_idx ON pingan.etl_batches (source, layer, started_at DESC);
+CREATE INDEX etl_batches_source_idx ON pingan.etl_batches (source, layer, started_at);
 
 CREATE TABLE pingan.etl_rejects (
     id           bigserial PRIMARY KEY,
@@ -67,7 +67,7 @@ CREATE TABLE pingan.towns (
     updated_at   timestamptz NOT NULL DEFAULT now(),
     UNIQUE (source, source_id),
     UNIQUE (name, county_code),
-    CHECK (left(code, 6) = county_code)
+    CONSTRAINT towns_in_county CHECK (left(code, 6) = county_code)
 );
 CREATE INDEX towns_geom_idx ON pingan.towns USING gist (geom);
 
@@ -84,7 +84,7 @@ CREATE TABLE pingan.villages (
     batch_id     bigint REFERENCES pingan.etl_batches (id),
     updated_at   timestamptz NOT NULL DEFAULT now(),
     UNIQUE (source, source_id),
-    CHECK (left(code, 9) = town_code)
+    CONSTRAINT villages_in_town CHECK (left(code, 9) = town_code)
 );
 CREATE INDEX villages_geom_idx ON pingan.villages USING gist (geom);
 CREATE INDEX villages_town_idx ON pingan.villages (town_code);
@@ -120,7 +120,7 @@ CREATE TABLE pingan.grids (
     batch_id      bigint REFERENCES pingan.etl_batches (id),
     updated_at    timestamptz NOT NULL DEFAULT now(),
     UNIQUE (source, source_id),
-    CHECK (left(code, 12) = village_code)
+    CONSTRAINT grids_in_village CHECK (left(code, 12) = village_code)
 );
 CREATE INDEX grids_geom_idx ON pingan.grids USING gist (geom);
 CREATE INDEX grids_village_idx ON pingan.grids (village_code);
@@ -174,8 +174,8 @@ CREATE TABLE pingan.key_sites (
     batch_id       bigint REFERENCES pingan.etl_batches (id),
     updated_at     timestamptz NOT NULL DEFAULT now(),
     UNIQUE (source, source_id),
-    CHECK (left(grid_code, 12) = village_code AND left(village_code, 9) = town_code),
-    CHECK ((loc_method = 'geocoded') = (geocode_level IS NOT NULL))
+    CONSTRAINT key_sites_in_hierarchy CHECK (left(grid_code, 12) = village_code AND left(village_code, 9) = town_code),
+    CONSTRAINT key_sites_geocode_level CHECK ((loc_method = 'geocoded') = (geocode_level IS NOT NULL))
 );
 CREATE INDEX key_sites_geom_idx ON pingan.key_sites USING gist (geom);
 CREATE INDEX key_sites_grid_idx ON pingan.key_sites (grid_code);
@@ -215,9 +215,9 @@ CREATE TABLE pingan.persons (
     batch_id               bigint REFERENCES pingan.etl_batches (id),
     updated_at             timestamptz NOT NULL DEFAULT now(),
     UNIQUE (source, source_id),
-    CHECK (left(grid_code, 12) = village_code AND left(village_code, 9) = town_code),
-    CHECK ((loc_method = 'geocoded') = (geocode_level IS NOT NULL)),
-    CHECK (grade_since >= registered_at)
+    CONSTRAINT persons_in_hierarchy CHECK (left(grid_code, 12) = village_code AND left(village_code, 9) = town_code),
+    CONSTRAINT persons_geocode_level CHECK ((loc_method = 'geocoded') = (geocode_level IS NOT NULL)),
+    CONSTRAINT persons_grade_since CHECK (grade_since >= registered_at)
 );
 CREATE INDEX persons_geom_idx ON pingan.persons USING gist (geom);
 CREATE INDEX persons_grid_idx ON pingan.persons (grid_code);
@@ -319,19 +319,21 @@ CREATE TABLE pingan.hazards (
     batch_id       bigint REFERENCES pingan.etl_batches (id),
     updated_at     timestamptz NOT NULL DEFAULT now(),
     UNIQUE (source, source_id),
-    CHECK (left(grid_code, 12) = village_code AND left(village_code, 9) = town_code),
-    CHECK ((loc_method = 'geocoded') = (geocode_level IS NOT NULL)),
+    CONSTRAINT hazards_in_hierarchy CHECK (left(grid_code, 12) = village_code AND left(village_code, 9) = town_code),
+    CONSTRAINT hazards_geocode_level CHECK ((loc_method = 'geocoded') = (geocode_level IS NOT NULL)),
     -- each state implies the timestamps of the steps before it, in order
-    CHECK ((state = 'found') = (assigned_at IS NULL)),
-    CHECK ((assigned_at IS NULL) = (deadline IS NULL)),
-    CHECK ((state IN ('feedback', 'verified', 'closed')) = (rectified_at IS NOT NULL)),
-    CHECK ((state IN ('verified', 'closed')) = (verified_at IS NOT NULL)),
-    CHECK ((state = 'closed') = (closed_at IS NOT NULL)),
-    CHECK (assigned_at IS NULL OR assigned_at >= found_at),
-    CHECK (deadline IS NULL OR deadline > found_at),
-    CHECK (rectified_at IS NULL OR rectified_at >= assigned_at),
-    CHECK (verified_at IS NULL OR verified_at >= rectified_at),
-    CHECK (closed_at IS NULL OR closed_at >= verified_at)
+    CONSTRAINT hazards_state_timestamps CHECK (
+        (state = 'found') = (assigned_at IS NULL)
+        AND (assigned_at IS NULL) = (deadline IS NULL)
+        AND (state IN ('feedback', 'verified', 'closed')) = (rectified_at IS NOT NULL)
+        AND (state IN ('verified', 'closed')) = (verified_at IS NOT NULL)
+        AND (state = 'closed') = (closed_at IS NOT NULL)),
+    CONSTRAINT hazards_time_order CHECK (
+        (assigned_at IS NULL OR assigned_at >= found_at)
+        AND (deadline IS NULL OR deadline > found_at)
+        AND (rectified_at IS NULL OR rectified_at >= assigned_at)
+        AND (verified_at IS NULL OR verified_at >= rectified_at)
+        AND (closed_at IS NULL OR closed_at >= verified_at))
 );
 CREATE INDEX hazards_geom_idx ON pingan.hazards USING gist (geom);
 CREATE INDEX hazards_found_idx ON pingan.hazards (found_at);
@@ -388,19 +390,21 @@ CREATE TABLE pingan.cases (
     batch_id          bigint REFERENCES pingan.etl_batches (id),
     updated_at        timestamptz NOT NULL DEFAULT now(),
     UNIQUE (source, source_id),
-    CHECK (left(grid_code, 12) = village_code AND left(village_code, 9) = town_code),
-    CHECK ((loc_method = 'geocoded') = (geocode_level IS NOT NULL)),
-    CHECK (deadline > accepted_at),
-    CHECK ((state = 'mediating') <= (mediating_at IS NOT NULL)),
-    CHECK ((state = 'resolved') <= (resolved_at IS NOT NULL AND resolution_level IS NOT NULL)),
-    CHECK ((state = 'transferred') <= (transferred_at IS NOT NULL AND transferred_to IS NOT NULL)),
-    CHECK ((state = 'closed') = (closed_at IS NOT NULL)),
-    CHECK ((state = 'closed') <= (resolved_at IS NOT NULL OR transferred_at IS NOT NULL)),
-    CHECK (resolved_at IS NULL OR resolution_level IS NOT NULL),
-    CHECK (mediating_at IS NULL OR mediating_at >= accepted_at),
-    CHECK (resolved_at IS NULL OR resolved_at >= accepted_at),
-    CHECK (transferred_at IS NULL OR transferred_at >= accepted_at),
-    CHECK (closed_at IS NULL OR closed_at >= accepted_at)
+    CONSTRAINT cases_in_hierarchy CHECK (left(grid_code, 12) = village_code AND left(village_code, 9) = town_code),
+    CONSTRAINT cases_geocode_level CHECK ((loc_method = 'geocoded') = (geocode_level IS NOT NULL)),
+    CONSTRAINT cases_state_timestamps CHECK (
+        (state = 'mediating') <= (mediating_at IS NOT NULL)
+        AND (state = 'resolved') <= (resolved_at IS NOT NULL AND resolution_level IS NOT NULL)
+        AND (state = 'transferred') <= (transferred_at IS NOT NULL AND transferred_to IS NOT NULL)
+        AND (state = 'closed') = (closed_at IS NOT NULL)
+        AND (state = 'closed') <= (resolved_at IS NOT NULL OR transferred_at IS NOT NULL)
+        AND (resolved_at IS NULL OR resolution_level IS NOT NULL)),
+    CONSTRAINT cases_time_order CHECK (
+        deadline > accepted_at
+        AND (mediating_at IS NULL OR mediating_at >= accepted_at)
+        AND (resolved_at IS NULL OR resolved_at >= accepted_at)
+        AND (transferred_at IS NULL OR transferred_at >= accepted_at)
+        AND (closed_at IS NULL OR closed_at >= accepted_at))
 );
 CREATE INDEX cases_geom_idx ON pingan.cases USING gist (geom);
 CREATE INDEX cases_accepted_idx ON pingan.cases (accepted_at);

@@ -1,0 +1,97 @@
+"""Test fixtures: one real PostGIS (the private cluster, or PINGAN_DATABASE_URL's server).
+
+Each session creates its own databases (``pingan_test_*``) so tests never touch the demo or a
+user's data, and drops them at the end.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+from psycopg import sql
+from sqlalchemy import Connection, Engine
+from sqlalchemy.engine import make_url
+
+from cli.config import DatabaseTarget, database_target
+from cli.devdb import create_database, create_extensions
+from layers import migrate
+from layers.db import libpq_url, make_engine
+from layers.settings import DatabaseSettings
+from tests.helpers import fresh_database_name
+
+
+@pytest.fixture(scope="session")
+def target() -> DatabaseTarget:
+    return database_target(start=True)
+
+
+class DatabaseFactory:
+    """Creates empty databases (with PostGIS) owned by the app role; drops them at teardown."""
+
+    def __init__(self, target: DatabaseTarget) -> None:
+        self.target = target
+        self.created: list[str] = []
+
+    def create(self) -> str:
+        name = fresh_database_name()
+        owner = make_url(self.target.url).username
+        with psycopg.connect(libpq_url(self.target.admin_url), autocommit=True) as conn:
+            create_database(conn, name, owner=owner)
+        self.created.append(name)
+        with psycopg.connect(self._url(name, admin=True), autocommit=True) as conn:
+            create_extensions(conn)
+        return self._url(name)
+
+    def _url(self, name: str, *, admin: bool = False) -> str:
+        base = self.target.admin_url if admin else self.target.url
+        return libpq_url(make_url(base).set(database=name).render_as_string(hide_password=False))
+
+    def drop_all(self) -> None:
+        with psycopg.connect(libpq_url(self.target.admin_url), autocommit=True) as conn:
+            for name in self.created:
+                conn.execute(
+                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+                )
+
+
+@pytest.fixture(scope="session")
+def databases(target: DatabaseTarget) -> Iterator[DatabaseFactory]:
+    factory = DatabaseFactory(target)
+    yield factory
+    factory.drop_all()
+
+
+@pytest.fixture(scope="session")
+def db_url(databases: DatabaseFactory) -> str:
+    """A database migrated to head, shared by the session (tests roll back what they write)."""
+    url = databases.create()
+    engine = make_engine(DatabaseSettings(database_url=url))
+    migrate.upgrade(engine)
+    engine.dispose()
+    return url
+
+
+@pytest.fixture(scope="session")
+def engine(db_url: str) -> Iterator[Engine]:
+    eng = make_engine(DatabaseSettings(database_url=db_url))
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def conn(engine: Engine) -> Iterator[Connection]:
+    """A connection inside a transaction that is rolled back after the test."""
+    with engine.connect() as c:
+        tx = c.begin()
+        try:
+            yield c
+        finally:
+            tx.rollback()
+
+
+@pytest.fixture
+def random_suffix() -> str:
+    return secrets.token_hex(4)
