@@ -1,0 +1,114 @@
+"""The layers of Pingan Map, declared once (see ``layers.registry``)."""
+
+from __future__ import annotations
+
+from layers.registry import ALL_ROLES, STAFF, Layer, Property, Registry, Style, Tiles
+
+P = Property
+
+_ADMIN_COMMON = (
+    P("code", "string", "代码", "Code"),
+    P("name", "string", "名称", "Name"),
+    P("kind", "string", "类型", "Kind"),
+    P("population", "integer", "人口", "Population"),
+    P("households", "integer", "户数", "Households"),
+)
+_LOCATED = (
+    P("grid_code", "string", "所属网格", "Grid"),
+    P("village_code", "string", "所属村社", "Village"),
+    P("town_code", "string", "所属镇街", "Town"),
+)
+
+TOWNS = Layer(
+    id="towns", title_zh="镇街", title_en="Towns and streets", table="pingan.towns",
+    geometry_type="MultiPolygon", id_column="code", sensitivity="public", roles=ALL_ROLES,
+    properties=(*_ADMIN_COMMON, P("county_code", "string", "区县代码", "County code")),
+    tiles=Tiles(minzoom=6, maxzoom=16, simplify_px=0.5, properties=("code", "name")),
+    style=Style(color="#00000000", outline="#1f3b73", opacity=0.0),
+)
+VILLAGES = Layer(
+    id="villages", title_zh="村社", title_en="Villages and communities", table="pingan.villages",
+    geometry_type="MultiPolygon", id_column="code", sensitivity="public", roles=ALL_ROLES,
+    properties=(*_ADMIN_COMMON, P("town_code", "string", "所属镇街", "Town")),
+    tiles=Tiles(minzoom=8, maxzoom=18, simplify_px=0.5, properties=("code", "name", "town_code")),
+    style=Style(color="#00000000", outline="#5b6b8c", opacity=0.0),
+)
+GRIDS = Layer(
+    id="grids", title_zh="网格", title_en="Grids", table="pingan.grids",
+    geometry_type="MultiPolygon", id_column="code", sensitivity="internal", roles=STAFF | {"analyst"},
+    properties=(*_ADMIN_COMMON, P("village_code", "string", "所属村社", "Village")),
+    tiles=Tiles(minzoom=10, maxzoom=18, simplify_px=0.5, properties=("code", "name", "village_code")),
+    style=Style(color="#00000000", outline="#8fa3bf", opacity=0.0),
+)
+KEY_SITES = Layer(
+    id="key-sites", title_zh="重点场所", title_en="Key sites", table="pingan.key_sites",
+    geometry_type="Point", sensitivity="internal", roles=STAFF | {"analyst"},
+    properties=(
+        P("code", "string", "编号", "Code"),
+        P("name", "string", "名称", "Name"),
+        P("category", "string", "类别", "Category"),
+        P("risk_level", "string", "风险等级", "Risk level", enum=("high", "medium", "low")),
+        P("capacity", "integer", "容量", "Capacity"),
+        P("address", "string", "地址", "Address"),
+        *_LOCATED,
+    ),
+    tiles=Tiles(minzoom=8, maxzoom=18, detail_zoom=13, group_by="category",
+                properties=("code", "name", "category", "risk_level")),
+    style=Style(color="#7b3fa0", outline="#ffffff", radius=4),
+)
+HAZARDS = Layer(
+    id="hazards", title_zh="风险隐患", title_en="Risk hazards", table="pingan.hazards",
+    geometry_type="Point", sensitivity="internal", roles=STAFF, datetime_property="found_at",
+    properties=(
+        P("code", "string", "编号", "Code"),
+        P("category", "string", "类别", "Category"),
+        P("level", "string", "等级", "Level", enum=("general", "major", "severe")),
+        P("title", "string", "标题", "Title"),
+        P("state", "string", "状态", "State",
+          enum=("found", "assigned", "handling", "feedback", "verified", "closed")),
+        P("found_at", "datetime", "发现时间", "Found at"),
+        P("deadline", "datetime", "整改期限", "Deadline"),
+        P("closed_at", "datetime", "销号时间", "Closed at"),
+        *_LOCATED,
+    ),
+    tiles=Tiles(minzoom=8, maxzoom=18, detail_zoom=14, group_by="state",
+                properties=("code", "category", "level", "state", "found_at")),
+    style=Style(color="#d9342b", outline="#ffffff", radius=4),
+)
+CASES = Layer(
+    id="cases", title_zh="矛盾纠纷", title_en="Disputes and incidents", table="pingan.cases",
+    geometry_type="Point", sensitivity="internal", roles=STAFF, datetime_property="accepted_at",
+    properties=(
+        P("code", "string", "编号", "Code"),
+        P("kind", "string", "类型", "Kind", enum=("dispute", "incident")),
+        P("category", "string", "类别", "Category"),
+        P("title", "string", "标题", "Title"),
+        P("state", "string", "状态", "State",
+          enum=("accepted", "mediating", "resolved", "transferred", "closed")),
+        P("resolution_level", "string", "化解层级", "Resolved at level",
+          enum=("grid", "village", "town", "district")),
+        P("accepted_at", "datetime", "受理时间", "Accepted at"),
+        P("closed_at", "datetime", "结案时间", "Closed at"),
+        *_LOCATED,
+    ),
+    tiles=Tiles(minzoom=8, maxzoom=18, detail_zoom=14, group_by="state",
+                properties=("code", "kind", "category", "state", "accepted_at")),
+    style=Style(color="#e08a1e", outline="#ffffff", radius=4),
+)
+PERSONS = Layer(
+    id="persons", title_zh="五失人员", title_en="Five-loss persons", table="pingan.persons",
+    geometry_type="Point", sensitivity="personal", roles=frozenset({"admin", "command", "town", "grid"}),
+    served=False,  # until the security issue decides who sees what
+    properties=(
+        P("grade", "string", "风险等级", "Grade", enum=("red", "yellow", "green")),
+        P("categories", "array", "五失类别", "Categories"),
+        *_LOCATED,
+    ),
+    tiles=Tiles(minzoom=10, maxzoom=18, detail_zoom=15, group_by="grade", properties=("grade",)),
+    style=Style(color="#c0392b", outline="#ffffff", radius=5),
+)
+
+
+def default_registry() -> Registry:
+    """The registry the service and the ETL refreshes use."""
+    return Registry().register(TOWNS, VILLAGES, GRIDS, KEY_SITES, HAZARDS, CASES, PERSONS).validate()
