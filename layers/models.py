@@ -231,6 +231,7 @@ class Person(Located, Provenance, Base):
     grade: Mapped[str] = mapped_column(Text)
     grade_since: Mapped[datetime] = mapped_column(TZ)
     status: Mapped[str] = mapped_column(Text, server_default="active")
+    closed_at: Mapped[datetime | None] = mapped_column(TZ)
     registered_at: Mapped[datetime] = mapped_column(TZ)
     responsible_worker_id: Mapped[int | None] = mapped_column(
         BigInteger, _fk("grid_workers.id", ondelete="SET NULL")
@@ -248,6 +249,7 @@ class PersonGrade(Base):
     changed_at: Mapped[datetime] = mapped_column(TZ)
     reason: Mapped[str | None] = mapped_column(Text)
     changed_by: Mapped[str | None] = mapped_column(Text)
+    batch_id: Mapped[int | None] = mapped_column(BigInteger, _fk("etl_batches.id"))
 
 
 class PersonVisit(Base):
@@ -262,6 +264,7 @@ class PersonVisit(Base):
     method: Mapped[str] = mapped_column(Text)
     finding: Mapped[str | None] = mapped_column(Text)
     next_due: Mapped[date | None] = mapped_column(Date)
+    batch_id: Mapped[int | None] = mapped_column(BigInteger, _fk("etl_batches.id"))
 
 
 class WorkflowTransition(Base):

@@ -199,6 +199,7 @@ CREATE TABLE pingan.persons (
     grade                  text NOT NULL CHECK (grade IN ('red', 'yellow', 'green')),
     grade_since            timestamptz NOT NULL,
     status                 text NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'closed')),
+    closed_at              timestamptz,
     registered_at          timestamptz NOT NULL,
     responsible_worker_id  bigint REFERENCES pingan.grid_workers (id) ON DELETE SET NULL,
     address                text,
@@ -217,7 +218,8 @@ CREATE TABLE pingan.persons (
     UNIQUE (source, source_id),
     CONSTRAINT persons_in_hierarchy CHECK (left(grid_code, 12) = village_code AND left(village_code, 9) = town_code),
     CONSTRAINT persons_geocode_level CHECK ((loc_method = 'geocoded') = (geocode_level IS NOT NULL)),
-    CONSTRAINT persons_grade_since CHECK (grade_since >= registered_at)
+    CONSTRAINT persons_grade_since CHECK (grade_since >= registered_at),
+    CONSTRAINT persons_closed CHECK ((status = 'closed') = (closed_at IS NOT NULL) AND closed_at >= registered_at)
 );
 CREATE INDEX persons_geom_idx ON pingan.persons USING gist (geom);
 CREATE INDEX persons_grid_idx ON pingan.persons (grid_code);
@@ -231,6 +233,7 @@ CREATE TABLE pingan.person_grades (
     changed_at      timestamptz NOT NULL,
     reason          text,
     changed_by      text,
+    batch_id        bigint REFERENCES pingan.etl_batches (id),
     CHECK (previous_grade IS DISTINCT FROM grade)
 );
 CREATE INDEX person_grades_person_idx ON pingan.person_grades (person_id, changed_at);
@@ -242,7 +245,8 @@ CREATE TABLE pingan.person_visits (
     visited_at  timestamptz NOT NULL,
     method      text NOT NULL CHECK (method IN ('home', 'phone', 'video', 'office')),
     finding     text,
-    next_due    date
+    next_due    date,
+    batch_id    bigint REFERENCES pingan.etl_batches (id)
 );
 CREATE INDEX person_visits_person_idx ON pingan.person_visits (person_id, visited_at);
 
@@ -330,7 +334,7 @@ CREATE TABLE pingan.hazards (
         AND (state = 'closed') = (closed_at IS NOT NULL)),
     CONSTRAINT hazards_time_order CHECK (
         (assigned_at IS NULL OR assigned_at >= found_at)
-        AND (deadline IS NULL OR deadline > found_at)
+        AND (deadline IS NULL OR (deadline > found_at AND deadline >= assigned_at))
         AND (rectified_at IS NULL OR rectified_at >= assigned_at)
         AND (verified_at IS NULL OR verified_at >= rectified_at)
         AND (closed_at IS NULL OR closed_at >= verified_at))
@@ -398,13 +402,14 @@ CREATE TABLE pingan.cases (
         AND (state = 'transferred') <= (transferred_at IS NOT NULL AND transferred_to IS NOT NULL)
         AND (state = 'closed') = (closed_at IS NOT NULL)
         AND (state = 'closed') <= (resolved_at IS NOT NULL OR transferred_at IS NOT NULL)
-        AND (resolved_at IS NULL OR resolution_level IS NOT NULL)),
+        AND (resolved_at IS NULL OR resolution_level IS NOT NULL)
+        AND (transferred_to IS NULL OR transferred_at IS NOT NULL)),
     CONSTRAINT cases_time_order CHECK (
         deadline > accepted_at
         AND (mediating_at IS NULL OR mediating_at >= accepted_at)
-        AND (resolved_at IS NULL OR resolved_at >= accepted_at)
+        AND (resolved_at IS NULL OR resolved_at >= coalesce(mediating_at, accepted_at))
         AND (transferred_at IS NULL OR transferred_at >= accepted_at)
-        AND (closed_at IS NULL OR closed_at >= accepted_at))
+        AND (closed_at IS NULL OR closed_at >= coalesce(resolved_at, transferred_at, accepted_at)))
 );
 CREATE INDEX cases_geom_idx ON pingan.cases USING gist (geom);
 CREATE INDEX cases_accepted_idx ON pingan.cases (accepted_at);
