@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from cli.devdb import DEFAULT_PORT, Cluster
+from cli.devdb import Cluster
 
 
 def project_root() -> Path:
@@ -25,7 +25,8 @@ def data_dir() -> Path:
 
 
 def cluster() -> Cluster:
-    return Cluster(data_dir(), int(os.environ.get("PINGAN_PG_PORT", DEFAULT_PORT)))
+    port = os.environ.get("PINGAN_PG_PORT")
+    return Cluster(data_dir(), int(port) if port else None)
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ the ``postgres`` system user that Debian's package creates, and its commands run
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import pwd
@@ -77,12 +78,18 @@ class ClusterInfo:
 class Cluster:
     """The private cluster below ``data_dir``."""
 
-    def __init__(self, data_dir: Path, port: int = DEFAULT_PORT) -> None:
+    def __init__(self, data_dir: Path, port: int | None = None) -> None:
         self.data_dir = data_dir.resolve()
-        self.pgdata = self.data_dir / "pg"
-        self.rundir = self.data_dir / "run"
         self.info_file = self.data_dir / "cluster.json"
         self.requested_port = port
+        home = self.data_dir
+        if os.geteuid() == 0 and not _others_can_traverse(self.data_dir.parent):
+            # The postgres user cannot reach a checkout under, say, /root (mode 0700): keep the
+            # cluster files where it can, one folder per data dir, and say so.
+            digest = hashlib.sha1(str(self.data_dir).encode()).hexdigest()[:12]  # noqa: S324
+            home = Path("/var/lib/pingan-clusters") / digest
+        self.pgdata = home / "pg"
+        self.rundir = home / "run"
 
     # -- running commands as the cluster's owner --------------------------------------------
     def _owner(self) -> str | None:
@@ -154,11 +161,10 @@ class Cluster:
                 f"{self.pgdata} exists but holds no usable cluster (cluster.json or PG_VERSION "
                 "missing); move it away and run again"
             )
-        port = self.requested_port
-        if _port_in_use(port):
-            raise ClusterError(f"port {port} on 127.0.0.1 is taken; set PINGAN_PG_PORT")
+        port = self._free_port()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.data_dir.chmod(0o755)  # the cluster owner must traverse it
+        self.pgdata.parent.mkdir(parents=True, exist_ok=True)
         for d in (self.pgdata, self.rundir):
             d.mkdir(mode=0o700, exist_ok=True)
             self._chown(d)
@@ -182,6 +188,18 @@ class Cluster:
         fd = os.open(self.info_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as fh:
             json.dump(info.__dict__, fh)
+
+    def _free_port(self) -> int:
+        """The requested port; without a request, the first free one from 54329 on (another
+        checkout's cluster may hold 54329)."""
+        if self.requested_port is not None:
+            if _port_in_use(self.requested_port):
+                raise ClusterError(f"port {self.requested_port} on 127.0.0.1 is taken (PINGAN_PG_PORT)")
+            return self.requested_port
+        for port in range(DEFAULT_PORT, DEFAULT_PORT + 100):
+            if not _port_in_use(port):
+                return port
+        raise ClusterError(f"no free port in {DEFAULT_PORT}-{DEFAULT_PORT + 99}; set PINGAN_PG_PORT")
 
     def start(self) -> None:
         log = self.pgdata / "server.log"
@@ -241,6 +259,10 @@ def create_extensions(admin_conn: psycopg.Connection) -> list[str]:
             admin_conn.execute(sql.SQL("CREATE EXTENSION IF NOT EXISTS {}").format(sql.Identifier(ext)))
             made.append(ext)
     return made
+
+
+def _others_can_traverse(path: Path) -> bool:
+    return all(p.stat().st_mode & 0o001 for p in (path, *path.parents) if p.exists())
 
 
 def _port_in_use(port: int) -> bool:
