@@ -7,22 +7,29 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from api.routes import health
+from api import ogc
+from api.routes import health, tiles
 from api.settings import ApiSettings
-from layers.db import make_engine
+from layers.catalog import default_registry
+from layers.db import make_async_pool, make_engine
+from layers.registry import Registry
 from layers.settings import DatabaseSettings
 
 
-def create_app(settings: ApiSettings, db: DatabaseSettings) -> FastAPI:
-    """Build the service. The lifespan owns the engine (pool): created at startup, disposed at
+def create_app(settings: ApiSettings, db: DatabaseSettings, registry: Registry | None = None) -> FastAPI:
+    """Build the service. The lifespan owns the database pools (a SQLAlchemy engine for
+    ordinary work, an asyncio psycopg pool for hot paths): created at startup, closed at
     shutdown; nothing is built at import time."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.engine = make_engine(db)
+        app.state.pool = make_async_pool(db)
+        await app.state.pool.open(wait=False)
         try:
             yield
         finally:
+            await app.state.pool.close()
             app.state.engine.dispose()
 
     app = FastAPI(
@@ -32,5 +39,8 @@ def create_app(settings: ApiSettings, db: DatabaseSettings) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.registry = registry or default_registry()
     app.include_router(health.router)
+    app.include_router(ogc.router)
+    app.include_router(tiles.router)
     return app

@@ -10,10 +10,12 @@ identity into the next transaction. Row-level-security policies read them throug
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 
+from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool
 from sqlalchemy import Connection, Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -53,6 +55,24 @@ def make_engine(settings: DatabaseSettings) -> Engine:
     )
 
 
+def make_async_pool(settings: DatabaseSettings, *, min_size: int = 2) -> AsyncConnectionPool:
+    """An asyncio pool of psycopg connections for hot paths (tiles, item pages).
+
+    Created closed: the caller opens it (``await pool.open()``) in its lifespan and closes it.
+    """
+    return AsyncConnectionPool(
+        libpq_url(settings.database_url),
+        min_size=min_size,
+        max_size=settings.pool_size,
+        open=False,
+        kwargs={
+            "options": f"-c statement_timeout={settings.statement_timeout_ms} -c search_path=public",
+            "application_name": "pingan",
+            "autocommit": False,
+        },
+    )
+
+
 @dataclass(frozen=True)
 class Principal:
     """Who a transaction acts for.
@@ -88,6 +108,20 @@ def set_principal(conn: Connection, principal: Principal) -> None:
         ),
         {"user": principal.user, "role": principal.role, "areas": ",".join(principal.areas)},
     )
+
+
+_SET_PRINCIPAL = (
+    "SELECT set_config('pingan.user', %s, true), set_config('pingan.role', %s, true),"
+    " set_config('pingan.areas', %s, true)"
+)
+
+
+@asynccontextmanager
+async def atransaction(pool: AsyncConnectionPool, principal: Principal) -> AsyncIterator[AsyncConnection]:
+    """Async twin of :func:`transaction`: a pooled connection in a transaction for ``principal``."""
+    async with pool.connection() as conn, conn.transaction():
+        await conn.execute(_SET_PRINCIPAL, (principal.user, principal.role, ",".join(principal.areas)))
+        yield conn
 
 
 @contextmanager

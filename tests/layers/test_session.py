@@ -43,3 +43,28 @@ def test_transaction_helper_sets_context(engine) -> None:
 def test_principal_validation(role, areas, message) -> None:
     with pytest.raises(ValueError, match=message):
         Principal(user="u", role=role, areas=areas)
+
+
+def test_async_transaction_sets_context(db_url) -> None:
+    import asyncio
+
+    from layers.db import atransaction, make_async_pool
+    from layers.settings import DatabaseSettings
+
+    async def run():
+        pool = make_async_pool(DatabaseSettings(database_url=db_url), min_size=1)
+        await pool.open()
+        try:
+            async with atransaction(pool, Principal("zhao", "town", ("330304003",))) as conn:
+                cur = await conn.execute("SELECT pingan.ctx_user(), pingan.ctx_role(), pingan.ctx_areas()")
+                inside = await cur.fetchone()
+            async with pool.connection() as conn:
+                cur = await conn.execute("SELECT pingan.ctx_role()")
+                after = await cur.fetchone()
+        finally:
+            await pool.close()
+        return inside, after
+
+    inside, after = asyncio.run(run())
+    assert inside == ("zhao", "town", ["330304003"])
+    assert after == (None,)
