@@ -352,6 +352,27 @@ class CaseEvent(_Event, Base):
     case_id: Mapped[int] = mapped_column(BigInteger, _fk("cases.id", ondelete="CASCADE"))
 
 
+class AddressPoint(Provenance, Base):
+    __tablename__ = "address_points"
+    __table_args__ = (
+        UniqueConstraint("source", "source_id"),
+        Index("address_points_geom_idx", "geom", postgresql_using="gist"),
+        Index("address_points_normalized_idx", "normalized"),
+        Index("address_points_village_idx", "village_code", "road"),
+    )
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    address: Mapped[str] = mapped_column(Text)
+    normalized: Mapped[str] = mapped_column(Text)
+    road: Mapped[str | None] = mapped_column(Text)
+    number: Mapped[str | None] = mapped_column(Text)
+    building: Mapped[str | None] = mapped_column(Text)
+    grid_code: Mapped[str] = mapped_column(Text, _fk("grids.code", onupdate="CASCADE"))
+    village_code: Mapped[str] = mapped_column(Text, _fk("villages.code", onupdate="CASCADE"))
+    town_code: Mapped[str] = mapped_column(Text, _fk("towns.code", onupdate="CASCADE"))
+    geom: Mapped[object] = mapped_column(_geom("POINT"))
+    src_datum: Mapped[str] = mapped_column(Text, server_default="cgcs2000")
+
+
 class AuditEntry(Base):
     __tablename__ = "audit_log"
     __table_args__ = (
