@@ -229,6 +229,7 @@ def serve(
 
 def main() -> None:  # pragma: no cover - console entry
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     app()
 
 

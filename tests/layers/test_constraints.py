@@ -165,7 +165,7 @@ def test_timestamps_out_of_order_refused(conn) -> None:
                deadline="2025-03-10T00:00:00+08")
 
 
-def test_hazard_walks_its_workflow_and_cannot_skip(conn) -> None:
+def test_hazard_moves_forward_only(conn) -> None:
     hierarchy(conn)
     hazard(conn)
 
@@ -174,19 +174,17 @@ def test_hazard_walks_its_workflow_and_cannot_skip(conn) -> None:
         with conn.begin_nested():
             conn.execute(text(f"UPDATE pingan.hazards SET {assigns}"), sets | {"s": state})
 
-    with refused("illegal hazard state change: found -> closed"):
-        move("closed", assigned_at="2025-03-02T00:00:00+08", deadline="2025-03-09T00:00:00+08",
-             rectified_at="2025-03-05T00:00:00+08", verified_at="2025-03-06T00:00:00+08",
-             closed_at="2025-03-07T00:00:00+08")
     move("assigned", assigned_at="2025-03-02T00:00:00+08", deadline="2025-03-09T00:00:00+08")
     move("handling")
     move("feedback", rectified_at="2025-03-05T00:00:00+08")
-    with refused("illegal hazard state change: feedback -> closed"):
-        move("closed", verified_at="2025-03-06T00:00:00+08", closed_at="2025-03-07T00:00:00+08")
-    move("verified", verified_at="2025-03-06T00:00:00+08")
-    move("closed", closed_at="2025-03-07T00:00:00+08")
-    with refused("illegal hazard state change: closed -> found"):
-        move("found")
+    move("handling", rectified_at=None)  # the check failed: back to handling is a legal step
+    with refused("illegal hazard state change: handling -> found"):
+        move("found", assigned_at=None, deadline=None)
+    # an export may jump several legal steps at once (handling -> closed)
+    move("closed", rectified_at="2025-03-05T00:00:00+08", verified_at="2025-03-06T00:00:00+08",
+         closed_at="2025-03-07T00:00:00+08")
+    with refused("illegal hazard state change: closed -> feedback"):
+        move("feedback", verified_at=None, closed_at=None)
 
 
 def test_case_states(conn) -> None:
