@@ -157,7 +157,6 @@ def demo_load(
 ) -> None:
     """Build the demo district (Ouhai, Wenzhou) and load it; a second run changes nothing."""
     from etl.demo.generate import GENERATOR_VERSION, REFERENCE_TIME, generate_district
-
     from etl.demo.load import load_demo
 
     divisions = _divisions_dir()
@@ -186,6 +185,64 @@ def demo_load(
 
 
 # -- pingan etl --------------------------------------------------------------------------------
+@etl_app.command("load")
+def etl_load(
+    file: Annotated[Path, typer.Argument(help="CSV, XLSX, GeoJSON, zipped Shapefile or GeoPackage")],
+    layer: Annotated[str, typer.Option(help="hazards | cases | key_sites")],
+    profile: Annotated[Path | None, typer.Option(help="a custom TOML column profile")] = None,
+    source: Annotated[str, typer.Option(help="the sending system; (source, id) is the key")] = "import",
+    encoding: Annotated[str | None, typer.Option(help="override encoding detection")] = None,
+    datum: Annotated[str | None, typer.Option(help="wgs84 | cgcs2000 | gcj02 | bd09 | epsg:N")] = None,
+) -> None:
+    """Load a file into a layer: one batch, all or nothing; bad rows go to the rejects."""
+    from rich.console import Console
+
+    from etl.pipeline import load_file
+    from etl.profile import ProfileError, load_profile
+    from etl.targets import TARGETS
+
+    if layer not in TARGETS:
+        raise fail(f"unknown layer {layer!r}; loadable now: {', '.join(TARGETS)}")
+    try:
+        prof = load_profile(profile) if profile else None
+    except ProfileError as exc:
+        raise fail(str(exc)) from None
+    console = Console(stderr=True)
+    engine = _engine()
+    try:
+        with console.status("loading") as status:
+            result = load_file(engine, file, layer, profile=prof, source=source, encoding=encoding,
+                               datum=datum, progress=lambda m: status.update(f"{file.name}: {m}"))
+    finally:
+        engine.dispose()
+    if result.status == "failed":
+        raise fail(f"batch {result.batch_id} failed, nothing loaded: {result.error}", code=1)
+    typer.echo(f"batch {result.batch_id} done in {result.seconds.get('total', 0):.1f} s: "
+               f"read {result.read:,}, loaded {result.loaded:,}, updated {result.updated:,}, "
+               f"unchanged {result.unchanged:,}, rejected {result.rejected:,}")
+    for reason, n in result.reasons.items():
+        typer.echo(f"  rejected {n:>7,}  {reason}")
+    for w in result.warnings:
+        typer.echo(f"  note: {w}")
+    if result.rejected:
+        typer.echo(f"  see: pingan etl rejects {result.batch_id}")
+
+
+@etl_app.command("rejects")
+def etl_rejects(batch: int, limit: int = typer.Option(50, min=1, max=100_000)) -> None:
+    """List the rejected rows of a batch: row, column, reason."""
+    engine = _engine()
+    with engine.connect() as conn:
+        rows = conn.execute(text(
+            "SELECT row_number, column_name, reason FROM pingan.etl_rejects WHERE batch_id = :b "
+            "ORDER BY row_number, id LIMIT :n"), {"b": batch, "n": limit}).all()
+    engine.dispose()
+    typer.echo(f"{'row':>7} {'column':<14} reason")
+    for r in rows:
+        row = "" if r.row_number is None else r.row_number
+        typer.echo(f"{row:>7} {r.column_name or '':<14} {r.reason}")
+
+
 @etl_app.command("batches")
 def etl_batches(limit: int = typer.Option(20, min=1, max=1000)) -> None:
     """List the latest load batches."""

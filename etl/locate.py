@@ -1,0 +1,199 @@
+"""Place each record: coordinates in any datum (or an address) → a CGCS2000 point → its grid,
+village and town by point in polygon. A record that cannot be placed is a reject with a reason.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+from sqlalchemy import Connection, text
+
+from etl.profile import DATUM_VALUES, Mapped
+from etl.readers import RawTable
+from gis.datum import to_cgcs2000
+
+# Mainland China with its islands, generously: anything outside is a wrong or swapped value.
+LON_RANGE, LAT_RANGE = (73.0, 136.0), (3.0, 54.0)
+GEOGRAPHIC = {"EPSG:4326", "EPSG:4490", "OGC:CRS84", "EPSG:4610", "EPSG:4214"}
+
+
+@dataclass
+class Located:
+    frame: pd.DataFrame
+    warnings: list[str] = field(default_factory=list)
+
+
+def _reject(mapped: Mapped, mask: pd.Series, column: str | None, reason: str | pd.Series) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "row_number": mapped.row_numbers[mask].to_numpy(),
+            "column_name": column,
+            "reason": reason[mask].to_numpy() if isinstance(reason, pd.Series) else reason,
+            "raw": mapped.frame.loc[mask]
+            .astype(object)
+            .where(mapped.frame.loc[mask].notna(), None)
+            .astype(str)
+            .to_dict("records"),
+        }
+    )
+
+
+def _coordinates(
+    mapped: Mapped, raw: RawTable, default_datum: str
+) -> tuple[pd.Series, pd.Series, pd.Series, list[str]]:
+    """lon, lat (as given) and the datum of each row."""
+    f, warnings = mapped.frame, []
+    datum = f["datum"] if "datum" in f else pd.Series(None, index=f.index, dtype=object)
+    datum = datum.fillna(DATUM_VALUES.get(default_datum.lower(), default_datum.lower()))
+    if raw.geometry is not None:
+        geoms = raw.geometry.loc[f.index]
+        is_point = geoms.geom_type == "Point"
+        lon = pd.Series(np.where(is_point, geoms.x.where(is_point), np.nan), index=f.index)
+        lat = pd.Series(np.where(is_point, geoms.y.where(is_point), np.nan), index=f.index)
+        crs = (raw.crs or "EPSG:4326").upper()
+        if crs not in GEOGRAPHIC:
+            # a projected file (e.g. a CGCS2000 Gauss-Krüger zone): its CRS is its datum
+            datum = pd.Series(crs.lower(), index=f.index)
+        return lon, lat, datum, warnings
+    lon = f["lon"] if "lon" in f else pd.Series(np.nan, index=f.index)
+    lat = f["lat"] if "lat" in f else pd.Series(np.nan, index=f.index)
+    lon, lat = lon.astype(float), lat.astype(float)
+    swapped = lon.between(*LAT_RANGE) & lat.between(*LON_RANGE) & ~lon.between(*LON_RANGE)
+    if swapped.any():
+        lon, lat = lon.where(~swapped, lat), lat.where(~swapped, lon)
+        warnings.append(f"{int(swapped.sum())} rows had 经度 and 纬度 swapped; corrected")
+    return lon, lat, datum, warnings
+
+
+def locate(
+    conn: Connection, mapped: Mapped, raw: RawTable, default_datum: str
+) -> tuple[Located, pd.DataFrame]:
+    f = mapped.frame
+    lon, lat, datum, warnings = _coordinates(mapped, raw, default_datum)
+    rejects = []
+    has_xy = lon.notna() & lat.notna()
+    x, y = lon.to_numpy(dtype=float).copy(), lat.to_numpy(dtype=float).copy()
+    for d in datum[has_xy].unique():
+        m = (has_xy & (datum == d)).to_numpy()
+        try:
+            x[m], y[m] = to_cgcs2000(x[m], y[m], d)
+        except ValueError as exc:
+            bad = pd.Series(m, index=f.index)
+            rejects.append(_reject(mapped, bad, "datum", f"coordinate system: {exc}"))
+            x[m], y[m] = np.nan, np.nan
+    out_of_range = has_xy & ~(
+        pd.Series(x, index=f.index).between(*LON_RANGE) & pd.Series(y, index=f.index).between(*LAT_RANGE)
+    )
+    if out_of_range.any():
+        why = "coordinates outside China: " + lon.astype(str) + ", " + lat.astype(str)
+        rejects.append(_reject(mapped, out_of_range, "lon", why))
+    placed = has_xy & ~out_of_range & pd.Series(~np.isnan(x), index=f.index)
+    geo = pd.DataFrame(
+        {
+            "x": x,
+            "y": y,
+            "src_datum": datum.where(placed),
+            "loc_method": "coordinates",
+            "geocode_level": None,
+            "geocode_score": np.nan,
+        },
+        index=f.index,
+    )
+    need = ~has_xy
+    if need.any():
+        geo, more = _geocode(conn, mapped, need, geo)
+        rejects.append(more)
+        placed = placed | geo["x"].notna() & need
+    frame, outside = _assign(conn, f, geo, placed)
+    if outside.any():
+        rejects.append(_reject(mapped, outside, "lon", "outside the district: the point falls in no grid"))
+    keep = placed & ~outside
+    frame = frame[keep].assign(_row=mapped.row_numbers[keep].to_numpy())
+    return Located(frame, warnings), pd.concat(rejects, ignore_index=True) if rejects else _empty()
+
+
+def _empty() -> pd.DataFrame:
+    return pd.DataFrame(columns=["row_number", "column_name", "reason", "raw"])
+
+
+def _geocode(
+    conn: Connection, mapped: Mapped, need: pd.Series, geo: pd.DataFrame
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    f = mapped.frame
+    address = f["address"] if "address" in f else pd.Series(None, index=f.index, dtype=object)
+    no_address = need & address.isna()
+    rejects = [_reject(mapped, no_address, "address", "no coordinates and no address: cannot be placed")]
+    todo = need & address.notna()
+    if todo.any():
+        from etl.geocode import geocode_frame
+
+        res = geocode_frame(conn, address[todo])
+        res.index = address[todo].index
+        ok = res["lon"].notna()
+        idx = res.index[ok]
+        geo.loc[idx, "x"], geo.loc[idx, "y"] = res.loc[ok, "lon"], res.loc[ok, "lat"]
+        geo.loc[idx, "src_datum"], geo.loc[idx, "loc_method"] = "cgcs2000", "geocoded"
+        geo.loc[idx, "geocode_level"], geo.loc[idx, "geocode_score"] = (
+            res.loc[ok, "level"],
+            res.loc[ok, "score"],
+        )
+        failed = pd.Series(False, index=f.index)
+        failed[res.index[~ok]] = True
+        reason = pd.Series("", index=f.index, dtype=object)
+        reason[res.index[~ok]] = "address not found: " + res.loc[~ok, "reason"].astype(str)
+        rejects.append(_reject(mapped, failed, "address", reason))
+    return geo, pd.concat(rejects, ignore_index=True)
+
+
+_GRIDS: dict[tuple[str, int], gpd.GeoDataFrame] = {}
+
+
+def _grids(conn: Connection) -> gpd.GeoDataFrame:
+    """The grids, cached per database and grids version (ETL of grids bumps it)."""
+    db = conn.execute(text("SELECT current_database()")).scalar_one()
+    version = conn.execute(
+        text("SELECT coalesce(max(version), 0) FROM pingan.layer_versions WHERE layer_id = 'grids'")
+    ).scalar_one()
+    key = (db, version)
+    if key not in _GRIDS:
+        rows = conn.execute(
+            text("SELECT code, village_code, ST_AsBinary(geom) AS wkb FROM pingan.grids ORDER BY code")
+        ).all()
+        _GRIDS.clear()
+        _GRIDS[key] = gpd.GeoDataFrame(
+            {"code": [r.code for r in rows], "village_code": [r.village_code for r in rows]},
+            geometry=shapely.from_wkb([bytes(r.wkb) for r in rows]),
+            crs=4490,
+        )
+    return _GRIDS[key]
+
+
+def _assign(
+    conn: Connection, f: pd.DataFrame, geo: pd.DataFrame, placed: pd.Series
+) -> tuple[pd.DataFrame, pd.Series]:
+    grids = _grids(conn)
+    pts = shapely.points(geo["x"].to_numpy(), geo["y"].to_numpy())
+    grid_code = pd.Series(None, index=f.index, dtype=object)
+    if len(grids) and placed.any():
+        idx = np.flatnonzero(placed.to_numpy())
+        hit_pt, hit_grid = grids.sindex.query(pts[idx], predicate="intersects")
+        # a point on a shared border touches two grids: the lower code wins, deterministically
+        pairs = pd.DataFrame({"pt": idx[hit_pt], "code": grids["code"].to_numpy()[hit_grid]})
+        first = pairs.sort_values(["pt", "code"]).drop_duplicates("pt")
+        grid_code.iloc[first["pt"].to_numpy()] = first["code"].to_numpy()
+    outside = placed & grid_code.isna()
+    frame = f.assign(
+        geom=pts,
+        grid_code=grid_code,
+        village_code=grid_code.str.slice(0, 12),
+        town_code=grid_code.str.slice(0, 9),
+        src_datum=geo["src_datum"],
+        loc_method=geo["loc_method"],
+        geocode_level=geo["geocode_level"],
+        geocode_score=geo["geocode_score"],
+    )
+    return frame, outside

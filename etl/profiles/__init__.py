@@ -1,0 +1,1 @@
+"""Built-in column-mapping profiles, one TOML file per layer."""

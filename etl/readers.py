@@ -1,0 +1,243 @@
+"""Readers of what governments really send: CSV (UTF-8, UTF-8 with BOM, GBK/GB18030), XLSX,
+GeoJSON, zipped Shapefile and GeoPackage.
+
+Every reader returns a :class:`RawTable`: all attribute values as text (``None`` for empty), the
+1-based row number of each record in the file (header = row 1 for tables), and, for spatial
+formats, the geometry with its CRS. Typing and validation happen later, against a profile, so
+that a bad value becomes a reject with its row, column and reason instead of a failed file.
+
+A file that cannot be read at all raises :class:`ReaderError` with a message for a person.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import zipfile
+from dataclasses import dataclass
+from datetime import date, datetime, time
+from pathlib import Path
+
+import geopandas as gpd
+import pandas as pd
+
+from etl.safety import UnsafeFileError, check_zip
+
+MAX_FILE_BYTES = 2 * 1024**3
+SPATIAL_SUFFIXES = {".geojson", ".json", ".gpkg", ".zip", ".shp"}
+TABLE_SUFFIXES = {".csv", ".txt", ".tsv", ".xlsx", ".xlsm"}
+
+
+class ReaderError(ValueError):
+    """The file cannot be read; the message says why in words a user can act on."""
+
+
+@dataclass
+class RawTable:
+    """Text values of a file's records, before any typing."""
+
+    frame: pd.DataFrame  # object columns of str | None, named as in the file
+    row_numbers: pd.Series  # 1-based line/row in the file, for rejects
+    file_name: str
+    encoding: str | None = None
+    geometry: gpd.GeoSeries | None = None  # in the file's CRS (``crs``)
+    crs: str | None = None  # e.g. "EPSG:4326"; None for tables and unknown
+    warnings: tuple[str, ...] = ()
+
+
+def read_file(path: Path, *, encoding: str | None = None, sheet: str | None = None) -> RawTable:
+    """Read ``path`` by its suffix; ``encoding`` overrides detection for CSV and DBF."""
+    if not path.exists():
+        raise ReaderError(f"{path}: no such file")
+    size = path.stat().st_size
+    if size == 0:
+        raise ReaderError(f"{path.name}: the file is empty")
+    if size > MAX_FILE_BYTES:
+        raise ReaderError(f"{path.name}: {size / 1024**3:.1f} GB is over the 2 GB limit")
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".csv", ".txt", ".tsv"):
+            return read_csv(path, encoding=encoding)
+        if suffix in (".xlsx", ".xlsm"):
+            return read_xlsx(path, sheet=sheet)
+        if suffix in SPATIAL_SUFFIXES:
+            return read_spatial(path, encoding=encoding)
+    except UnsafeFileError as exc:
+        raise ReaderError(f"{path.name}: refused: {exc}") from None
+    raise ReaderError(
+        f"{path.name}: unsupported file type {suffix or '(none)'}; expected CSV, XLSX, GeoJSON, "
+        "zipped Shapefile or GeoPackage"
+    )
+
+
+# -- CSV ---------------------------------------------------------------------------------------
+def decode(data: bytes, encoding: str | None = None) -> tuple[str, str, tuple[str, ...]]:
+    """Decode CSV bytes: the given encoding, else BOM, UTF-8, GB18030 (a superset of GBK).
+
+    A file whose lines are in different encodings (an export edited in two programs) is decoded
+    line by line, each line in the first of UTF-8 / GB18030 that fits, with a warning.
+    """
+    if encoding:
+        try:
+            return data.decode(encoding), encoding, ()
+        except (UnicodeDecodeError, LookupError) as exc:
+            raise ReaderError(f"cannot decode as {encoding}: {exc}") from None
+    if data.startswith(b"\xef\xbb\xbf"):
+        return data[3:].decode("utf-8", errors="strict"), "utf-8-sig", ()
+    try:
+        return data.decode("utf-8"), "utf-8", ()
+    except UnicodeDecodeError:
+        pass
+    try:
+        text = data.decode("gb18030")
+    except UnicodeDecodeError:
+        text = None
+    lines = data.splitlines(keepends=True)
+    utf8 = sum(1 for ln in lines if _decodes(ln, "utf-8") and not ln.isascii())
+    if text is not None and utf8 == 0:
+        return text, "gb18030", ()
+    out, n_gb = [], 0
+    for ln in lines:
+        if _decodes(ln, "utf-8"):
+            out.append(ln.decode("utf-8"))
+        elif _decodes(ln, "gb18030"):
+            out.append(ln.decode("gb18030"))
+            n_gb += 1
+        else:
+            raise ReaderError("the file is neither UTF-8 nor GBK/GB18030 text (is it binary?)")
+    return (
+        "".join(out),
+        "mixed",
+        (f"mixed encodings: {utf8} lines in UTF-8 and {n_gb} in GBK/GB18030; each decoded as it fits",),
+    )
+
+
+def _decodes(b: bytes, enc: str) -> bool:
+    try:
+        b.decode(enc)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def read_csv(path: Path, *, encoding: str | None = None) -> RawTable:
+    text, used, warnings = decode(path.read_bytes(), encoding)
+    if "\x00" in text[:65536]:
+        raise ReaderError(f"{path.name}: this is not a text file (NUL bytes)")
+    sample = text[:65536]
+    try:
+        dialect = csv.Sniffer().sniff(sample, delimiters=",\t;|")
+        sep = dialect.delimiter
+    except csv.Error:
+        sep = ","
+    try:
+        frame = pd.read_csv(
+            io.StringIO(text),
+            sep=sep,
+            dtype=str,
+            keep_default_na=False,
+            na_filter=False,
+            skip_blank_lines=True,
+            on_bad_lines="error",
+            engine="c",
+        )
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise ReaderError(f"{path.name}: not a readable CSV table: {str(exc).strip()}") from None
+    return _table(frame, path.name, used, warnings, first_row=2)
+
+
+def _table(
+    frame: pd.DataFrame, name: str, encoding: str | None, warnings: tuple[str, ...], first_row: int
+) -> RawTable:
+    frame.columns = [str(c).strip().lstrip("\ufeff") for c in frame.columns]
+    if len(frame.columns) == 0 or all(c.startswith("Unnamed") or not c for c in frame.columns):
+        raise ReaderError(f"{name}: no header row found")
+    frame = frame.astype(object).where(frame.astype(str).apply(lambda s: s.str.strip() != ""), None)
+    frame = frame.map(lambda v: v.strip() if isinstance(v, str) else v)
+    rows = pd.Series(range(first_row, first_row + len(frame)), index=frame.index)
+    return RawTable(
+        frame.reset_index(drop=True), rows.reset_index(drop=True), name, encoding, warnings=warnings
+    )
+
+
+# -- XLSX --------------------------------------------------------------------------------------
+def _cell_text(v: object) -> str | None:
+    if v is None:
+        return None
+    if isinstance(v, datetime):
+        return v.isoformat(sep=" ")
+    if isinstance(v, date | time):
+        return v.isoformat()
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))  # 1.0 in Excel is usually an integer code
+    return str(v)
+
+
+def read_xlsx(path: Path, *, sheet: str | None = None) -> RawTable:
+    import openpyxl
+
+    try:
+        wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    except (zipfile.BadZipFile, KeyError, OSError, ValueError) as exc:
+        raise ReaderError(f"{path.name}: not a valid XLSX file (truncated or corrupt): {exc}") from None
+    try:
+        if sheet is not None and sheet not in wb.sheetnames:
+            raise ReaderError(f"{path.name}: no sheet {sheet!r}; sheets: {', '.join(wb.sheetnames)}")
+        ws = wb[sheet] if sheet else wb.worksheets[0]
+        rows = ws.iter_rows(values_only=True)
+        header, header_row = None, 0
+        for i, row in enumerate(rows, start=1):
+            if any(v is not None and str(v).strip() for v in row):
+                header, header_row = [_cell_text(v) or f"column_{j + 1}" for j, v in enumerate(row)], i
+                break
+        if header is None:
+            raise ReaderError(f"{path.name}: the sheet is empty")
+        data = [[_cell_text(v) for v in row] for row in rows]
+    except (zipfile.BadZipFile, KeyError, OSError, EOFError) as exc:
+        raise ReaderError(f"{path.name}: not a valid XLSX file (truncated or corrupt): {exc}") from None
+    finally:
+        wb.close()
+    width = len(header)
+    data = [(r + [None] * width)[:width] for r in data if any(v not in (None, "") for v in r)]
+    frame = pd.DataFrame(data, columns=header, dtype=object)
+    return _table(frame, path.name, None, (), first_row=header_row + 1)
+
+
+# -- spatial -----------------------------------------------------------------------------------
+def read_spatial(path: Path, *, encoding: str | None = None) -> RawTable:
+    import pyogrio
+
+    target = str(path)
+    if path.suffix.lower() == ".zip":
+        members = check_zip(path)
+        shp = [m for m in members if m.lower().endswith(".shp")]
+        if not shp:
+            raise ReaderError(f"{path.name}: the zip holds no .shp file")
+        stem = shp[0][:-4]
+        for ext in (".dbf", ".shx"):
+            if not any(m.lower() == (stem + ext).lower() for m in members):
+                raise ReaderError(f"{path.name}: {Path(stem).name}.shp has no {ext} beside it")
+        target = f"/vsizip/{path}/{shp[0]}"
+    kwargs = {"encoding": encoding} if encoding else {}
+    if path.suffix.lower() in (".zip", ".shp") and not encoding and not _has_cpg(path):
+        # A .dbf without .cpg from a Chinese office is GBK far more often than Latin-1,
+        # which is what GDAL would assume.
+        kwargs["encoding"] = "GB18030"
+    try:
+        gdf = pyogrio.read_dataframe(target, **kwargs)
+    except Exception as exc:  # pyogrio raises several GDAL error types
+        raise ReaderError(f"{path.name}: cannot read as spatial data: {exc}") from None
+    crs = gdf.crs.to_string() if gdf.crs is not None else None
+    attrs = pd.DataFrame(gdf.drop(columns=gdf.geometry.name)).astype(object)
+    attrs = attrs.where(attrs.notna(), None).map(_cell_text)
+    table = _table(attrs, path.name, kwargs.get("encoding"), (), first_row=1)
+    table.geometry = gdf.geometry.reset_index(drop=True)
+    table.crs = crs
+    return table
+
+
+def _has_cpg(path: Path) -> bool:
+    if path.suffix.lower() == ".shp":
+        return path.with_suffix(".cpg").exists()
+    with zipfile.ZipFile(path) as zf:
+        return any(n.lower().endswith(".cpg") for n in zf.namelist())

@@ -1,0 +1,105 @@
+"""What each loadable layer writes: its table, fields, events and the reasons behind its rules."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Target:
+    layer: str
+    layer_id: str  # the registry id whose version a load bumps
+    table: str
+    fields: tuple[str, ...]  # profile fields written as columns (besides location/provenance)
+    events: str | None = None
+    event_fk: str | None = None
+    # the time of a new record's import event: the latest step the record has reached
+    event_time: str | None = None
+
+
+TARGETS: dict[str, Target] = {
+    "hazards": Target(
+        "hazards",
+        "hazards",
+        "pingan.hazards",
+        (
+            "code",
+            "category",
+            "level",
+            "title",
+            "description",
+            "address",
+            "reporter_kind",
+            "assigned_to",
+            "state",
+            "found_at",
+            "assigned_at",
+            "deadline",
+            "rectified_at",
+            "verified_at",
+            "closed_at",
+        ),
+        events="pingan.hazard_events",
+        event_fk="hazard_id",
+        event_time="coalesce(closed_at, verified_at, rectified_at, assigned_at, found_at)",
+    ),
+    "cases": Target(
+        "cases",
+        "cases",
+        "pingan.cases",
+        (
+            "code",
+            "kind",
+            "category",
+            "title",
+            "description",
+            "address",
+            "channel",
+            "parties",
+            "state",
+            "accepted_at",
+            "deadline",
+            "mediating_at",
+            "resolved_at",
+            "transferred_at",
+            "closed_at",
+            "resolution_level",
+            "transferred_to",
+        ),
+        events="pingan.case_events",
+        event_fk="case_id",
+        event_time="coalesce(closed_at, resolved_at, transferred_at, mediating_at, accepted_at)",
+    ),
+    "key_sites": Target(
+        "key_sites",
+        "key-sites",
+        "pingan.key_sites",
+        ("code", "name", "category", "risk_level", "capacity", "address"),
+    ),
+}
+
+LOCATION = (
+    "geom",
+    "grid_code",
+    "village_code",
+    "town_code",
+    "src_datum",
+    "loc_method",
+    "geocode_level",
+    "geocode_score",
+)
+
+# Constraint names (layers/migrations/sql) -> what a person fixing the file needs to hear.
+CONSTRAINT_REASONS = {
+    "hazards_state_timestamps": "状态与时间不符 state and dates disagree: each state needs the times "
+    "of every step before it (交办时间+整改期限 from 交办, 整改完成时间 from 反馈, 核查时间 from 核查, "
+    "销号时间 for 销号) and none after it",
+    "hazards_time_order": "时间顺序错误 dates out of order "
+    "(发现 ≤ 交办 ≤ 整改完成 ≤ 核查 ≤ 销号; 期限 after 交办)",
+    "cases_state_timestamps": "状态与时间不符 state and dates disagree (化解 needs 化解时间 and 化解层级; "
+    "移交 needs 移交时间 and 移交单位; 结案 needs 结案时间)",
+    "cases_time_order": "时间顺序错误 dates out of order (受理 ≤ 调解 ≤ 化解/移交 ≤ 结案; 期限 after 受理)",
+    "hazards_code_key": "编号 already used by another record",
+    "cases_code_key": "编号 already used by another record",
+    "key_sites_code_key": "编号 already used by another record",
+}
