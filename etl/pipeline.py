@@ -27,7 +27,7 @@ from sqlalchemy import Connection, Engine, text
 
 from etl.copy import copy_frame
 from etl.locate import locate
-from etl.profile import Mapped, Profile, apply_profile, builtin, read_error_message
+from etl.profile import Mapped, Profile, apply_profile, builtin, convert, read_error_message
 from etl.readers import read_file
 from etl.targets import CONSTRAINT_REASONS, LOCATION, TARGETS, Target
 from layers import versions
@@ -117,6 +117,15 @@ def load_file(
 
 def _prepare(mapped: Mapped, target: Target, source: str) -> None:
     f = mapped.frame
+    # fields a custom profile does not map take the built-in profile's default, or stay empty
+    base = builtin(target.layer).columns
+    for name in target.fields:
+        if name not in f and name != "code":
+            spec = base.get(name)
+            if spec is not None and spec.default is not None:
+                f[name], _ = convert(pd.Series(spec.default, index=f.index, dtype=object), spec)
+            else:
+                f[name] = None
     if "code" in target.fields and "code" not in f:
         f["code"] = f["source_id"]
     if target.layer == "cases" and "deadline" in f:

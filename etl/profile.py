@@ -159,7 +159,7 @@ def apply_profile(raw: RawTable, profile: Profile) -> Mapped:
         text = raw.frame[header] if header else pd.Series(None, index=raw.frame.index, dtype=object)
         if spec.default is not None:
             text = text.where(text.notna(), spec.default)
-        values, bad = _convert(text, spec)
+        values, bad = convert(text, spec)
         if spec.required:
             bad = bad | (values.isna() & ~bad)
         label = header or name
@@ -194,7 +194,7 @@ def _why(spec: ColumnSpec) -> str:
     }.get(spec.type, " is invalid")
 
 
-def _convert(text: pd.Series, spec: ColumnSpec) -> tuple[pd.Series, pd.Series]:
+def convert(text: pd.Series, spec: ColumnSpec) -> tuple[pd.Series, pd.Series]:
     """Return (typed values, bad mask): bad = present but not convertible."""
     present = text.notna()
     if spec.type == "string":

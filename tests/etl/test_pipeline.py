@@ -294,3 +294,145 @@ def test_sigkill_mid_batch_then_rerun_loads_exactly_once(etl_engine, tmp_path) -
         "SELECT count(*) - count(DISTINCT source_id) FROM pingan.hazards WHERE source = 'test-kill'",
     )
     assert dupes[0][0] == 0
+
+
+def test_projected_shapefile_of_key_sites(etl_engine, tmp_path) -> None:
+    """A zipped, GBK, CGCS2000 Gauss-Krüger (EPSG:4549) shapefile of key sites."""
+    import zipfile
+
+    import geopandas as gpd
+
+    with etl_engine.connect() as conn:
+        df = pd.read_sql(
+            text("SELECT code, name, ST_X(geom) x, ST_Y(geom) y FROM pingan.key_sites ORDER BY id LIMIT 10"),
+            conn,
+        )
+    gdf = gpd.GeoDataFrame(
+        {"场所编号": "S-" + df.code, "场所名称": df.name, "场所类别": "学校"},
+        geometry=gpd.points_from_xy(df.x, df.y),
+        crs=4490,
+    ).to_crs(4549)
+    shp = tmp_path / "s" / "sites.shp"
+    shp.parent.mkdir()
+    gdf.to_file(shp, encoding="GBK")
+    z = tmp_path / "sites.zip"
+    with zipfile.ZipFile(z, "w") as zf:
+        for f in shp.parent.iterdir():
+            zf.write(f, f.name)
+    result = load_file(etl_engine, z, "key_sites", source="test-shp")
+    assert (result.status, result.loaded, result.rejected) == ("done", 10, 0), result
+    far = rows(
+        etl_engine,
+        """SELECT count(*) FROM pingan.key_sites n JOIN pingan.key_sites o ON n.code = 'S-' || o.code
+        WHERE n.source = 'test-shp' AND ST_Distance(n.geom::geography, o.geom::geography) > 0.01""",
+    )
+    assert far[0][0] == 0
+    assert (
+        rows(etl_engine, "SELECT DISTINCT src_datum FROM pingan.key_sites WHERE source = 'test-shp'")[0][0]
+        == "epsg:4549"
+    )
+
+
+def test_custom_profile(etl_engine, sample, tmp_path) -> None:
+    from etl.profile import load_profile
+
+    profile = tmp_path / "p.toml"
+    profile.write_text(
+        """
+name = "jingshan-weird"
+layer = "hazards"
+datum = "gcj02"
+[columns.source_id]
+aliases = ["流水号"]
+required = true
+[columns.title]
+aliases = ["事由"]
+required = true
+[columns.state]
+aliases = ["进度"]
+type = "enum"
+required = true
+values = { "A" = "found", "Z" = "closed" }
+[columns.found_at]
+aliases = ["日期"]
+type = "datetime"
+required = true
+formats = ["%d/%m/%Y %H:%M"]
+[columns.lon]
+aliases = ["X坐标"]
+type = "number"
+[columns.lat]
+aliases = ["Y坐标"]
+type = "number"
+""",
+        encoding="utf-8",
+    )
+    s = sample.head(5)
+    x, y = wgs84_to_gcj02(s.x.to_numpy(), s.y.to_numpy())
+    data = pd.DataFrame(
+        {
+            "流水号": "C-" + s.source_id,
+            "事由": s.title,
+            "进度": "A",
+            "日期": s.found_at.dt.tz_convert("Asia/Shanghai").dt.strftime("%d/%m/%Y %H:%M"),
+            "X坐标": x,
+            "Y坐标": y,
+        }
+    )
+    path = tmp_path / "weird.csv"
+    data.to_csv(path, index=False)
+    result = load_file(
+        etl_engine, path, "hazards", profile=load_profile(path.with_name("p.toml")), source="test-custom"
+    )
+    assert (result.status, result.loaded, result.rejected) == ("done", 5, 0), result
+    found = rows(etl_engine, "SELECT min(found_at) FROM pingan.hazards WHERE source = 'test-custom'")[0][0]
+    assert found == s.found_at.min().floor("min")
+
+
+def test_cli_load_and_rejects(etl_engine, sample, tmp_path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    data = export(sample.head(8), "CLI-").astype(object)
+    data.loc[2, "状态"] = "不存在的状态"
+    path = tmp_path / "cli.csv"
+    data.to_csv(path, index=False, encoding="gbk")
+    env = os.environ | {"PINGAN_DATABASE_URL": etl_engine.url.render_as_string(hide_password=False)}
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cli.main",
+            "etl",
+            "load",
+            str(path),
+            "--layer",
+            "hazards",
+            "--source",
+            "test-cli",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "loaded 7" in out.stdout and "rejected 1" in out.stdout
+    batch = out.stdout.split("batch ")[1].split()[0]
+    rej = subprocess.run(
+        [sys.executable, "-m", "cli.main", "etl", "rejects", batch],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert "不存在的状态" in rej.stdout and "4" in rej.stdout
+    bad = subprocess.run(
+        [sys.executable, "-m", "cli.main", "etl", "load", str(path), "--layer", "nope"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert bad.returncode == 2 and "unknown layer" in bad.stderr and "Traceback" not in bad.stderr
