@@ -206,24 +206,28 @@ def _stage_and_upsert(
     staged = frame.assign(_pos=np.arange(len(frame)))
     copy_frame(conn, "stage", staged[[*cols, "_pos", "_row"]])
     conn.execute(text("CREATE INDEX ON stage (_pos)"))
+    # what the changed rows were before, for their events (only rows already in the table)
     conn.execute(
         text(
-            f"CREATE TEMP TABLE before ON COMMIT DROP AS SELECT t.id, t.source_id"  # noqa: S608
+            f"CREATE TEMP TABLE before ON COMMIT DROP AS SELECT t.id"  # noqa: S608
             f"{', t.state' if target.events else ''} FROM {target.table} t "
             "JOIN stage s ON t.source = s.source AND t.source_id = s.source_id"
         )
     )
-    raw = conn.connection.driver_connection
-    changed: list[tuple[int, str, bool]] = []
+    conn.execute(text("CREATE TEMP TABLE changed (id bigint, inserted boolean) ON COMMIT DROP"))
     rejects: list[dict] = []
-    _upsert_range(raw, target, cols, batch_id, 0, len(frame) - 1, changed, rejects, staged)
-    if target.events and changed:
-        _events(conn, target, batch_id, changed)
-    inserted = sum(1 for _, _, ins in changed if ins)
+    _upsert_range(
+        conn.connection.driver_connection, target, cols, batch_id, 0, len(frame) - 1, rejects, staged
+    )
+    if target.events:
+        _events(conn, target, batch_id)
+    inserted, changed = conn.execute(
+        text("SELECT count(*) FILTER (WHERE inserted), count(*) FROM changed")
+    ).one()
     counts = {
         "inserted": inserted,
-        "updated": len(changed) - inserted,
-        "unchanged": len(frame) - len(rejects) - len(changed),
+        "updated": changed - inserted,
+        "unchanged": len(frame) - len(rejects) - changed,
     }
     return counts, pd.DataFrame(rejects, columns=["row_number", "column_name", "reason", "raw"])
 
@@ -231,15 +235,15 @@ def _stage_and_upsert(
 def _upsert_sql(target: Target, cols: list[str]) -> str:
     compared = [c for c in cols if c not in ("source", "source_id")]
     col_list = ", ".join(cols)
+    new = ", ".join("EXCLUDED." + c for c in compared)
     return (
-        f"INSERT INTO {target.table} AS t ({col_list}, batch_id) "  # noqa: S608
+        f"WITH up AS (INSERT INTO {target.table} AS t ({col_list}, batch_id) "  # noqa: S608
         f"SELECT {col_list}, %(batch)s FROM stage WHERE _pos BETWEEN %(lo)s AND %(hi)s "
-        f"ON CONFLICT (source, source_id) DO UPDATE SET "
-        f"({', '.join(compared)}, batch_id, updated_at) = "
-        f"({', '.join('EXCLUDED.' + c for c in compared)}, EXCLUDED.batch_id, now()) "
-        f"WHERE ({', '.join('t.' + c for c in compared)}) IS DISTINCT FROM "
-        f"({', '.join('EXCLUDED.' + c for c in compared)}) "
-        f"RETURNING t.id, t.source_id, (xmax = 0) AS inserted"
+        f"ON CONFLICT (source, source_id) DO UPDATE SET ({', '.join(compared)}, batch_id, updated_at) = "
+        f"({new}, EXCLUDED.batch_id, now()) "
+        f"WHERE ({', '.join('t.' + c for c in compared)}) IS DISTINCT FROM ({new}) "
+        f"RETURNING t.id, (xmax = 0) AS inserted) "
+        f"INSERT INTO changed SELECT id, inserted FROM up"
     )
 
 
@@ -250,7 +254,6 @@ def _upsert_range(
     batch_id: int,
     lo: int,
     hi: int,
-    changed: list,
     rejects: list,
     staged: pd.DataFrame,
 ) -> None:
@@ -260,8 +263,7 @@ def _upsert_range(
         return
     try:
         with raw.transaction():  # a savepoint: a refusal undoes only this range
-            rows = raw.execute(_upsert_sql(target, cols), {"batch": batch_id, "lo": lo, "hi": hi}).fetchall()
-        changed.extend(rows)
+            raw.execute(_upsert_sql(target, cols), {"batch": batch_id, "lo": lo, "hi": hi})
     except (psycopg.errors.IntegrityError, psycopg.errors.DataError, psycopg.errors.RaiseException) as exc:
         if lo == hi:
             rec = staged.iloc[lo]
@@ -275,8 +277,8 @@ def _upsert_range(
             )
             return
         mid = (lo + hi) // 2
-        _upsert_range(raw, target, cols, batch_id, lo, mid, changed, rejects, staged)
-        _upsert_range(raw, target, cols, batch_id, mid + 1, hi, changed, rejects, staged)
+        _upsert_range(raw, target, cols, batch_id, lo, mid, rejects, staged)
+        _upsert_range(raw, target, cols, batch_id, mid + 1, hi, rejects, staged)
 
 
 def _db_reason(exc: psycopg.Error) -> str:
@@ -286,17 +288,19 @@ def _db_reason(exc: psycopg.Error) -> str:
     return (diag.message_primary or str(exc)).split("\n")[0]
 
 
-def _events(conn: Connection, target: Target, batch_id: int, changed: list) -> None:
-    """An event per loaded record: new ones enter at their latest step, changed ones move."""
-    ids = [r[0] for r in changed]
+def _events(conn: Connection, target: Target, batch_id: int) -> None:
+    """An event for each record the import changed (from its state before to its state now).
+
+    New records get none: their own timestamps already tell where they are in the workflow."""
     conn.execute(
         text(
-            f"INSERT INTO {target.events} ({target.event_fk}, from_state, to_state, at, actor, note, "  # noqa: S608
-            f"batch_id) SELECT t.id, b.state, t.state, CASE WHEN b.id IS NULL THEN {target.event_time} "
-            f"ELSE now() END, 'etl', CASE WHEN b.id IS NULL THEN 'imported' ELSE 'updated by import' END, "
-            f":batch FROM {target.table} t LEFT JOIN before b ON b.id = t.id WHERE t.id = ANY(:ids)"
+            f"INSERT INTO {target.events} "  # noqa: S608
+            f"({target.event_fk}, from_state, to_state, at, actor, note, batch_id) "
+            f"SELECT t.id, b.state, t.state, now(), 'etl', 'updated by import', :batch "
+            f"FROM changed c JOIN before b ON b.id = c.id JOIN {target.table} t ON t.id = c.id "
+            "WHERE NOT c.inserted"
         ),
-        {"batch": batch_id, "ids": ids},
+        {"batch": batch_id},
     )
 
 

@@ -163,11 +163,13 @@ def apply_profile(raw: RawTable, profile: Profile) -> Mapped:
         if spec.required:
             bad = bad | (values.isna() & ~bad)
         label = header or name
-        msg = np.where(
-            text.isna(), f"{label} is required", f"{label}: " + text.astype(str).str.slice(0, 60) + _why(spec)
-        )
-        reasons = reasons.where(~bad, reasons + np.where(reasons == "", "", "; ") + msg)
-        first_col = first_col.where(~(bad & first_col.isna()), label)
+        if bad.any():  # messages only for the rows that need one
+            t = text[bad]
+            msg = np.where(
+                t.isna(), f"{label} is required", f"{label}: " + t.astype(str).str.slice(0, 60) + _why(spec)
+            )
+            reasons[bad] = reasons[bad] + np.where(reasons[bad] == "", "", "; ") + msg
+            first_col[bad & first_col.isna()] = label
         out[name] = values
     frame = pd.DataFrame(out, index=raw.frame.index)
     failed = reasons != ""

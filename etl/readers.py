@@ -92,10 +92,10 @@ def decode(data: bytes, encoding: str | None = None) -> tuple[str, str, tuple[st
         text = data.decode("gb18030")
     except UnicodeDecodeError:
         text = None
+    if text is not None and text.encode("gb18030") == data and _no_utf8_lines(data):
+        return text, "gb18030", ()
     lines = data.splitlines(keepends=True)
     utf8 = sum(1 for ln in lines if _decodes(ln, "utf-8") and not ln.isascii())
-    if text is not None and utf8 == 0:
-        return text, "gb18030", ()
     out, n_gb = [], 0
     for ln in lines:
         if _decodes(ln, "utf-8"):
@@ -110,6 +110,15 @@ def decode(data: bytes, encoding: str | None = None) -> tuple[str, str, tuple[st
         "mixed",
         (f"mixed encodings: {utf8} lines in UTF-8 and {n_gb} in GBK/GB18030; each decoded as it fits",),
     )
+
+
+def _no_utf8_lines(data: bytes) -> bool:
+    """True when no non-ASCII line is valid UTF-8 (so the file is not partly UTF-8).
+
+    Checked on the non-ASCII lines only; a GBK line is almost never valid UTF-8."""
+    import re
+
+    return not any(_decodes(ln, "utf-8") for ln in re.findall(rb"[^\n]*[\x80-\xff][^\n]*", data))
 
 
 def _decodes(b: bytes, enc: str) -> bool:
@@ -152,8 +161,12 @@ def _table(
     frame.columns = [str(c).strip().lstrip("\ufeff") for c in frame.columns]
     if len(frame.columns) == 0 or all(c.startswith("Unnamed") or not c for c in frame.columns):
         raise ReaderError(f"{name}: no header row found")
-    frame = frame.astype(object).where(frame.astype(str).apply(lambda s: s.str.strip() != ""), None)
-    frame = frame.map(lambda v: v.strip() if isinstance(v, str) else v)
+    cleaned = {}
+    for col in frame.columns:
+        s = frame[col].astype(object)
+        text = s.where(s.isna(), s.astype(str).str.strip())  # vectorised, not a Python map per cell
+        cleaned[col] = text.where(text.notna() & (text != ""), None).astype(object)
+    frame = pd.DataFrame(cleaned, index=frame.index, columns=frame.columns)
     rows = pd.Series(range(first_row, first_row + len(frame)), index=frame.index)
     return RawTable(
         frame.reset_index(drop=True), rows.reset_index(drop=True), name, encoding, warnings=warnings

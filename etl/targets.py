@@ -13,8 +13,6 @@ class Target:
     fields: tuple[str, ...]  # profile fields written as columns (besides location/provenance)
     events: str | None = None
     event_fk: str | None = None
-    # the time of a new record's import event: the latest step the record has reached
-    event_time: str | None = None
 
 
 TARGETS: dict[str, Target] = {
@@ -41,7 +39,6 @@ TARGETS: dict[str, Target] = {
         ),
         events="pingan.hazard_events",
         event_fk="hazard_id",
-        event_time="coalesce(closed_at, verified_at, rectified_at, assigned_at, found_at)",
     ),
     "cases": Target(
         "cases",
@@ -68,7 +65,6 @@ TARGETS: dict[str, Target] = {
         ),
         events="pingan.case_events",
         event_fk="case_id",
-        event_time="coalesce(closed_at, resolved_at, transferred_at, mediating_at, accepted_at)",
     ),
     "key_sites": Target(
         "key_sites",

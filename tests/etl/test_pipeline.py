@@ -145,7 +145,7 @@ def test_same_file_twice_changes_nothing_and_a_change_updates_with_event(
         FROM pingan.hazards h WHERE source = 'test-twice' AND source_id = :s""",
         s=data.loc[0, "事件编号"],
     )[0]
-    assert (title, events) == ("标题已修改", 2)  # imported + updated
+    assert (title, events) == ("标题已修改", 1)  # the update; a new record needs no event
 
 
 def test_bad_rows_become_rejects_with_reasons(etl_engine, sample, tmp_path) -> None:
