@@ -228,6 +228,32 @@ def etl_load(
         typer.echo(f"  see: pingan etl rejects {result.batch_id}")
 
 
+@etl_app.command("watch")
+def etl_watch(
+    folder: Annotated[Path, typer.Argument(help="drop folder; one sub-folder per layer")],
+    source: Annotated[str | None, typer.Option(help="source of every batch (default: name prefix)")] = None,
+    interval: Annotated[float, typer.Option(min=0.5, help="seconds between sweeps")] = 5.0,
+    once: Annotated[bool, typer.Option(help="one sweep, then exit")] = False,
+) -> None:
+    """Load the exports dropped into FOLDER/<layer>/ and file them under done/ or failed/."""
+    from etl.watch import watch
+
+    def report(path: Path, result) -> None:  # noqa: ANN001 - etl.pipeline.BatchResult
+        typer.echo(f"{path.parent.name}/{path.name}: batch {result.batch_id} {result.status}: "
+                   f"loaded {result.loaded}, updated {result.updated}, unchanged {result.unchanged}, "
+                   f"rejected {result.rejected}{' - ' + result.error if result.error else ''}")
+
+    engine = _engine()
+    try:
+        n = watch(engine, folder, source=source, interval=interval, once=once, report=report)
+    except KeyboardInterrupt:
+        n = None
+    finally:
+        engine.dispose()
+    if once:
+        typer.echo(f"{n} file(s) handled")
+
+
 @etl_app.command("rejects")
 def etl_rejects(batch: int, limit: int = typer.Option(50, min=1, max=100_000)) -> None:
     """List the rejected rows of a batch: row, column, reason."""

@@ -1,0 +1,108 @@
+"""A drop folder for the daily exports towns send (`pingan etl watch DIR`).
+
+Layout: one sub-folder per layer, ``DIR/hazards/``, ``DIR/cases/``, ``DIR/key_sites/``. A file
+dropped there is loaded once its size has stopped changing (a copy in progress is not read half
+way), then moved to ``DIR/<layer>/done/`` or ``DIR/<layer>/failed/`` with a ``.log`` beside it
+saying what happened. Files are taken oldest first, so a day's export never overtakes the day
+before it. The source of each batch is ``--source`` or the file name's prefix before the first
+``_`` (``jingshan_20250301.xlsx`` → ``jingshan``), so each town keeps its own key space.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import Engine
+
+from etl.pipeline import BatchResult, load_file
+from etl.readers import SPATIAL_SUFFIXES, TABLE_SUFFIXES
+from etl.targets import TARGETS
+
+SUFFIXES = SPATIAL_SUFFIXES | TABLE_SUFFIXES
+
+
+@dataclass
+class Dropped:
+    path: Path
+    layer: str
+    size: int
+    seen_at: float
+
+
+def source_of(path: Path, default: str | None) -> str:
+    if default:
+        return default
+    stem = path.stem.split("_", 1)[0].strip()
+    return stem or "import"
+
+
+def pending(root: Path) -> list[tuple[Path, str]]:
+    """Files waiting in the layer folders, oldest first."""
+    found = []
+    for layer in TARGETS:
+        folder = root / layer
+        if folder.is_dir():
+            found += [(p, layer) for p in folder.iterdir() if p.is_file() and p.suffix.lower() in SUFFIXES]
+    return sorted(found, key=lambda item: (item[0].stat().st_mtime, item[0].name))
+
+
+def settle(path: Path, wait: float) -> bool:
+    """True when the file's size did not change over ``wait`` seconds."""
+    size = path.stat().st_size
+    time.sleep(wait)
+    return path.exists() and path.stat().st_size == size
+
+
+def file_away(path: Path, result: BatchResult) -> Path:
+    """Move ``path`` to done/ or failed/ (never overwriting) and write its log beside it."""
+    dest_dir = path.parent / ("done" if result.status == "done" else "failed")
+    dest_dir.mkdir(exist_ok=True)
+    dest = dest_dir / path.name
+    n = 1
+    while dest.exists():
+        dest = dest_dir / f"{path.stem}.{n}{path.suffix}"
+        n += 1
+    shutil.move(str(path), dest)
+    log = [f"batch {result.batch_id}: {result.status}"]
+    if result.error:
+        log.append(f"error: {result.error}")
+    log.append(
+        f"read {result.read}, loaded {result.loaded}, updated {result.updated}, "
+        f"unchanged {result.unchanged}, rejected {result.rejected}"
+    )
+    log += [f"rejected {n}: {reason}" for reason, n in result.reasons.items()]
+    log += [f"note: {w}" for w in result.warnings]
+    dest.with_name(dest.name + ".log").write_text("\n".join(log) + "\n", encoding="utf-8")
+    return dest
+
+
+def watch(
+    engine: Engine,
+    root: Path,
+    *,
+    source: str | None = None,
+    interval: float = 5.0,
+    settle_seconds: float = 2.0,
+    once: bool = False,
+    report: Callable[[Path, BatchResult], None] | None = None,
+) -> int:
+    """Load files as they arrive; return how many were handled (``once``: one sweep, then stop)."""
+    for layer in TARGETS:
+        (root / layer).mkdir(parents=True, exist_ok=True)
+    handled = 0
+    while True:
+        for path, layer in pending(root):
+            if not settle(path, settle_seconds):
+                continue  # still being written: next sweep
+            result = load_file(engine, path, layer, source=source_of(path, source))
+            file_away(path, result)
+            handled += 1
+            if report:
+                report(path, result)
+        if once:
+            return handled
+        time.sleep(interval)
