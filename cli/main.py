@@ -254,6 +254,24 @@ def etl_watch(
         typer.echo(f"{n} file(s) handled")
 
 
+@etl_app.command("refresh")
+def etl_refresh(
+    since: Annotated[int | None, typer.Option(help="recompute what batches after this id touched")] = None,
+    full: Annotated[bool, typer.Option(help="recompute everything")] = False,
+) -> None:
+    """Recompute the derived layers (monthly stats per grid, village, town) whose inputs changed."""
+    from etl.refresh import refresh
+
+    engine = _engine()
+    try:
+        r = refresh(engine, since_batch=since, full=full)
+    finally:
+        engine.dispose()
+    what = "everything" if full else f"batches {r.since_batch + 1}..{r.upto_batch}"
+    typer.echo(f"refreshed {what}: {r.pairs:,} grid-months touched, {r.rows:,} rows written "
+               f"in {r.seconds:.1f} s")
+
+
 @etl_app.command("rejects")
 def etl_rejects(batch: int, limit: int = typer.Option(50, min=1, max=100_000)) -> None:
     """List the rejected rows of a batch: row, column, reason."""

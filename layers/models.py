@@ -373,6 +373,31 @@ class AddressPoint(Provenance, Base):
     src_datum: Mapped[str] = mapped_column(Text, server_default="cgcs2000")
 
 
+class MonthlyStat(Base):
+    __tablename__ = "monthly_stats"
+    __table_args__ = (Index("monthly_stats_code_idx", "level", "code", "period"),)
+    period: Mapped[date] = mapped_column(Date, primary_key=True)
+    level: Mapped[str] = mapped_column(Text, primary_key=True)
+    code: Mapped[str] = mapped_column(Text, primary_key=True)
+    hazards_found: Mapped[int] = mapped_column(Integer, server_default="0")
+    hazards_rectified: Mapped[int] = mapped_column(Integer, server_default="0")
+    hazards_rectified_on_time: Mapped[int] = mapped_column(Integer, server_default="0")
+    hazards_closed: Mapped[int] = mapped_column(Integer, server_default="0")
+    hazards_overdue: Mapped[int] = mapped_column(Integer, server_default="0")
+    cases_accepted: Mapped[int] = mapped_column(Integer, server_default="0")
+    cases_resolved: Mapped[int] = mapped_column(Integer, server_default="0")
+    cases_resolved_grassroots: Mapped[int] = mapped_column(Integer, server_default="0")
+    cases_overdue: Mapped[int] = mapped_column(Integer, server_default="0")
+    refreshed_at: Mapped[datetime] = mapped_column(TZ, server_default="now()")
+
+
+class RefreshState(Base):
+    __tablename__ = "refresh_state"
+    job: Mapped[str] = mapped_column(Text, primary_key=True)
+    last_batch_id: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    refreshed_at: Mapped[datetime] = mapped_column(TZ, server_default="now()")
+
+
 class AuditEntry(Base):
     __tablename__ = "audit_log"
     __table_args__ = (
