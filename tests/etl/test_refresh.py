@@ -36,7 +36,12 @@ def test_full_refresh_matches_pandas(etl_engine) -> None:  # noqa: F811
     grass = c[c.resolved_at.notna() & c.resolution_level.isin(["grid", "village", "town"])]
     assert s.query("level == 'town'").cases_resolved_grassroots.sum() == len(grass)
     # villages and towns are the sums of their grids
-    g = s.query("level == 'grid'").assign(town=lambda d: d.code.str[:9]).groupby(["period", "town"]).sum(numeric_only=True)
+    g = (
+        s.query("level == 'grid'")
+        .assign(town=lambda d: d.code.str[:9])
+        .groupby(["period", "town"])
+        .sum(numeric_only=True)
+    )
     t = s.query("level == 'town'").set_index(["period", "code"]).drop(columns=["level", "refreshed_at"])
     pd.testing.assert_frame_equal(g.sort_index(), t.sort_index(), check_names=False, check_dtype=False)
 
