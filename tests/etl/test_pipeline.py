@@ -436,3 +436,25 @@ def test_cli_load_and_rejects(etl_engine, sample, tmp_path) -> None:
         check=False,
     )
     assert bad.returncode == 2 and "unknown layer" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_address_only_rows_are_geocoded(etl_engine, sample, tmp_path) -> None:
+    data = export(sample.head(30), "A-").astype(object)
+    data.loc[:19, ["经度", "纬度", "坐标系"]] = None  # 20 rows with only an address
+    data.loc[0, "地址"] = "浙江省杭州市西湖区文三路1号"  # elsewhere: a reject with the reason
+    path = tmp_path / "addr.csv"
+    data.to_csv(path, index=False, encoding="gbk")
+    result = load_file(etl_engine, path, "hazards", source="test-addr")
+    assert (result.status, result.loaded, result.rejected) == ("done", 29, 1), result
+    got = rows(
+        etl_engine,
+        """SELECT count(*) FILTER (WHERE n.loc_method = 'geocoded'),
+                  count(*) FILTER (WHERE n.loc_method = 'geocoded' AND n.village_code = o.village_code)
+           FROM pingan.hazards n JOIN pingan.hazards o ON n.source_id = 'A-' || o.source_id
+           WHERE n.source = 'test-addr' AND o.source = 'demo'""",
+    )[0]
+    assert tuple(got) == (19, 19)  # placed in the village the address names
+    reason = rows(etl_engine, "SELECT reason FROM pingan.etl_rejects WHERE batch_id = :b", b=result.batch_id)[
+        0
+    ][0]
+    assert "杭州市" in reason
