@@ -188,7 +188,7 @@ def demo_load(
 @etl_app.command("load")
 def etl_load(
     file: Annotated[Path, typer.Argument(help="CSV, XLSX, GeoJSON, zipped Shapefile or GeoPackage")],
-    layer: Annotated[str, typer.Option(help="hazards | cases | key_sites")],
+    layer: Annotated[str, typer.Option(help="hazards | cases | key_sites | address_points")],
     profile: Annotated[Path | None, typer.Option(help="a custom TOML column profile")] = None,
     source: Annotated[str, typer.Option(help="the sending system; (source, id) is the key")] = "import",
     encoding: Annotated[str | None, typer.Option(help="override encoding detection")] = None,

@@ -29,7 +29,7 @@ from etl.copy import copy_frame
 from etl.locate import locate
 from etl.profile import Mapped, Profile, apply_profile, builtin, convert, read_error_message
 from etl.readers import read_file
-from etl.targets import CONSTRAINT_REASONS, LOCATION, TARGETS, Target
+from etl.targets import CONSTRAINT_REASONS, TARGETS, Target
 from layers import versions
 from layers.db import SYSTEM, set_principal
 
@@ -128,6 +128,12 @@ def _prepare(mapped: Mapped, target: Target, source: str) -> None:
                 f[name] = None
     if "code" in target.fields and "code" not in f:
         f["code"] = f["source_id"]
+    if "normalized" in target.fields:
+        # the matching key of standard addresses (gis.address.normalize, without the region:
+        # the gazetteer strips a province/city/county prefix itself)
+        from gis.address import normalize
+
+        f["normalized"] = [normalize(a) if isinstance(a, str) else None for a in f["address"]]
     if target.layer == "cases" and "deadline" in f:
         # 人民调解法: a mediation is to finish within 30 days unless agreed otherwise.
         missing = f["deadline"].isna() & f["accepted_at"].notna()
@@ -196,7 +202,7 @@ def _failed(engine: Engine, target: Target, path: Path, digest: str, source: str
 def _stage_and_upsert(
     conn: Connection, target: Target, frame: pd.DataFrame, batch_id: int, source: str
 ) -> tuple[dict[str, int], pd.DataFrame]:
-    cols = [*target.fields, *LOCATION, "source", "source_id"]
+    cols = [*target.fields, *target.location, "source", "source_id"]
     conn.execute(
         text(
             f"CREATE TEMP TABLE stage ON COMMIT DROP AS SELECT {', '.join(cols)}, "  # noqa: S608

@@ -13,6 +13,7 @@ class Target:
     fields: tuple[str, ...]  # profile fields written as columns (besides location/provenance)
     events: str | None = None
     event_fk: str | None = None
+    location: tuple[str, ...] = ()  # set below: the location columns the table has
 
 
 TARGETS: dict[str, Target] = {
@@ -72,6 +73,11 @@ TARGETS: dict[str, Target] = {
         "pingan.key_sites",
         ("code", "name", "category", "risk_level", "capacity", "address"),
     ),
+    "address_points": Target(
+        "address_points", "address-points", "pingan.address_points",
+        ("address", "normalized", "road", "number", "building"),
+        location=("geom", "grid_code", "village_code", "town_code", "src_datum"),
+    ),
 }
 
 LOCATION = (
@@ -99,3 +105,7 @@ CONSTRAINT_REASONS = {
     "cases_code_key": "编号 already used by another record",
     "key_sites_code_key": "编号 already used by another record",
 }
+
+for _name, _t in list(TARGETS.items()):
+    if not _t.location:
+        TARGETS[_name] = Target(**{**_t.__dict__, "location": LOCATION})

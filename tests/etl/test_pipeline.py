@@ -458,3 +458,30 @@ def test_address_only_rows_are_geocoded(etl_engine, sample, tmp_path) -> None:
         0
     ][0]
     assert "杭州市" in reason
+
+
+def test_standard_addresses_make_door_level_geocoding(etl_engine, sample, tmp_path) -> None:
+    pts = sample.iloc[100:110]
+    std = pd.DataFrame(
+        {
+            "标准地址编码": "SA-" + pts.source_id,
+            "标准地址": pts.address,
+            "经度": pts.x,
+            "纬度": pts.y,
+            "坐标系": "CGCS2000",
+        }
+    )
+    std_path = tmp_path / "std.csv"
+    std.to_csv(std_path, index=False)
+    loaded = load_file(etl_engine, std_path, "address_points", source="test-std")
+    assert (loaded.status, loaded.loaded, loaded.rejected) == ("done", 10, 0), loaded
+    data = export(pts, "D-").astype(object)
+    data[["经度", "纬度", "坐标系"]] = None
+    path = tmp_path / "door.csv"
+    data.to_csv(path, index=False, encoding="gbk")
+    result = load_file(etl_engine, path, "hazards", source="test-door")
+    assert (result.loaded, result.rejected) == (10, 0), result
+    levels = rows(
+        etl_engine, "SELECT geocode_level, count(*) FROM pingan.hazards WHERE source = 'test-door' GROUP BY 1"
+    )
+    assert dict(levels) == {"door": 10}
