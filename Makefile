@@ -11,7 +11,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: demo test setup system-deps venv assets db demo-data serve lint bench clean-db help
+.PHONY: demo test test-deps setup system-deps venv assets db demo-data serve lint bench clean-db help
 
 help:
 	@echo "make demo   - set up everything and serve the demo district on http://$(HOST):$(PORT)"
@@ -21,8 +21,11 @@ help:
 
 demo: setup demo-data serve
 
-test: setup
+test: setup test-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-deps:
+	@bash scripts/system-deps.sh --test
 
 # Everything both commands need: system packages, the venv, front-end assets, the database.
 setup: system-deps venv assets db

@@ -14,9 +14,16 @@ from layers.catalog import default_registry
 from layers.db import make_async_pool, make_engine
 from layers.registry import Registry
 from layers.settings import DatabaseSettings
+from tiles.service import TileService
+from tiles.settings import TileSettings
 
 
-def create_app(settings: ApiSettings, db: DatabaseSettings, registry: Registry | None = None) -> FastAPI:
+def create_app(
+    settings: ApiSettings,
+    db: DatabaseSettings,
+    registry: Registry | None = None,
+    tile_settings: TileSettings | None = None,
+) -> FastAPI:
     """Build the service. The lifespan owns the database pools (a SQLAlchemy engine for
     ordinary work, an asyncio psycopg pool for hot paths): created at startup, closed at
     shutdown; nothing is built at import time."""
@@ -26,8 +33,11 @@ def create_app(settings: ApiSettings, db: DatabaseSettings, registry: Registry |
         app.state.engine = make_engine(db)
         app.state.pool = make_async_pool(db)
         await app.state.pool.open(wait=False)
+        # The tile cache lives as long as the process serves (a new lifespan starts it empty).
+        app.state.tiles = TileService(app.state.registry, tile_settings or TileSettings())
         try:
-            yield
+            async with ogc.open_service(app.state):  # pygeoapi API objects, OGC collection info
+                yield
         finally:
             await app.state.pool.close()
             app.state.engine.dispose()

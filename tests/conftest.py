@@ -81,6 +81,21 @@ def engine(db_url: str) -> Iterator[Engine]:
     eng.dispose()
 
 
+@pytest.fixture(scope="session")
+def demo_engine(databases: DatabaseFactory) -> Iterator[Engine]:
+    """A database with the demo district loaded once per session (scale 1, seed 42). Tests
+    only read it; tests that load data make their own database."""
+    from tests.demo import load
+
+    eng = make_engine(DatabaseSettings(database_url=databases.create()))
+    migrate.upgrade(eng)
+    result = load(eng)
+    assert not result.skipped
+    eng.demo_result = result  # type: ignore[attr-defined]
+    yield eng
+    eng.dispose()
+
+
 @pytest.fixture
 def conn(engine: Engine) -> Iterator[Connection]:
     """A connection inside a transaction that is rolled back after the test."""

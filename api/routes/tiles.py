@@ -1,7 +1,244 @@
-"""OGC API - Tiles (Mapbox Vector Tiles) at /ogc/.../tiles."""
+"""OGC API - Tiles (Mapbox Vector Tiles) at /ogc/.../tiles.
+
+Thin handlers: validate, call ``tiles.service``/``tiles.metadata``, respond. Errors of this
+router (tile errors and request validation) answer with the OGC exception body
+``{"code", "description"}``; the table below maps each to its status.
+
+URLs put the tile as ``{tileMatrix}/{tileRow}/{tileCol}`` = ``{z}/{y}/{x}`` (OGC order);
+``tiles`` takes (z, x, y), and the swap happens here, in the call.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any, Literal
 
-router = APIRouter(prefix="/ogc")
+import psycopg
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+from psycopg_pool import PoolTimeout
+
+from api.deps import PoolDep, PrincipalDep, RegistryDep
+from layers.db import atransaction
+from layers.registry import Layer
+from tiles import metadata
+from tiles.errors import (
+    InvalidFilterError,
+    InvalidTileError,
+    TileError,
+    UnknownCollectionError,
+    UnknownTileMatrixSetError,
+    ZoomOutOfRangeError,
+)
+from tiles.render import served_layer
+from tiles.service import TileKey, TileService
+from tiles.tms import TILE_MATRIX_SETS, get_tms
+
+# Unknown things are 404; malformed values 400. A zoom outside the layer's range is outside
+# the tileset's limits, which OGC API - Tiles answers with 404.
+_STATUS: dict[type[TileError], int] = {
+    UnknownCollectionError: 404, UnknownTileMatrixSetError: 404, ZoomOutOfRangeError: 404,
+    InvalidTileError: 400, InvalidFilterError: 400,
+}
+
+
+def ogc_error(status: int, code: str, description: str) -> JSONResponse:
+    return JSONResponse({"code": code, "description": description}, status_code=status)
+
+
+class OGCRoute(APIRoute):
+    """A route whose tile and validation errors become OGC exception bodies (never a 500)."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def guarded(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except TileError as exc:
+                return ogc_error(_STATUS.get(type(exc), 400), exc.code, str(exc))
+            except RequestValidationError as exc:
+                described = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+                return ogc_error(400, "InvalidParameterValue", described)
+            except (psycopg.OperationalError, PoolTimeout):
+                # The database is down or saturated: say so, and nothing about where it is.
+                return ogc_error(503, "ServiceUnavailable", "the database is unavailable; retry later")
+
+        return guarded
+
+
+router = APIRouter(prefix="/ogc", route_class=OGCRoute, tags=["OGC API - Tiles"])
+
+
+async def get_tile_service(request: Request) -> TileService:
+    return request.app.state.tiles
+
+
+TileServiceDep = Annotated[TileService, Depends(get_tile_service)]
+CollectionId = Annotated[str, Path(alias="collectionId", description="a served layer id")]
+TmsId = Annotated[str, Path(alias="tileMatrixSetId", description="only WebMercatorQuad")]
+TileMatrix = Annotated[int, Path(alias="tileMatrix", description="zoom level z")]
+TileRow = Annotated[int, Path(alias="tileRow", description="row y, from the north")]
+TileCol = Annotated[int, Path(alias="tileCol", description="column x, from the west")]
+TileFormat = Annotated[Literal["mvt"], Query(description="tile format (Mapbox Vector Tiles only)")]
+Collections = Annotated[str | None, Query(description="comma-separated collection ids (default: all)")]
+_RESERVED = frozenset({"f", "collections"})
+
+
+def _base(request: Request) -> str:
+    public = request.app.state.settings.public_url
+    return (public or str(request.base_url)).rstrip("/")
+
+
+def _filters(request: Request) -> dict[str, list[str]]:
+    """Query parameters other than the reserved ones filter on properties.
+
+    ``state=found,closed`` and ``state=found&state=closed`` both mean "found or closed".
+    """
+    filters: dict[str, list[str]] = {}
+    for name, value in request.query_params.multi_items():
+        if name not in _RESERVED:
+            filters.setdefault(name, []).extend(value.split(","))
+    return filters
+
+
+def _collection_ids(collections: str | None) -> list[str] | None:
+    return [c for c in collections.split(",") if c] if collections is not None else None
+
+
+def _not_modified(if_none_match: str | None, etag: str) -> bool:
+    if not if_none_match:
+        return False
+    tags = {t.strip().removeprefix("W/") for t in if_none_match.split(",")}
+    return "*" in tags or etag in tags
+
+
+async def _tile_response(request: Request, pool: PoolDep, principal: PrincipalDep,
+                         service: TileService, key: TileKey) -> Response:
+    headers = {"ETag": key.etag, "Cache-Control": service.settings.cache_control}
+    if _not_modified(request.headers.get("if-none-match"), key.etag):
+        return Response(status_code=304, headers=headers)
+    body, hit = await service.tile(pool, principal, key)
+    headers["X-Cache"] = "HIT" if hit else "MISS"
+    # An empty tile is 200 with an empty body rather than 204: QGIS and MapLibre draw nothing
+    # for it, as they should, while some clients treat 204 as an error. Uncompressed on
+    # purpose: QGIS 3.22 renders nothing for gzip bytes without Content-Encoding.
+    return Response(body, media_type=metadata.MVT_MEDIA_TYPE, headers=headers)
+
+
+async def _bounds(pool: PoolDep, principal: PrincipalDep, layers: list[Layer]) -> metadata.Bounds | None:
+    async with atransaction(pool, principal) as conn:
+        return await metadata.layers_bounds(conn, layers)
+
+
+def _dataset_layers(registry: RegistryDep, collections: str | None) -> list[Layer]:
+    ids = _collection_ids(collections)
+    if ids is None:
+        return list(registry.served())
+    if not ids:
+        raise UnknownCollectionError("no collections requested")
+    return [served_layer(registry, layer_id) for layer_id in dict.fromkeys(ids)]
+
+
+def _selection(collections: str | None, layers: list[Layer]) -> str:
+    """The ``?collections=`` of links, rebuilt from the validated ids (never echoed raw)."""
+    return f"?collections={','.join(layer.id for layer in layers)}" if collections is not None else ""
+
+
+@router.get("/tileMatrixSets", summary="Tile matrix sets")
+async def tile_matrix_sets(request: Request) -> dict[str, Any]:
+    return metadata.tile_matrix_sets(_base(request), list(TILE_MATRIX_SETS.values()))
+
+
+@router.get("/tileMatrixSets/{tileMatrixSetId}", summary="A tile matrix set's definition")
+async def tile_matrix_set(request: Request, tms_id: TmsId) -> dict[str, Any]:
+    return metadata.tile_matrix_set(_base(request), get_tms(tms_id))
+
+
+@router.get("/collections/{collectionId}/tiles", summary="A collection's tilesets")
+async def collection_tilesets(request: Request, registry: RegistryDep, collection_id: CollectionId) -> dict:
+    layer = served_layer(registry, collection_id)
+    base = _base(request)
+    return {
+        "links": [{"rel": "self", "type": "application/json",
+                   "href": f"{base}/ogc/collections/{layer.id}/tiles"}],
+        "tilesets": [metadata.tileset_summary(base, metadata.collection_tiles_path(layer, tms),
+                                              layer.title_en, tms) for tms in TILE_MATRIX_SETS.values()],
+    }
+
+
+@router.get("/collections/{collectionId}/tiles/{tileMatrixSetId}", summary="A collection's tileset")
+async def collection_tileset(request: Request, pool: PoolDep, registry: RegistryDep,
+                             principal: PrincipalDep, collection_id: CollectionId, tms_id: TmsId) -> dict:
+    layer, tms = served_layer(registry, collection_id), get_tms(tms_id)
+    bounds = await _bounds(pool, principal, [layer])
+    return metadata.tileset(_base(request), metadata.collection_tiles_path(layer, tms), layer.title_en,
+                            [layer], tms, bounds)
+
+
+@router.get("/collections/{collectionId}/tiles/{tileMatrixSetId}/tilejson.json", summary="TileJSON")
+async def collection_tilejson(request: Request, pool: PoolDep, registry: RegistryDep,
+                              principal: PrincipalDep, collection_id: CollectionId, tms_id: TmsId) -> dict:
+    layer, tms = served_layer(registry, collection_id), get_tms(tms_id)
+    bounds = await _bounds(pool, principal, [layer])
+    return metadata.tilejson(_base(request), metadata.collection_tiles_path(layer, tms), layer.id,
+                             [layer], bounds)
+
+
+@router.get(
+    "/collections/{collectionId}/tiles/{tileMatrixSetId}/{tileMatrix}/{tileRow}/{tileCol}",
+    summary="A vector tile of one collection",
+    response_class=Response,
+    responses={200: {"content": {metadata.MVT_MEDIA_TYPE: {}}}, 304: {"description": "not modified"}},
+)
+async def collection_tile(request: Request, pool: PoolDep, principal: PrincipalDep, service: TileServiceDep,
+                          collection_id: CollectionId, tms_id: TmsId, z: TileMatrix, y: TileRow,
+                          x: TileCol, f: TileFormat = "mvt") -> Response:
+    key = await service.collection_key(pool, principal, collection_id, tms_id, z, x, y, _filters(request))
+    return await _tile_response(request, pool, principal, service, key)
+
+
+@router.get("/tiles", summary="The dataset's tilesets (several collections in one tile)")
+async def dataset_tilesets(request: Request, registry: RegistryDep, collections: Collections = None) -> dict:
+    query = _selection(collections, _dataset_layers(registry, collections))  # unknown ids: 404
+    base = _base(request)
+    return {
+        "links": [{"rel": "self", "type": "application/json", "href": f"{base}/ogc/tiles{query}"}],
+        "tilesets": [
+            metadata.tileset_summary(base, metadata.dataset_tiles_path(tms), "Pingan Map", tms, query)
+            for tms in TILE_MATRIX_SETS.values()
+        ],
+    }
+
+
+@router.get("/tiles/{tileMatrixSetId}", summary="The dataset's tileset")
+async def dataset_tileset(request: Request, pool: PoolDep, registry: RegistryDep, principal: PrincipalDep,
+                          tms_id: TmsId, collections: Collections = None) -> dict:
+    tms, layers = get_tms(tms_id), _dataset_layers(registry, collections)
+    query = _selection(collections, layers)
+    return metadata.tileset(_base(request), metadata.dataset_tiles_path(tms), "Pingan Map", layers, tms,
+                            await _bounds(pool, principal, layers), query)
+
+
+@router.get("/tiles/{tileMatrixSetId}/tilejson.json", summary="TileJSON of the dataset's tiles")
+async def dataset_tilejson(request: Request, pool: PoolDep, registry: RegistryDep, principal: PrincipalDep,
+                           tms_id: TmsId, collections: Collections = None) -> dict:
+    tms, layers = get_tms(tms_id), _dataset_layers(registry, collections)
+    query = _selection(collections, layers)
+    return metadata.tilejson(_base(request), metadata.dataset_tiles_path(tms), "pingan", layers,
+                             await _bounds(pool, principal, layers), query)
+
+
+@router.get(
+    "/tiles/{tileMatrixSetId}/{tileMatrix}/{tileRow}/{tileCol}",
+    summary="A vector tile holding several collections (one MVT layer each)",
+    response_class=Response,
+    responses={200: {"content": {metadata.MVT_MEDIA_TYPE: {}}}, 304: {"description": "not modified"}},
+)
+async def dataset_tile(request: Request, pool: PoolDep, principal: PrincipalDep, service: TileServiceDep,
+                       tms_id: TmsId, z: TileMatrix, y: TileRow, x: TileCol,
+                       collections: Collections = None, f: TileFormat = "mvt") -> Response:
+    key = await service.dataset_key(pool, principal, _collection_ids(collections), tms_id, z, x, y)
+    return await _tile_response(request, pool, principal, service, key)

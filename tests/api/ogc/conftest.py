@@ -1,0 +1,123 @@
+"""OGC API fixtures: the demo district, the app in a TestClient, and a real uvicorn server.
+
+The demo database comes from ``tests/conftest.py`` (scale 1, seed 42), analysed once so that
+the planner's estimates (numberMatched above the exact-count limit) are what production gets
+after autovacuum.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, text
+
+from api.app import create_app
+from api.settings import ApiSettings
+from layers.settings import DatabaseSettings
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+@pytest.fixture(scope="session")
+def demo_url(demo_engine: Engine) -> str:
+    with demo_engine.connect() as conn:
+        conn.execution_options(isolation_level="AUTOCOMMIT").execute(text("ANALYZE"))
+    return demo_engine.url.render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def client(demo_url: str) -> Iterator[TestClient]:
+    app = create_app(ApiSettings(environment="test"), DatabaseSettings(database_url=demo_url))
+    with TestClient(app) as c:
+        yield c
+
+
+@pytest.fixture(scope="session")
+def count(demo_engine: Engine):
+    """``count(sql, **params)``: the database's own answer, to compare the API with."""
+
+    def run(sql: str, **params: object) -> int:
+        with demo_engine.connect() as conn:
+            return conn.execute(text(sql), params).scalar_one()
+
+    return run
+
+
+@pytest.fixture
+def exact_counts(client: TestClient) -> Iterator[None]:
+    """numberMatched always exact (no estimates), for tests that compare it with the database."""
+    service = client.app.state.ogc
+    before, service.exact_count_limit = service.exact_count_limit, 10**12
+    try:
+        yield
+    finally:
+        service.exact_count_limit = before
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def server(demo_url: str) -> Iterator[str]:
+    """The app served by uvicorn on 127.0.0.1 (for GDAL, OWSLib, schemathesis); its base URL."""
+    port = _free_port()
+    env = {**os.environ, "PINGAN_DATABASE_URL": demo_url, "PINGAN_ENVIRONMENT": "test"}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            "api.asgi:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait(proc, base + "/healthz")
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if proc.stderr is not None:
+            proc.stderr.close()
+
+
+def _wait(proc: subprocess.Popen, url: str) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"uvicorn exited: {proc.stderr.read().decode()[-2000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:  # noqa: S310 - our own server
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError("uvicorn did not answer /healthz within 60 s")

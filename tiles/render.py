@@ -1,0 +1,145 @@
+"""Rendering tiles: one layer or several into one MVT, on a connection the caller owns.
+
+These functions take an async psycopg connection (in the caller's transaction, which carries
+the caller's role and areas for row-level security) and return the MVT bytes; they know
+nothing of HTTP or of the cache (see ``tiles.service``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from psycopg import AsyncConnection
+
+from layers.registry import Layer, Registry
+from tiles.errors import InvalidFilterError, UnknownCollectionError, ZoomOutOfRangeError
+from tiles.sql import Kind, TileQuery, query_for
+from tiles.tms import WEB_MERCATOR_QUAD, TileMatrixSet
+
+# Property filters, normalised: ((name, (value, ...)), ...) sorted, hashable for cache keys.
+Filters = tuple[tuple[str, tuple[str, ...]], ...]
+
+
+def normalise_filters(layer: Layer, filters: Mapping[str, str | Sequence[str]] | None) -> Filters:
+    """Check ``filters`` against the layer's properties and return them in canonical form.
+
+    A value may be one string or several (any of them matches).
+    """
+    if not filters:
+        return ()
+    known = {p.name for p in layer.properties}
+    unknown = sorted(set(filters) - known)
+    if unknown:
+        raise InvalidFilterError(f"layer {layer.id!r} has no properties {', '.join(unknown)}; "
+                            f"it has {', '.join(sorted(known))}")
+    out = []
+    for name, value in filters.items():
+        values = (value,) if isinstance(value, str) else tuple(value)
+        out.append((name, tuple(sorted(set(values)))))
+    return tuple(sorted(out))
+
+
+def served_layer(registry: Registry, layer_id: str) -> Layer:
+    """The served layer ``layer_id``; :class:`UnknownCollectionError` if absent or not served."""
+    layer = registry.get(layer_id)
+    if layer is None or not layer.served:
+        raise UnknownCollectionError(f"collection {layer_id!r} does not exist")
+    return layer
+
+
+def tile_kind(layer: Layer, z: int) -> Kind:
+    """Points below ``detail_zoom`` are aggregated; everything else is detailed (with the cap)."""
+    if layer.geometry_type == "Point" and z < layer.tiles.detail_zoom:
+        return "aggregate"
+    return "detail"
+
+
+def check_zoom(layer: Layer, z: int) -> None:
+    """Raise :class:`ZoomOutOfRangeError` outside the layer's minzoom..maxzoom."""
+    if not layer.tiles.minzoom <= z <= layer.tiles.maxzoom:
+        raise ZoomOutOfRangeError(f"collection {layer.id!r} has tiles at tileMatrix "
+                             f"{layer.tiles.minzoom}..{layer.tiles.maxzoom}, not {z}")
+
+
+def _statement(layer: Layer, z: int, x: int, y: int, filters: Filters) -> tuple[TileQuery, dict[str, Any]]:
+    query = query_for(layer, tile_kind(layer, z), (name for name, _ in filters))
+    params: dict[str, Any] = {"z": z, "x": x, "y": y}
+    params.update({f"f_{name}": list(values) for name, values in filters})
+    return query, params
+
+
+async def get_tile(
+    conn: AsyncConnection,
+    layer: Layer,
+    z: int,
+    x: int,
+    y: int,
+    *,
+    filters: Mapping[str, str | Sequence[str]] | None = None,
+    tms: TileMatrixSet = WEB_MERCATOR_QUAD,
+) -> bytes:
+    """The MVT of one layer at tile (z, x, y): every feature, or explicitly aggregated cells.
+
+    Parameters
+    ----------
+    conn
+        An async psycopg connection, normally in the caller's transaction
+        (``layers.db.atransaction``), so row-level security sees the caller.
+    layer
+        A layer of the registry; its id is the MVT layer name.
+    z, x, y
+        The tile: zoom, column from the west, row from the north.
+    filters
+        Property name to value (or values): only matching features are drawn or counted.
+
+    Returns
+    -------
+    bytes
+        The MVT; empty bytes when the tile holds nothing.
+
+    Examples
+    --------
+    >>> async with atransaction(pool, principal) as conn:  # doctest: +SKIP
+    ...     mvt = await get_tile(conn, registry["hazards"], 14, 13683, 6866)
+    """
+    tms.validate(z, x, y)
+    check_zoom(layer, z)
+    query, params = _statement(layer, z, x, y, normalise_filters(layer, filters))
+    # Binary results: the bytea arrives as bytes, not as hex text to decode (~0.3 ms of CPU on
+    # a 40 KB tile, a fifth of the service's own work per tile).
+    cur = await conn.execute(query.text, params, binary=True)  # type: ignore[arg-type]  # registry-built
+    row = await cur.fetchone()
+    return bytes(row[0]) if row and row[0] is not None else b""
+
+
+async def get_tiles(
+    conn: AsyncConnection,
+    layers: Iterable[Layer],
+    z: int,
+    x: int,
+    y: int,
+    *,
+    tms: TileMatrixSet = WEB_MERCATOR_QUAD,
+) -> bytes:
+    """One MVT holding several layers (concatenated MVT layers are a valid MVT).
+
+    Layers whose zoom range excludes ``z`` are left out of the tile rather than refused: a
+    map screen asks one URL for every zoom.
+    """
+    tms.validate(z, x, y)
+    statements = [_statement(layer, z, x, y, ()) for layer in layers
+                  if layer.tiles.minzoom <= z <= layer.tiles.maxzoom]
+    if not statements:
+        return b""
+    # One round trip for all layers: the statements are queued in pipeline mode and their
+    # results read afterwards.
+    async with conn.pipeline():
+        cursors = [await conn.execute(q.text, p, binary=True)  # type: ignore[arg-type]
+                   for q, p in statements]
+    parts = []
+    for cur in cursors:
+        row = await cur.fetchone()
+        if row and row[0]:
+            parts.append(bytes(row[0]))
+    return b"".join(parts)
