@@ -322,8 +322,11 @@ def serve(
     os.environ["PINGAN_DATABASE_URL"] = target.url  # the worker processes build their settings
     base = f"http://{host}:{port}"
     typer.echo("Pingan Map is serving:")
-    typer.echo(f"  health     {base}/healthz")
-    typer.echo(f"  API docs   {base}/docs")
+    typer.echo(f"  OGC API     {base}/ogc  (QGIS: add an OGC API - Features connection to it)")
+    typer.echo(f"  collections {base}/ogc/collections")
+    typer.echo(f"  tiles       {base}/ogc/tiles/WebMercatorQuad/tilejson.json")
+    typer.echo(f"  health      {base}/healthz")
+    typer.echo(f"  API docs    {base}/docs")
     uvicorn.run("api.asgi:app", host=host, port=port, workers=workers, factory=True,
                 log_level="info")
 
