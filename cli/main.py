@@ -220,6 +220,8 @@ def etl_load(
     typer.echo(f"batch {result.batch_id} done in {result.seconds.get('total', 0):.1f} s: "
                f"read {result.read:,}, loaded {result.loaded:,}, updated {result.updated:,}, "
                f"unchanged {result.unchanged:,}, rejected {result.rejected:,}")
+    stages = ", ".join(f"{k} {v:.1f} s" for k, v in result.seconds.items() if k != "total")
+    typer.echo(f"  stages: {stages}")
     for reason, n in result.reasons.items():
         typer.echo(f"  rejected {n:>7,}  {reason}")
     for w in result.warnings:

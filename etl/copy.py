@@ -10,6 +10,7 @@ import shapely
 from sqlalchemy import Connection
 
 SRID = 4490
+CHUNK_ROWS = 100_000
 
 
 def _geometry_column(values: pd.Series) -> pd.Series:
@@ -66,11 +67,14 @@ def copy_frame(
     """
     if df.empty:
         return 0
-    frame = _csv_ready(df, geometry_columns)
-    buf = io.StringIO()
-    frame.to_csv(buf, index=False, header=False, na_rep="")
-    cols = ", ".join(f'"{c}"' for c in frame.columns)
+    cols = ", ".join(f'"{c}"' for c in df.columns)
     raw = conn.connection.driver_connection
     with raw.cursor() as cur, cur.copy(f"COPY {table} ({cols}) FROM STDIN WITH (FORMAT csv)") as cp:
-        cp.write(buf.getvalue())
-    return len(frame)
+        # typed once for the whole frame (so every chunk writes a column the same way), then
+        # sent in chunks: the CSV text of a million wide rows is another half gigabyte at once
+        frame = _csv_ready(df, geometry_columns)
+        for start in range(0, len(frame), CHUNK_ROWS):
+            buf = io.StringIO()
+            frame.iloc[start : start + CHUNK_ROWS].to_csv(buf, index=False, header=False, na_rep="")
+            cp.write(buf.getvalue())
+    return len(df)
