@@ -274,6 +274,26 @@ def etl_refresh(
                f"in {r.seconds:.1f} s")
 
 
+@etl_app.command("roads")
+def etl_roads(
+    file: Annotated[Path, typer.Argument(help="an OpenStreetMap extract (.osm.pbf)")],
+    network: Annotated[str | None, typer.Option(help="network name (default: the file name)")] = None,
+) -> None:
+    """Load an OSM extract as a pgRouting network (replacing the network of the same name)."""
+    from etl.roads import load_roads
+
+    if not file.exists():
+        raise fail(f"{file}: no such file")
+    engine = _engine()
+    try:
+        r = load_roads(engine, file, network)
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+    finally:
+        engine.dispose()
+    typer.echo(f"network {r.network}: {r.edges:,} edges, {r.vertices:,} vertices")
+
+
 @etl_app.command("rejects")
 def etl_rejects(batch: int, limit: int = typer.Option(50, min=1, max=100_000)) -> None:
     """List the rejected rows of a batch: row, column, reason."""

@@ -18,6 +18,7 @@ from sqlalchemy import (
     Date,
     DateTime,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     LargeBinary,
@@ -27,7 +28,7 @@ from sqlalchemy import (
     Time,
     UniqueConstraint,
 )
-from sqlalchemy.dialects.postgresql import INET, JSONB
+from sqlalchemy.dialects.postgresql import DOUBLE_PRECISION, INET, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 SCHEMA = "pingan"
@@ -171,9 +172,7 @@ class Grid(Provenance, Base):
     kind: Mapped[str] = mapped_column(Text, server_default="comprehensive")
     population: Mapped[int] = mapped_column(Integer)
     households: Mapped[int] = mapped_column(Integer)
-    worker_id: Mapped[int | None] = mapped_column(
-        BigInteger, _fk("grid_workers.id", ondelete="SET NULL")
-    )
+    worker_id: Mapped[int | None] = mapped_column(BigInteger, _fk("grid_workers.id", ondelete="SET NULL"))
     geom: Mapped[object] = mapped_column(_geom("MULTIPOLYGON"))
 
 
@@ -257,9 +256,7 @@ class PersonVisit(Base):
     __table_args__ = (Index("person_visits_person_idx", "person_id", "visited_at"),)
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     person_id: Mapped[int] = mapped_column(BigInteger, _fk("persons.id", ondelete="CASCADE"))
-    worker_id: Mapped[int | None] = mapped_column(
-        BigInteger, _fk("grid_workers.id", ondelete="SET NULL")
-    )
+    worker_id: Mapped[int | None] = mapped_column(BigInteger, _fk("grid_workers.id", ondelete="SET NULL"))
     visited_at: Mapped[datetime] = mapped_column(TZ)
     method: Mapped[str] = mapped_column(Text)
     finding: Mapped[str | None] = mapped_column(Text)
@@ -396,6 +393,49 @@ class RefreshState(Base):
     job: Mapped[str] = mapped_column(Text, primary_key=True)
     last_batch_id: Mapped[int] = mapped_column(BigInteger, server_default="0")
     refreshed_at: Mapped[datetime] = mapped_column(TZ, server_default="now()")
+
+
+class RoadVertex(Base):
+    __tablename__ = "road_vertices"
+    __table_args__ = (Index("road_vertices_geom_idx", "geom", postgresql_using="gist"),)
+    network: Mapped[str] = mapped_column(Text, primary_key=True)
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    geom: Mapped[object] = mapped_column(_geom("POINT"))
+
+
+class RoadEdge(Base):
+    __tablename__ = "road_edges"
+    __table_args__ = (
+        Index("road_edges_geom_idx", "geom", postgresql_using="gist"),
+        Index("road_edges_source_idx", "source"),
+        Index("road_edges_target_idx", "target"),
+        Index("road_edges_network_idx", "network"),
+        ForeignKeyConstraint(
+            ["network", "source"],
+            [f"{SCHEMA}.road_vertices.network", f"{SCHEMA}.road_vertices.id"],
+            ondelete="CASCADE",
+        ),
+        ForeignKeyConstraint(
+            ["network", "target"],
+            [f"{SCHEMA}.road_vertices.network", f"{SCHEMA}.road_vertices.id"],
+            ondelete="CASCADE",
+        ),
+    )
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    network: Mapped[str] = mapped_column(Text)
+    source: Mapped[int] = mapped_column(BigInteger)
+    target: Mapped[int] = mapped_column(BigInteger)
+    osm_id: Mapped[int | None] = mapped_column(BigInteger)
+    name: Mapped[str | None] = mapped_column(Text)
+    highway: Mapped[str | None] = mapped_column(Text)
+    length_m: Mapped[float] = mapped_column(DOUBLE_PRECISION)
+    cost: Mapped[float] = mapped_column(DOUBLE_PRECISION)
+    reverse_cost: Mapped[float] = mapped_column(DOUBLE_PRECISION)
+    foot: Mapped[bool] = mapped_column(Boolean, server_default="true")
+    bicycle: Mapped[bool] = mapped_column(Boolean, server_default="true")
+    car: Mapped[bool] = mapped_column(Boolean, server_default="true")
+    geom: Mapped[object] = mapped_column(_geom("LINESTRING"))
+    batch_id: Mapped[int | None] = mapped_column(BigInteger, _fk("etl_batches.id"))
 
 
 class AuditEntry(Base):
