@@ -62,7 +62,8 @@ def test_helsinki_network_loads_and_routes(roads_engine) -> None:
         route = conn.execute(
             text(
                 "SELECT sum(cost) FROM pgr_dijkstra('SELECT id, source, target, cost, reverse_cost "
-                "FROM pingan.road_edges WHERE foot', CAST(:a AS bigint), CAST(:b AS bigint), directed => true)"
+                "FROM pingan.road_edges WHERE foot', "
+                "CAST(:a AS bigint), CAST(:b AS bigint), directed => true)"
             ),
             {"a": a, "b": b},
         ).scalar_one()
