@@ -31,18 +31,10 @@ sys.path.insert(0, str(ROOT))
 
 from cli.config import database_target  # noqa: E402
 from cli.devdb import create_database, create_extensions  # noqa: E402
-from gis.datum import wgs84_to_gcj02  # noqa: E402
+from etl.demo.samples import hazards_export  # noqa: E402
 from layers.db import libpq_url, make_engine  # noqa: E402
 from layers.settings import DatabaseSettings  # noqa: E402
 
-STATE_ZH = {
-    "found": "已发现",
-    "assigned": "已交办",
-    "handling": "处置中",
-    "feedback": "已反馈",
-    "verified": "已核查",
-    "closed": "已销号",
-}
 
 
 def make_csv(engine, path: Path, rows: int, address_share: float, seed: int) -> None:
@@ -55,30 +47,9 @@ def make_csv(engine, path: Path, rows: int, address_share: float, seed: int) -> 
         )
     rng = np.random.default_rng(seed)
     df = df.iloc[rng.integers(0, len(df), rows)].reset_index(drop=True)
-    x, y = wgs84_to_gcj02(df.x.to_numpy(), df.y.to_numpy())
     no_xy = rng.random(rows) < address_share
-
-    def fmt(s: pd.Series) -> pd.Series:
-        return s.dt.tz_convert("Asia/Shanghai").dt.strftime("%Y-%m-%d %H:%M:%S").fillna("")
-
-    out = pd.DataFrame(
-        {
-            "事件编号": [f"B{i:08d}" for i in range(rows)],
-            "标题": df.title,
-            "隐患类别": "消防",
-            "状态": df.state.map(STATE_ZH),
-            "发现时间": fmt(df.found_at),
-            "交办时间": fmt(df.assigned_at),
-            "整改期限": fmt(df.deadline),
-            "整改完成时间": fmt(df.rectified_at),
-            "核查时间": fmt(df.verified_at),
-            "销号时间": fmt(df.closed_at),
-            "地址": df.address,
-            "经度": np.where(no_xy, np.nan, np.round(x, 7)),
-            "纬度": np.where(no_xy, np.nan, np.round(y, 7)),
-            "坐标系": np.where(no_xy, "", "高德"),
-        }
-    )
+    out = hazards_export(df, [f"B{i:08d}" for i in range(rows)], datum="高德")
+    out.loc[no_xy, ["经度", "纬度", "坐标系"]] = [np.nan, np.nan, ""]
     out.to_csv(path, index=False, encoding="gbk")
 
 

@@ -3,26 +3,18 @@ idempotence, updates with events, and all-or-nothing batches."""
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import pytest
 from sqlalchemy import text
 
+from etl.demo.samples import hazards_export
 from etl.pipeline import load_file
-from gis.datum import wgs84_to_bd09, wgs84_to_gcj02
+from gis.datum import wgs84_to_gcj02
 from layers import migrate
 from layers.db import make_engine
 from layers.settings import DatabaseSettings
 from tests.etl.conftest import load as load_demo
 
-STATE_ZH = {
-    "found": "已发现",
-    "assigned": "已交办",
-    "handling": "处置中",
-    "feedback": "已反馈",
-    "verified": "已核查",
-    "closed": "已销号",
-}
 
 
 @pytest.fixture(scope="module")
@@ -51,33 +43,7 @@ def sample(etl_engine) -> pd.DataFrame:
 
 
 def export(df: pd.DataFrame, prefix: str, datum: str = "WGS84") -> pd.DataFrame:
-    x, y = df.x.to_numpy(), df.y.to_numpy()
-    if datum == "高德":
-        x, y = wgs84_to_gcj02(x, y)
-    elif datum == "百度":
-        x, y = wgs84_to_bd09(x, y)
-
-    def fmt(s):
-        return s.dt.tz_convert("Asia/Shanghai").dt.strftime("%Y-%m-%d %H:%M:%S").where(s.notna(), "")
-
-    return pd.DataFrame(
-        {
-            "事件编号": prefix + df.source_id,
-            "标题": df.title,
-            "隐患类别": "消防",
-            "状态": df.state.map(STATE_ZH),
-            "发现时间": fmt(df.found_at),
-            "交办时间": fmt(df.assigned_at),
-            "整改期限": fmt(df.deadline),
-            "整改完成时间": fmt(df.rectified_at),
-            "核查时间": fmt(df.verified_at),
-            "销号时间": fmt(df.closed_at),
-            "地址": df.address,
-            "经度": np.round(x, 8),
-            "纬度": np.round(y, 8),
-            "坐标系": datum,
-        }
-    )
+    return hazards_export(df, prefix + df.source_id, datum)
 
 
 def rows(engine, sql: str, **params):
