@@ -36,7 +36,6 @@ from layers.db import libpq_url, make_engine  # noqa: E402
 from layers.settings import DatabaseSettings  # noqa: E402
 
 
-
 def make_csv(engine, path: Path, rows: int, address_share: float, seed: int) -> None:
     """Resample the demo's hazards to ``rows`` rows with unique ids."""
     with engine.connect() as conn:

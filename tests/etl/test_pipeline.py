@@ -16,7 +16,6 @@ from layers.settings import DatabaseSettings
 from tests.etl.conftest import load as load_demo
 
 
-
 @pytest.fixture(scope="module")
 def etl_engine(databases):
     """A database of its own (loads change it) with the demo district in it."""
