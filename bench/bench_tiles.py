@@ -1,53 +1,75 @@
-"""Benchmark vector tiles: the service over HTTP against the same SQL run in the database.
+"""Benchmark vector tiles: ours, TiPG and pygeoapi over HTTP, against the same SQL in the database.
 
 Run with::
 
-    .venv/bin/python bench/bench_tiles.py --database-url "$(.venv/bin/pingan db url)"
+    .venv/bin/python bench/bench_tiles.py --database-url "$(.venv/bin/pingan db url)" --duration 8
 
-after ``.venv/bin/pingan demo load``. It starts uvicorn on a free loopback port (cache off for
-"cold", on and pre-filled for "warm"), stops it by its PID, and drives it with ``wrk`` (or an
-httpx loop when wrk is absent) at ``--concurrency`` clients for ``--duration`` seconds per run.
-The database limit runs each tile's statement (``tiles.sql.query_for``) on as many direct
-connections as there are clients. Workloads:
+after ``.venv/bin/pingan demo load``. Everything runs on 127.0.0.1 in one run, on the same tiles:
+
+- **database (same SQL)**: each tile's statement (``tiles.sql.query_for``) on as many direct
+  connections as there are clients: the physical limit;
+- **pingan cold / warm**: uvicorn serving ``api.asgi:app`` on a free port with the tile cache off
+  (cold), then on and pre-filled (warm), stopped by its PID;
+- **peers** (``PEERS``, see ``bench/peers.py``): TiPG 1.6 and pygeoapi 0.21's stock
+  ``MVT-postgresql`` provider, each started with generated configuration for each workload and
+  stopped by its PID; ``--peer name=template`` adds a server that is already running.
+
+Load is ``wrk`` (or an httpx loop when wrk is absent) at ``--concurrency`` clients for
+``--duration`` seconds per cell. Workloads:
 
 (a) z14 point tiles of hazards and cases over the densest areas;
-(b) the whole district at z10-z11, hazards and cases (aggregated);
+(b) the whole district at z10-z11, hazards and cases (ours aggregated);
 (c) grid polygon tiles at z13.
 
-Peers are entries of ``PEERS`` (or ``--peer name=template``): a name and a URL template with
-``{layer}`` (registry id), ``{table}`` (``schema.table``), ``{z}``, ``{x}``, ``{y}``, e.g.
-``tipg=http://127.0.0.1:8081/collections/{table}/tiles/WebMercatorQuad/{z}/{x}/{y}``. Each is
-measured with the same tiles, clients and duration, and printed beside ours.
+Before loading a server, its tiles are fetched once (sample tiles first, within
+``--fetch-budget`` seconds): sizes, and the sample decoded with mapbox-vector-tile to compare the
+features each tile represents (an aggregated cell counts as its ``count``) with the number the
+database holds in that tile. A tile with fewer is reported as *short* (TiPG's silent 10,000
+cap), a peer that times out or errors is reported as such.
+
+The last section checks the targets of issue 3 and prints met / not met with the figures.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import math
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import httpx
-import psycopg
-
-from layers.catalog import default_registry
-from layers.db import libpq_url
-from tiles.render import tile_kind
-from tiles.sql import query_for
-
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import httpx  # noqa: E402
+import mapbox_vector_tile  # noqa: E402
+import psycopg  # noqa: E402
+
+from bench import peers as peer_servers  # noqa: E402
+from layers.catalog import default_registry  # noqa: E402
+from layers.db import libpq_url  # noqa: E402
+from tiles.render import tile_kind  # noqa: E402
+from tiles.sql import query_for  # noqa: E402
+
 OURS = "http://127.0.0.1:{port}/ogc/collections/{layer}/tiles/WebMercatorQuad/{z}/{y}/{x}"
-PEERS: list[tuple[str, str]] = []  # (name, URL template): TiPG, pygeoapi... join here
+# (name, start(database URL) -> context manager yielding a RunningPeer with a ``tiles`` template)
+PEERS: list[tuple[str, Callable[..., AbstractContextManager[peer_servers.RunningPeer]]]] = [
+    ("tipg", peer_servers.tipg),
+    ("pygeoapi", peer_servers.pygeoapi_stock),
+]
 Tile = tuple[str, int, int, int]  # layer id, z, x, y
+DB_NAME = "database (same SQL)"
 
 
 @dataclass
@@ -58,10 +80,24 @@ class Result:
     p50_ms: float
     p99_ms: float
     errors: int
+    # from fetching the tiles once and decoding a sample
+    fetched: int = 0
+    sizes: list[int] = field(default_factory=list)
+    sampled: int = 0
+    features: list[int] = field(default_factory=list)  # features represented, per sampled tile
+    expected: list[int] = field(default_factory=list)  # the database's count for the same tiles
+    status: str = "ok"  # "ok", or what went wrong (timeouts, errors, not run)
+    fetch_s: list[float] = field(default_factory=list)  # seconds per fetched tile, one client
+    load: float = float("nan")  # the 1-min load average at the end of the run (other work shows here)
 
     @property
     def rate(self) -> float:
         return self.requests / self.seconds if self.seconds else 0.0
+
+    @property
+    def short(self) -> list[tuple[int, int]]:
+        """(got, database) of sampled tiles holding fewer features than the database has."""
+        return [(f, e) for f, e in zip(self.features, self.expected, strict=True) if f < e]
 
 
 # -- the workloads -------------------------------------------------------------------------------
@@ -78,6 +114,16 @@ _COVER = """
                     floor((ST_XMax(e) + 20037508.342789244) / w)::int) x,
     generate_series(floor((20037508.342789244 - ST_YMax(e)) / w)::int,
                     floor((20037508.342789244 - ST_YMin(e)) / w)::int) y"""
+# What the database holds in a tile: points by the same half-open test as our tile SQL (each
+# point in exactly one tile), polygons intersecting the tile.
+_COUNT_POINTS = """
+    WITH t AS (SELECT ST_Transform(ST_TileEnvelope(%(z)s, %(x)s, %(y)s), 4490) AS g)
+    SELECT count(*) FROM {table} l, t WHERE l.geom && t.g
+      AND ST_X(l.geom) >= ST_XMin(t.g) AND ST_X(l.geom) < ST_XMax(t.g)
+      AND ST_Y(l.geom) >= ST_YMin(t.g) AND ST_Y(l.geom) < ST_YMax(t.g)"""
+_COUNT_POLYGONS = """
+    WITH t AS (SELECT ST_Transform(ST_TileEnvelope(%(z)s, %(x)s, %(y)s), 4490) AS g)
+    SELECT count(*) FROM {table} l, t WHERE l.geom && t.g AND ST_Intersects(l.geom, t.g)"""
 
 
 def workloads(url: str, dense: int) -> dict[str, list[Tile]]:
@@ -100,12 +146,67 @@ def workloads(url: str, dense: int) -> dict[str, list[Tile]]:
         }
 
 
+def sample_indices(expected: list[int], size: int) -> list[int]:
+    """``size`` tile indices: half the tiles the database holds most features in (where a cap
+    bites), half spread evenly over the rest."""
+    n = len(expected)
+    if n <= size:
+        return list(range(n))
+    top = sorted(range(n), key=lambda i: -expected[i])[: size // 2]
+    rest = [i for i in range(n) if i not in top]
+    step = len(rest) / (size - len(top))
+    return top + [rest[int(i * step)] for i in range(size - len(top))]
+
+
+def database_counts(url: str, tiles: list[Tile]) -> list[int]:
+    registry = default_registry()
+    out = []
+    with psycopg.connect(url) as conn:
+        for layer_id, z, x, y in tiles:
+            layer = registry[layer_id]
+            text = _COUNT_POINTS if layer.geometry_type == "Point" else _COUNT_POLYGONS
+            out.append(conn.execute(text.format(table=layer.table), {"z": z, "x": x, "y": y}).fetchone()[0])  # type: ignore[arg-type,index]
+    return out
+
+
+def represented(mvt: bytes) -> int:
+    """Features a tile stands for: an aggregated cell counts as its ``count``, others as one."""
+    if not mvt:
+        return 0
+    total = 0
+    for layer in mapbox_vector_tile.decode(mvt).values():
+        for f in layer["features"]:
+            props = f.get("properties") or {}
+            total += int(props.get("count", 1)) if props.get("aggregated") else 1
+    return total
+
+
 # -- the database limit --------------------------------------------------------------------------
-async def _db_client(url: str, statements: list[tuple[str, dict]], start: int, until: float,
-                     latencies: list[float]) -> int:
+class _Start:
+    """All clients warmed up: the clock starts for everyone at once."""
+
+    def __init__(self, clients: int) -> None:
+        self.waiting, self.event, self.at = clients, asyncio.Event(), 0.0
+
+    async def arrive(self) -> None:
+        self.waiting -= 1
+        if self.waiting == 0:
+            self.at = time.perf_counter()
+            self.event.set()
+        await self.event.wait()
+
+
+async def _db_client(url: str, statements: list[tuple[str, dict]], first: int, seconds: float,
+                     latencies: list[float], start: _Start) -> int:
     errors = 0
     async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
-        i = start
+        # Warm-up, not timed: a new backend loads PostGIS and PROJ on its first tile, which the
+        # service's pooled connections did long before.
+        for text, params in {s[0]: s for s in statements}.values():
+            await (await conn.execute(text, params, binary=True)).fetchone()  # type: ignore[arg-type]
+        await start.arrive()
+        until = start.at + seconds
+        i = first
         while time.perf_counter() < until:
             text, params = statements[i % len(statements)]
             t0 = time.perf_counter()
@@ -127,10 +228,12 @@ async def database_limit(url: str, tiles: list[Tile], clients: int, seconds: flo
         layer = registry[layer_id]
         statements.append((query_for(layer, tile_kind(layer, z)).text, {"z": z, "x": x, "y": y}))
     latencies: list[float] = []
-    started = time.perf_counter()
-    errors = await asyncio.gather(*(_db_client(url, statements, c * 7, started + seconds, latencies)
+    start = _Start(clients)
+    errors = await asyncio.gather(*(_db_client(url, statements, c * 7, seconds, latencies, start)
                                     for c in range(clients)))
-    return _result("database (same SQL)", latencies, time.perf_counter() - started, sum(errors))
+    result = _result(DB_NAME, latencies, time.perf_counter() - start.at, sum(errors))
+    result.load = os.getloadavg()[0]
+    return result
 
 
 def _result(name: str, latencies: list[float], seconds: float, errors: int) -> Result:
@@ -153,28 +256,45 @@ request = function()
 end
 done = function(summary, latency, requests)
   local e = summary.errors
-  io.write(string.format("RESULT %%d %%d %%f %%f %%d\\n", summary.requests, summary.duration,
-    latency:percentile(50), latency:percentile(99), e.connect + e.read + e.write + e.status + e.timeout))
+  io.write(string.format("RESULT %%d %%d %%f %%f %%d %%d %%d\\n", summary.requests, summary.duration,
+    latency:percentile(50), latency:percentile(99), e.connect + e.read + e.write, e.status, e.timeout))
 end
 """
 
 
-def _wrk(name: str, urls: list[str], clients: int, seconds: float) -> Result:
+def _wrk(name: str, urls: list[str], clients: int, seconds: float, timeout: float) -> Result:
     base = "{0.scheme}://{0.netloc}".format(urlsplit(urls[0]))
     paths = ", ".join('"%s"' % u[len(base):].replace('"', '\\"') for u in urls)  # noqa: UP031
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write(_WRK_SCRIPT % paths)
     try:
         out = subprocess.run(["wrk", f"-t{min(clients, 2)}", f"-c{clients}", f"-d{int(seconds)}s",
-                              "-s", script.name, base], capture_output=True, text=True, check=True).stdout
+                              "--timeout", f"{int(timeout)}s", "-s", script.name, base],
+                             capture_output=True, text=True, check=True,
+                             timeout=seconds + timeout + 30).stdout
     finally:
         os.unlink(script.name)
     line = next(line for line in out.splitlines() if line.startswith("RESULT"))
-    n, micros, p50, p99, errors = line.split()[1:]
-    return Result(name, int(n), int(micros) / 1e6, float(p50) / 1000, float(p99) / 1000, int(errors))
+    fields = line.split()[1:]
+    p50, p99 = float(fields[2]), float(fields[3])
+    n, micros, socket_errors, status, timeouts = (int(fields[i]) for i in (0, 1, 4, 5, 6))
+    # wrk counts an answer with status >= 400 in requests and in errors.status; a timed-out
+    # request only in errors.timeout. Requests/s here counts answers with a 2xx/3xx status.
+    ok = n - status
+    nan = float("nan")
+    result = Result(name, ok, micros / 1e6, p50 / 1000 if ok else nan, p99 / 1000 if ok else nan,
+                    socket_errors + status + timeouts)
+    problems = [f"{status} HTTP errors"] * bool(status)
+    problems += [f"{timeouts} timed out (> {timeout:.0f} s)"] * bool(timeouts)
+    problems += [f"{socket_errors} socket errors"] * bool(socket_errors)
+    if not ok and not timeouts:
+        problems.append(f"no request answered within the {seconds:.0f} s run")
+    if problems:
+        result.status = "under load: " + ", ".join(problems)
+    return result
 
 
-async def _httpx(name: str, urls: list[str], clients: int, seconds: float) -> Result:
+async def _httpx(name: str, urls: list[str], clients: int, seconds: float, timeout: float) -> Result:
     latencies: list[float] = []
     errors = 0
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
@@ -184,47 +304,101 @@ async def _httpx(name: str, urls: list[str], clients: int, seconds: float) -> Re
         i = start
         while time.perf_counter() < until:
             t0 = time.perf_counter()
-            r = await http.get(urls[i % len(urls)])
-            if r.status_code == 200:
+            try:
+                r = await http.get(urls[i % len(urls)])
+                ok = r.status_code < 300
+            except httpx.HTTPError:
+                ok = False
+            if ok:
                 latencies.append(time.perf_counter() - t0)
             else:
                 errors += 1
             i += 1
 
-    async with httpx.AsyncClient(limits=limits, timeout=60) as http:
+    async with httpx.AsyncClient(limits=limits, timeout=timeout) as http:
         started = time.perf_counter()
         await asyncio.gather(*(client(http, c * 7, started + seconds) for c in range(clients)))
     return _result(name, latencies, time.perf_counter() - started, errors)
 
 
-def http_load(name: str, urls: list[str], clients: int, seconds: float) -> Result:
+def http_load(name: str, urls: list[str], clients: int, seconds: float, timeout: float) -> Result:
     if shutil.which("wrk"):
-        return _wrk(name, urls, clients, seconds)
-    return asyncio.run(_httpx(name, urls, clients, seconds))
+        result = _wrk(name, urls, clients, seconds, timeout)
+    else:
+        result = asyncio.run(_httpx(name, urls, clients, seconds, timeout))
+    result.load = os.getloadavg()[0]
+    return result
 
 
-def tile_sizes(urls: list[str]) -> list[int]:
-    """Fetch every tile once (this also fills a warm cache); their sizes in bytes."""
-    with httpx.Client(timeout=120) as http:
-        responses = [http.get(u) for u in urls]
-    bad = [r.url for r in responses if r.status_code != 200]
-    if bad:
-        raise SystemExit(f"tile requests failed: {bad[:3]}")
-    return [len(r.content) for r in responses]
+@dataclass
+class Fetched:
+    sizes: list[int]
+    features: dict[int, int]  # tile index -> features represented (sampled tiles)
+    seconds: list[float]
+    problems: list[str]
+
+
+def fetch_tiles(urls: list[str], sample: list[int], *, budget: float, timeout: float) -> Fetched:
+    """Fetch the sample tiles (decoded), then the rest, one client, within ``budget`` seconds.
+
+    Stops at the first timeout: a server that cannot answer one tile in ``timeout`` seconds is
+    reported as timing out rather than waited for. Fetching also fills a warm cache.
+    """
+    order = sample + [i for i in range(len(urls)) if i not in set(sample)]
+    out = Fetched([], {}, [], [])
+    started = time.monotonic()
+    with httpx.Client(timeout=timeout) as http:
+        for i in order:
+            if time.monotonic() - started > budget:
+                out.problems.append(f"fetch budget of {budget:.0f} s spent after {len(out.sizes)} tiles")
+                break
+            t0 = time.perf_counter()
+            try:
+                r = http.get(urls[i])
+            except httpx.TimeoutException:
+                out.problems.append(f"timed out (> {timeout:.0f} s) on {urls[i]}")
+                break
+            except httpx.HTTPError as err:  # e.g. the server dropped the connection
+                out.problems.append(f"connection error ({type(err).__name__}: {err}) on {urls[i]}")
+                continue
+            out.seconds.append(time.perf_counter() - t0)
+            if r.status_code not in (200, 204):
+                out.problems.append(f"HTTP {r.status_code} on {urls[i]}: {r.text[:120]!r}")
+                continue
+            out.sizes.append(len(r.content))
+            if i in sample:
+                out.features[i] = represented(r.content)
+    return out
+
+
+def warm_up(urls: list[str], fetched: Fetched, args: argparse.Namespace) -> None:
+    """``--warmup`` seconds of the same load, not counted (every pooled connection gets used);
+    skipped for a server that needed over a second per tile with one client, where it would only
+    leave a backlog behind."""
+    if args.warmup > 0 and fetched.seconds and statistics.median(fetched.seconds) < 1.0:
+        http_load("warm-up", urls, args.concurrency, args.warmup, args.timeout)
+
+
+def _with_fetch(result: Result, fetched: Fetched, expected: list[int]) -> Result:
+    result.fetched = len(fetched.sizes)
+    result.sizes = fetched.sizes
+    result.fetch_s = fetched.seconds
+    idx = sorted(fetched.features)
+    result.sampled = len(idx)
+    result.features = [fetched.features[i] for i in idx]
+    result.expected = [expected[i] for i in idx]
+    if fetched.problems:
+        problems = "; ".join(dict.fromkeys(p.split(" on http")[0] for p in fetched.problems))
+        result.status = problems if result.status == "ok" else f"{result.status}; {problems}"
+    return result
 
 
 # -- the server under test -----------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class Server:
     """uvicorn serving ``api.asgi:app`` on loopback; stopped by its PID."""
 
     def __init__(self, url: str, *, cache: bool, workers: int, pool_size: int) -> None:
-        self.port = free_port()
+        self.port = peer_servers.free_port()
         env = os.environ | {"PINGAN_DATABASE_URL": url, "PINGAN_TILES_CACHE_ENABLED": str(cache).lower(),
                             "PINGAN_POOL_SIZE": str(pool_size)}
         self.proc = subprocess.Popen(
@@ -234,7 +408,7 @@ class Server:
         self._wait()
 
     def _wait(self) -> None:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise SystemExit(f"uvicorn exited with {self.proc.returncode}")
@@ -245,15 +419,28 @@ class Server:
                 pass
             time.sleep(0.2)
         self.stop()
-        raise SystemExit("uvicorn did not become healthy in 60 s")
+        raise SystemExit("uvicorn did not become healthy in 180 s")
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        peer_servers.stop(self.proc)
+
+
+@contextmanager
+def _external(template: str) -> Iterator[peer_servers.RunningPeer]:
+    yield peer_servers.RunningPeer("external", "", template, "", None)  # type: ignore[arg-type]
+
+
+def _settle(url: str, seconds: float = 30) -> None:
+    """Wait until no statement other than ours is active in the database (a peer's abandoned
+    tiles keep running until their statement timeout), so they do not load the next cell."""
+    deadline = time.monotonic() + seconds
+    with psycopg.connect(url, autocommit=True) as conn:
+        while time.monotonic() < deadline:
+            busy = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                                " AND state = 'active' AND pid <> pg_backend_pid()").fetchone()[0]  # type: ignore[index]
+            if not busy:
+                return
+            time.sleep(0.5)
 
 
 # -- the run -------------------------------------------------------------------------------------
@@ -263,42 +450,129 @@ def _urls(template: str, tiles: list[Tile], **extra: object) -> list[str]:
             for layer, z, x, y in tiles]
 
 
-def _print(workload: str, tiles: list[Tile], sizes: list[int], results: list[Result]) -> None:
-    limit = results[0].rate
-    print(f"\n{workload}: {len(tiles)} tiles, size mean {statistics.mean(sizes) / 1024:.1f} KB,"
-          f" max {max(sizes) / 1024:.1f} KB, empty {sum(s == 0 for s in sizes)}")
-    print(f"  {'target':<22}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'errors':>8}{'vs DB':>8}")
+def _kb(values: list[int], how: Callable[[list[int]], float]) -> str:
+    return f"{how(values) / 1024:.1f}" if values else "-"
+
+
+def _print(workload: str, tiles: list[Tile], expected: list[int], results: list[Result]) -> None:
+    limit = next((r.rate for r in results if r.name == DB_NAME), 0.0)
+    ours = next((r.rate for r in results if r.name == "pingan cold"), 0.0)
+    print(f"\n### {workload}: {len(tiles)} tiles; database holds {min(expected)}–{max(expected)} features"
+          f" per tile (mean {statistics.mean(expected):.0f})\n")
+    print("| target | req/s | p50 ms | p99 ms | errors | vs DB | ours cold / it | size mean KB | size max KB"
+          " | features/tile mean (max) | short tiles (got/DB) | load | notes |")
+    print("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|--:|---|")
     for r in results:
-        ratio = f"{r.rate / limit:.2f}" if limit else "-"
-        print(f"  {r.name:<22}{r.rate:>10.1f}{r.p50_ms:>10.2f}{r.p99_ms:>10.2f}{r.errors:>8}{ratio:>8}")
+        vs_db = f"{r.rate / limit:.2f}" if limit else "-"
+        vs_ours = f"{ours / r.rate:.2f}" if r.rate and ours else ("∞" if ours else "-")
+        feats = f"{statistics.mean(r.features):.0f} ({max(r.features)})" if r.features else "-"
+        short = r.short
+        short_s = (f"{len(short)}/{r.sampled}: " + ", ".join(f"{g}/{e}" for g, e in short[:3])
+                   + (" …" if len(short) > 3 else "")) if short else (f"0/{r.sampled}" if r.sampled else "-")
+        notes = r.status if r.status != "ok" else ""
+        if r.fetch_s:
+            one = f"one client: {1000 * statistics.median(r.fetch_s):.0f} ms/tile"
+            notes = f"{notes}; {one}" if notes else one
+        p50 = "-" if math.isnan(r.p50_ms) else f"{r.p50_ms:.1f}"
+        p99 = "-" if math.isnan(r.p99_ms) else f"{r.p99_ms:.1f}"
+        print(f"| {r.name} | {r.rate:.1f} | {p50} | {p99} | {r.errors} | {vs_db} | {vs_ours}"
+              f" | {_kb(r.sizes, statistics.mean)} | {_kb(r.sizes, max)} | {feats} | {short_s}"
+              f" | {r.load:.1f} | {notes} |")
+
+
+def _targets(found: dict[str, list[Result]]) -> list[tuple[str, bool | None, str]]:
+    """Issue 3's tile targets: (target, met, figures)."""
+    out: list[tuple[str, bool | None, str]] = []
+
+    def get(workload: str, name: str) -> Result | None:
+        return next((r for r in found[workload] if r.name == name), None)
+
+    for workload in found:
+        cold, warm = get(workload, "pingan cold"), get(workload, "pingan warm")
+        tipg, db = get(workload, "tipg"), get(workload, DB_NAME)
+        if cold and tipg:
+            need = 3.0 if workload.startswith("(c)") else 1.0
+            ok = cold.rate >= need * tipg.rate
+            out.append((f"{workload}: cold ≥ {need:g}× TiPG", ok,
+                        f"{cold.rate:.1f} vs {tipg.rate:.1f} req/s = {cold.rate / tipg.rate:.2f}×"
+                        if tipg.rate else f"{cold.rate:.1f} vs 0 req/s"))
+        if cold and db and db.rate:
+            out.append((f"{workload}: cold ≥ 80% of the database limit", cold.rate >= 0.8 * db.rate,
+                        f"{cold.rate:.1f} vs {db.rate:.1f} req/s = {cold.rate / db.rate:.0%}"))
+        if warm:
+            out.append((f"{workload}: warm ≥ 2,000 req/s", warm.rate >= 2000, f"{warm.rate:.0f} req/s"))
+        if workload.startswith("(b)") and cold and cold.sizes:
+            out.append((f"{workload}: every tile < 100 KB", max(cold.sizes) < 100 * 1024,
+                        f"max {max(cold.sizes) / 1024:.1f} KB,"
+                        f" mean {statistics.mean(cold.sizes) / 1024:.1f} KB"))
+    return out
 
 
 def run(args: argparse.Namespace) -> None:
     url = libpq_url(args.database_url)
-    load = os.getloadavg()  # other work on the machine skews every figure: printed beside them
+    load_before = os.getloadavg()  # other work on the machine skews every figure: printed beside them
+    started = time.monotonic()
     loads = workloads(url, args.dense)
-    peers = PEERS + [tuple(p.split("=", 1)) for p in args.peer]
+    wanted = set(args.peers.split(",")) if args.peers else set()
+    peers: list[tuple[str, Callable[..., AbstractContextManager[peer_servers.RunningPeer]]]] = [
+        (name, start) for name, start in PEERS if name in wanted]
+    for spec in args.peer:
+        name, template = spec.split("=", 1)
+        peers.append((name, lambda _db, t=template, **_kw: _external(t)))
     found: dict[str, list[Result]] = {name: [] for name in loads}
-    sizes: dict[str, list[int]] = {}
+    expected = {name: database_counts(url, tiles) for name, tiles in loads.items()}
+    samples = {name: sample_indices(expected[name], args.sample) for name in loads}
     for name, tiles in loads.items():
+        print(f"[{time.monotonic() - started:5.0f} s] database limit, {name}", file=sys.stderr)
         found[name].append(asyncio.run(database_limit(url, tiles, args.concurrency, args.duration)))
     for mode, cache in (("cold", False), ("warm", True)):
         server = Server(url, cache=cache, workers=args.workers, pool_size=args.concurrency)
         try:
             for name, tiles in loads.items():
+                print(f"[{time.monotonic() - started:5.0f} s] pingan {mode}, {name}", file=sys.stderr)
                 urls = _urls(OURS, tiles, port=server.port)
-                sizes[name] = tile_sizes(urls)  # warm: this pass fills the cache
-                found[name].append(http_load(f"pingan {mode}", urls, args.concurrency, args.duration))
+                # (warm: this fills the cache)
+                fetched = fetch_tiles(urls, samples[name], budget=1e9, timeout=args.timeout)
+                warm_up(urls, fetched, args)
+                result = http_load(f"pingan {mode}", urls, args.concurrency, args.duration, args.timeout)
+                found[name].append(_with_fetch(result, fetched, expected[name]))
         finally:
             server.stop()
-    for peer, template in peers:
+    for peer, start in peers:
         for name, tiles in loads.items():
-            found[name].append(http_load(peer, _urls(template, tiles), args.concurrency, args.duration))
-    print(f"\n{args.concurrency} clients, {args.duration:.0f} s per run, {args.workers} uvicorn worker(s),"
-          f" load by {'wrk' if shutil.which('wrk') else 'httpx'}; {os.cpu_count()} CPUs shared by"
-          f" load, service and database; 1-min load average before the run {load[0]:.1f}")
+            print(f"[{time.monotonic() - started:5.0f} s] {peer}, {name}", file=sys.stderr)
+            try:
+                with start(url) as running:  # a fresh server per workload: no backlog carried over
+                    urls = _urls(running.tiles, tiles)
+                    fetched = fetch_tiles(urls, samples[name], budget=args.fetch_budget, timeout=args.timeout)
+                    warm_up(urls, fetched, args)
+                    result = http_load(peer, urls, args.concurrency, args.duration, args.timeout)
+                    found[name].append(_with_fetch(result, fetched, expected[name]))
+            except Exception as err:  # noqa: BLE001 - a peer that fails is reported, the run goes on
+                found[name].append(Result(peer, 0, 0.0, float("nan"), float("nan"), 0,
+                                          status=f"failed: {str(err)[:300]}"))
+            _settle(url)
+    load_after = os.getloadavg()
+    print(f"\n{args.concurrency} clients, {args.duration:.0f} s per cell, {args.workers} uvicorn"
+          f" worker(s) per server, load by {'wrk' if shutil.which('wrk') else 'httpx'}"
+          f" (timeout {args.timeout:.0f} s);"
+          f" {os.cpu_count()} CPUs shared by load, servers and database; 1-min load average"
+          f" {load_before[0]:.2f} before, {load_after[0]:.2f} after;"
+          f" {time.monotonic() - started:.0f} s in all."
+          f" Sizes over the tiles fetched once; features over {args.sample} sampled tiles per workload.")
     for name, tiles in loads.items():
-        _print(name, tiles, sizes[name], found[name])
+        _print(name, tiles, expected[name], found[name])
+    print("\n### Targets (issue 3), cold unless said\n")
+    print("| target | met | figures |\n|---|---|---|")
+    targets = _targets(found)
+    for target, ok, figures in targets:
+        print(f"| {target} | {'met' if ok else 'NOT met'} | {figures} |")
+    if args.json:
+        Path(args.json).write_text(json.dumps({
+            "load_before": load_before, "load_after": load_after, "args": vars(args) | {"database_url": None},
+            "workloads": {name: {"tiles": loads[name], "expected": expected[name],
+                                 "results": [asdict(r) for r in found[name]]} for name in loads},
+            "targets": targets}, indent=1, default=str))
 
 
 def main() -> None:
@@ -309,7 +583,16 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per run")
     parser.add_argument("--workers", type=int, default=1, help="uvicorn workers")
     parser.add_argument("--dense", type=int, default=16, help="dense z14 tiles per layer")
-    parser.add_argument("--peer", action="append", default=[], metavar="NAME=TEMPLATE")
+    parser.add_argument("--warmup", type=float, default=2.0, help="seconds of uncounted load before each run")
+    parser.add_argument("--sample", type=int, default=8, help="tiles decoded per workload and target")
+    parser.add_argument("--timeout", type=float, default=30.0,
+                        help="seconds before a request counts as timed out")
+    parser.add_argument("--fetch-budget", type=float, default=60.0,
+                        help="seconds a peer may take to serve each workload's tiles once, one by one")
+    parser.add_argument("--peers", default="tipg,pygeoapi", help="peers of PEERS to start ('' for none)")
+    parser.add_argument("--peer", action="append", default=[], metavar="NAME=TEMPLATE",
+                        help="a running server: URL template with {layer} {table} {z} {x} {y}")
+    parser.add_argument("--json", default=None, help="also write every figure to this file")
     args = parser.parse_args()
     if not args.database_url:
         parser.error("--database-url is required (or PINGAN_DATABASE_URL)")
