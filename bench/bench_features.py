@@ -229,7 +229,12 @@ async def _pool(db: str, size: int) -> AsyncIterator[object]:
 
 
 async def database_limit(db: str, layer_id: str, bbox: str, seconds: int, clients: int) -> Result:
-    """Our server's statements for the same page, run straight on the database."""
+    """Our server's statements for the same page, run straight on the database.
+
+    Each page ends in a rollback, on which psycopg forgets its prepared statements: these run
+    with custom plans, the physical limit. The service commits, so psycopg prepares them after
+    five executions (see docs/performance.md for what that costs at scale 10).
+    """
     from api.ogc.params import items_query
     from api.ogc.queries import page_steps
     from api.ogc.store import arun
