@@ -68,3 +68,30 @@ def test_async_transaction_sets_context(db_url) -> None:
     inside, after = asyncio.run(run())
     assert inside == ("zhao", "town", ["330304003"])
     assert after == (None,)
+
+
+def test_async_pool_never_prepares_statements(db_url) -> None:
+    """A bbox query run many times on one pooled connection stays unprepared (custom plans)."""
+    import asyncio
+
+    from layers.db import atransaction, make_async_pool
+    from layers.settings import DatabaseSettings
+
+    async def run() -> int:
+        pool = make_async_pool(DatabaseSettings(database_url=db_url), min_size=1)
+        await pool.open()
+        try:
+            for _ in range(12):
+                async with atransaction(pool, Principal("zhao", "command")) as conn:
+                    await conn.execute(
+                        "SELECT count(*) FROM pingan.hazards"
+                        " WHERE geom && ST_MakeEnvelope(%s, %s, %s, %s, 4490)",
+                        (120.0, 27.0, 121.0, 28.0),
+                    )
+            async with pool.connection() as conn:
+                cur = await conn.execute("SELECT count(*) FROM pg_prepared_statements")
+                return (await cur.fetchone())[0]
+        finally:
+            await pool.close()
+
+    assert asyncio.run(run()) == 0
