@@ -7,8 +7,8 @@ from fastapi import FastAPI
 
 from api.app import create_app
 from api.settings import ApiSettings
-from layers.settings import DatabaseSettings
+from layers.settings import ServiceDatabaseSettings
 
 
 def app() -> FastAPI:
-    return create_app(ApiSettings(), DatabaseSettings())
+    return create_app(ApiSettings(), ServiceDatabaseSettings())

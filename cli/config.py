@@ -31,19 +31,40 @@ def cluster() -> Cluster:
 
 @dataclass(frozen=True)
 class DatabaseTarget:
-    """The database in use: its app URL, an admin URL (to create test databases), and whether
-    it is the private cluster (which the CLI may start) or an external one."""
+    """The database in use: the owner's URL (migrations, ETL, CLI), an admin URL (to create
+    test databases), the web service's URL (role ``pingan_service``, subject to row-level
+    security; None when an external database gives none), and whether it is the private
+    cluster (which the CLI may start) or an external one."""
 
     url: str
     admin_url: str
     private: bool
+    service_url: str | None = None
 
 
 def database_target(*, start: bool = False) -> DatabaseTarget:
     """Resolve the database; with ``start`` the private cluster is initialised/started."""
     external = os.environ.get("PINGAN_DATABASE_URL")
     if external:
-        return DatabaseTarget(external, os.environ.get("PINGAN_ADMIN_DATABASE_URL", external), False)
+        service = os.environ.get("PINGAN_SERVICE_DATABASE_URL") or _private_service_url(external)
+        return DatabaseTarget(external, os.environ.get("PINGAN_ADMIN_DATABASE_URL", external), False,
+                              service)
     c = cluster()
     info = c.ensure() if start else c.info()
-    return DatabaseTarget(info.url(), info.url(admin=True), True)
+    return DatabaseTarget(info.url(), info.url(admin=True), True,
+                          info.url(service=True) if info.service_password else None)
+
+
+def _private_service_url(url: str) -> str | None:
+    """The service role's URL for ``url`` when ``url`` is a database on our own private cluster
+    (tests and benchmarks make such databases); None otherwise."""
+    from sqlalchemy.engine import make_url
+
+    c = cluster()
+    if not c.info_file.exists():
+        return None
+    info = c.info()
+    parsed = make_url(url)
+    if parsed.host not in ("127.0.0.1", "localhost") or parsed.port != info.port or not info.service_password:
+        return None
+    return info.url(service=True, database=parsed.database or "pingan")

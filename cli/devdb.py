@@ -2,11 +2,17 @@
 
 A cluster under the project's data dir (``.data/pg``), on its own port on 127.0.0.1, reused on
 every run (never re-initialised). Password authentication everywhere (scram-sha-256), with
-generated passwords kept in ``.data/cluster.json`` (mode 0600). Two roles:
+generated passwords kept in ``.data/cluster.json`` (mode 0600). Three roles:
 
 - ``pingan_admin``: the cluster superuser, used only to create databases and extensions;
-- ``pingan``: owns the ``pingan`` database and runs the service and migrations; it is not a
-  superuser and cannot bypass row-level security.
+- ``pingan``: owns the ``pingan`` database and its schema; migrations, ETL jobs and the CLI run
+  as it. It is not a superuser, but as the tables' owner it is not subject to their
+  row-level-security policies, so the network-facing service never connects as it;
+- ``pingan_service``: what the web service connects as: not the owner, not a superuser,
+  NOBYPASSRLS, NOINHERIT. By itself it may read almost nothing; each request's transaction
+  switches to the caller's access role (``pingan_as_command``, ``pingan_as_town``, ...: NOLOGIN
+  roles it is a member of), whose privileges and row-level-security policies the migrations
+  define (layers/migrations/sql/0005_access.up.sql).
 
 PostgreSQL refuses to run as root, and sessions and CI run as root: then the cluster belongs to
 the ``postgres`` system user that Debian's package creates, and its commands run through
@@ -32,6 +38,10 @@ from psycopg import sql
 
 ADMIN_ROLE = "pingan_admin"
 APP_ROLE = "pingan"
+SERVICE_ROLE = "pingan_service"
+# One NOLOGIN role per access level; the service switches to the caller's for each transaction.
+ACCESS_ROLES = tuple(f"pingan_as_{r}" for r in ("admin", "command", "town", "grid", "analyst", "public",
+                                                "system"))
 APP_DB = "pingan"
 DEFAULT_PORT = 54329
 EXTENSIONS = ("postgis", "pgrouting")
@@ -69,9 +79,15 @@ class ClusterInfo:
     port: int
     admin_password: str
     app_password: str
+    service_password: str = ""  # clusters made before the service role get one on `db up`
 
-    def url(self, *, admin: bool = False, database: str = APP_DB) -> str:
-        user, pw = (ADMIN_ROLE, self.admin_password) if admin else (APP_ROLE, self.app_password)
+    def url(self, *, admin: bool = False, service: bool = False, database: str = APP_DB) -> str:
+        if admin:
+            user, pw = ADMIN_ROLE, self.admin_password
+        elif service:
+            user, pw = SERVICE_ROLE, self.service_password
+        else:
+            user, pw = APP_ROLE, self.app_password
         return f"postgresql://{user}:{pw}@127.0.0.1:{self.port}/{database}"
 
 
@@ -152,6 +168,9 @@ class Cluster:
         if not self.running():
             self.start()
         info = self.info()
+        if not info.service_password:
+            info = ClusterInfo(info.port, info.admin_password, info.app_password, secrets.token_urlsafe(24))
+            self._save(info)
         self._bootstrap(info)
         return info
 
@@ -168,7 +187,8 @@ class Cluster:
         for d in (self.pgdata, self.rundir):
             d.mkdir(mode=0o700, exist_ok=True)
             self._chown(d)
-        info = ClusterInfo(port, secrets.token_urlsafe(24), secrets.token_urlsafe(24))
+        info = ClusterInfo(port, secrets.token_urlsafe(24), secrets.token_urlsafe(24),
+                           secrets.token_urlsafe(24))
         with tempfile.NamedTemporaryFile("w", delete=False, prefix="pingan-pw-") as f:
             f.write(info.admin_password + "\n")
         pwfile = Path(f.name)
@@ -185,6 +205,9 @@ class Cluster:
         self._run("pg_ctl", "--version")  # the owner can run binaries: fail early if not
         with conf.open("a") as fh:
             fh.write(extra)
+        self._save(info)
+
+    def _save(self, info: ClusterInfo) -> None:
         fd = os.open(self.info_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as fh:
             json.dump(info.__dict__, fh)
@@ -216,19 +239,36 @@ class Cluster:
             self._run("pg_ctl", "-D", str(self.pgdata), "-m", "fast", "-w", "stop")
 
     def _bootstrap(self, info: ClusterInfo) -> None:
-        """Create the app role, its database and the extensions when missing."""
+        """Create the roles, the database and the extensions when missing."""
         with psycopg.connect(info.url(admin=True, database="postgres"), autocommit=True) as conn:
-            if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (APP_ROLE,)).fetchone():
-                conn.execute(
-                    sql.SQL(
-                        "CREATE ROLE {} LOGIN PASSWORD {} NOSUPERUSER NOCREATEDB NOCREATEROLE "
-                        "NOBYPASSRLS"
-                    ).format(sql.Identifier(APP_ROLE), sql.Literal(info.app_password))
-                )
+            ensure_login_role(conn, APP_ROLE, info.app_password)
+            ensure_login_role(conn, SERVICE_ROLE, info.service_password)
+            ensure_access_roles(conn)
             if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (APP_DB,)).fetchone():
                 create_database(conn, APP_DB, owner=APP_ROLE)
         with psycopg.connect(info.url(admin=True), autocommit=True) as conn:
             create_extensions(conn)
+
+
+def ensure_login_role(admin_conn: psycopg.Connection, name: str, password: str) -> None:
+    """Create login role ``name`` (no superuser, no CREATEDB/CREATEROLE, NOBYPASSRLS) if missing;
+    an existing one gets ``password`` and those attributes again."""
+    exists = admin_conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (name,)).fetchone()
+    verb = "ALTER" if exists else "CREATE"
+    admin_conn.execute(
+        sql.SQL(
+            "{} ROLE {} LOGIN PASSWORD {} NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS"
+        ).format(sql.SQL(verb), sql.Identifier(name), sql.Literal(password))
+    )
+
+
+def ensure_access_roles(admin_conn: psycopg.Connection, service: str = SERVICE_ROLE) -> None:
+    """The NOLOGIN access roles, each granted to the (NOINHERIT) service role."""
+    admin_conn.execute(sql.SQL("ALTER ROLE {} NOINHERIT").format(sql.Identifier(service)))
+    for role in ACCESS_ROLES:
+        if not admin_conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone():
+            admin_conn.execute(sql.SQL("CREATE ROLE {} NOLOGIN NOBYPASSRLS").format(sql.Identifier(role)))
+        admin_conn.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(role), sql.Identifier(service)))
 
 
 def create_database(admin_conn: psycopg.Connection, name: str, *, owner: str) -> None:

@@ -341,7 +341,11 @@ def serve(
     import uvicorn
 
     target = _target()
-    os.environ["PINGAN_DATABASE_URL"] = target.url  # the worker processes build their settings
+    if not target.service_url:
+        raise fail("the service needs its own database role: set PINGAN_SERVICE_DATABASE_URL to a "
+                   "role that is not the owner, not a superuser and NOBYPASSRLS (docs/security.md)")
+    # the worker processes build their settings from the environment
+    os.environ["PINGAN_SERVICE_DATABASE_URL"] = target.service_url
     base = f"http://{host}:{port}"
     typer.echo("Pingan Map is serving:")
     typer.echo(f"  OGC API     {base}/ogc  (QGIS: add an OGC API - Features connection to it)")

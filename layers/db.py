@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
-from sqlalchemy import Connection, Engine, create_engine, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 
 from layers.settings import DatabaseSettings
@@ -39,9 +39,10 @@ def libpq_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-def make_engine(settings: DatabaseSettings) -> Engine:
-    """Create the engine; the caller owns and disposes it."""
-    return create_engine(
+def make_engine(settings: DatabaseSettings, *, service: bool = False) -> Engine:
+    """Create the engine; the caller owns and disposes it. With ``service``, every new
+    connection is checked to be bound by row-level security (:class:`InsecureRoleError`)."""
+    engine = create_engine(
         sqlalchemy_url(settings.database_url),
         pool_size=settings.pool_size,
         pool_pre_ping=True,
@@ -53,9 +54,14 @@ def make_engine(settings: DatabaseSettings) -> Engine:
             "application_name": "pingan",
         },
     )
+    if service:
+        event.listen(engine, "connect", _check_dbapi_connection)
+    return engine
 
 
-def make_async_pool(settings: DatabaseSettings, *, min_size: int = 2) -> AsyncConnectionPool:
+def make_async_pool(
+    settings: DatabaseSettings, *, min_size: int = 2, service: bool = False
+) -> AsyncConnectionPool:
     """An asyncio pool of psycopg connections for hot paths (tiles, item pages).
 
     Created closed: the caller opens it (``await pool.open()``) in its lifespan and closes it.
@@ -70,6 +76,7 @@ def make_async_pool(settings: DatabaseSettings, *, min_size: int = 2) -> AsyncCo
         min_size=min_size,
         max_size=settings.pool_size,
         open=False,
+        configure=_check_async_connection if service else None,
         kwargs={
             "options": f"-c statement_timeout={settings.statement_timeout_ms} -c search_path=public",
             "application_name": "pingan",
@@ -77,6 +84,52 @@ def make_async_pool(settings: DatabaseSettings, *, min_size: int = 2) -> AsyncCo
             "prepare_threshold": None,
         },
     )
+
+
+class InsecureRoleError(RuntimeError):
+    """The service was given a database role that row-level security does not bind."""
+
+
+# Owner of the tables (once migrated) or of the database (before): either way not subject to RLS.
+_ROLE_CHECK = (
+    "SELECT current_user, r.rolsuper, r.rolbypassrls,"
+    " pg_has_role(current_user, coalesce((SELECT relowner FROM pg_class"
+    "  WHERE oid = to_regclass('pingan.persons')), d.datdba), 'MEMBER')"
+    " FROM pg_roles r, pg_database d WHERE r.rolname = current_user AND d.datname = current_database()"
+)
+
+
+def _check_role_row(row: tuple) -> None:
+    user, superuser, bypass, owner = row
+    why = [w for w, bad in (("a superuser", superuser), ("BYPASSRLS", bypass),
+                            ("the owner of the tables", owner)) if bad]
+    if why:
+        raise InsecureRoleError(
+            f"database role {user!r} is {' and '.join(why)}: row-level security would not bind "
+            "it. Connect the service as its own role (pingan_service; PINGAN_SERVICE_DATABASE_URL)."
+        )
+
+
+def check_service_role(engine: Engine) -> None:
+    """Refuse a role that could bypass row-level security: a superuser, a role with BYPASSRLS,
+    or a member of the role owning the tables (owners are not subject to their policies)."""
+    with engine.connect() as conn:
+        _check_role_row(tuple(conn.execute(text(_ROLE_CHECK)).one()))
+
+
+def _check_dbapi_connection(dbapi_conn, _record) -> None:  # noqa: ANN001 - SQLAlchemy event
+    with dbapi_conn.cursor() as cur:
+        cur.execute(_ROLE_CHECK)
+        row = cur.fetchone()
+    dbapi_conn.rollback()
+    _check_role_row(row)
+
+
+async def _check_async_connection(conn: AsyncConnection) -> None:
+    cur = await conn.execute(_ROLE_CHECK)
+    row = await cur.fetchone()
+    await conn.rollback()
+    _check_role_row(row)
 
 
 @dataclass(frozen=True)
@@ -104,29 +157,31 @@ class Principal:
 SYSTEM = Principal(user="system", role="system")
 
 
-def set_principal(conn: Connection, principal: Principal) -> None:
-    """State the caller for the current transaction (transaction-local settings)."""
-    conn.execute(
-        text(
-            "SELECT set_config('pingan.user', :user, true),"
-            " set_config('pingan.role', :role, true),"
-            " set_config('pingan.areas', :areas, true)"
-        ),
-        {"user": principal.user, "role": principal.role, "areas": ",".join(principal.areas)},
-    )
-
-
+# Transaction-local: the caller's settings, and for the web service (a member of the access
+# roles) SET LOCAL ROLE to the caller's access role (layers/migrations/sql/0005_access.up.sql).
+# The owner (ETL, CLI, tests) is no member: it keeps its own role and only states the caller.
 _SET_PRINCIPAL = (
-    "SELECT set_config('pingan.user', %s, true), set_config('pingan.role', %s, true),"
-    " set_config('pingan.areas', %s, true)"
+    "SELECT set_config('pingan.user', %(user)s, true), set_config('pingan.role', %(role)s, true),"
+    " set_config('pingan.areas', %(areas)s, true),"
+    " CASE WHEN pg_has_role(session_user, r.oid, 'MEMBER') THEN set_config('role', r.rolname, true) END"
+    " FROM (SELECT 1) AS one LEFT JOIN pg_roles r ON r.rolname = 'pingan_as_' || %(role)s"
 )
+
+
+def _principal_params(principal: Principal) -> dict[str, str]:
+    return {"user": principal.user, "role": principal.role, "areas": ",".join(principal.areas)}
+
+
+def set_principal(conn: Connection, principal: Principal) -> None:
+    """State the caller for the current transaction (transaction-local settings and role)."""
+    conn.exec_driver_sql(_SET_PRINCIPAL, _principal_params(principal))
 
 
 @asynccontextmanager
 async def atransaction(pool: AsyncConnectionPool, principal: Principal) -> AsyncIterator[AsyncConnection]:
     """Async twin of :func:`transaction`: a pooled connection in a transaction for ``principal``."""
     async with pool.connection() as conn, conn.transaction():
-        await conn.execute(_SET_PRINCIPAL, (principal.user, principal.role, ",".join(principal.areas)))
+        await conn.execute(_SET_PRINCIPAL, _principal_params(principal))
         yield conn
 
 

@@ -438,6 +438,14 @@ class RoadEdge(Base):
     batch_id: Mapped[int | None] = mapped_column(BigInteger, _fk("etl_batches.id"))
 
 
+class PrivacyConfig(Base):
+    """Privacy settings the service cannot change (0005): the small-count threshold."""
+
+    __tablename__ = "privacy_config"
+    singleton: Mapped[bool] = mapped_column(Boolean, primary_key=True, server_default="true")
+    min_count: Mapped[int] = mapped_column(Integer, server_default="5")
+
+
 class AuditEntry(Base):
     __tablename__ = "audit_log"
     __table_args__ = (

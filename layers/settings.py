@@ -28,6 +28,13 @@ class DatabaseSettings(BaseSettings):
         return value
 
 
+class ServiceDatabaseSettings(DatabaseSettings):
+    """The web service's database connection: PINGAN_SERVICE_DATABASE_URL, a role that row-level
+    security binds (not the owner, not a superuser, NOBYPASSRLS); the app refuses any other."""
+
+    model_config = SettingsConfigDict(env_prefix="PINGAN_SERVICE_", extra="ignore")
+
+
 class KeySettings(BaseSettings):
     """Where the data-encryption keys of person data come from.
 

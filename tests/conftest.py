@@ -49,6 +49,13 @@ class DatabaseFactory:
         base = self.target.admin_url if admin else self.target.url
         return libpq_url(make_url(base).set(database=name).render_as_string(hide_password=False))
 
+    def service_url(self, url: str) -> str:
+        """The web service role's URL for the database of ``url`` (row-level security binds it)."""
+        if not self.target.service_url:
+            pytest.skip("no service role URL: set PINGAN_SERVICE_DATABASE_URL")
+        service = make_url(self.target.service_url).set(database=make_url(url).database)
+        return libpq_url(service.render_as_string(hide_password=False))
+
     def drop_all(self) -> None:
         with psycopg.connect(libpq_url(self.target.admin_url), autocommit=True) as conn:
             for name in self.created:
@@ -72,6 +79,18 @@ def db_url(databases: DatabaseFactory) -> str:
     migrate.upgrade(engine)
     engine.dispose()
     return url
+
+
+@pytest.fixture(scope="session")
+def service_url(databases: DatabaseFactory, db_url: str) -> str:
+    """``db_url``'s database as the web service connects to it (role pingan_service)."""
+    return databases.service_url(db_url)
+
+
+@pytest.fixture(scope="session")
+def demo_service_url(databases: DatabaseFactory, demo_engine: Engine) -> str:
+    """The demo database as the web service connects to it (role pingan_service)."""
+    return databases.service_url(demo_engine.url.render_as_string(hide_password=False))
 
 
 @pytest.fixture(scope="session")

@@ -14,8 +14,8 @@ def client_for(url: str) -> TestClient:
     return TestClient(create_app(ApiSettings(environment="test"), DatabaseSettings(database_url=url)))
 
 
-def test_healthz_ok(db_url: str) -> None:
-    with client_for(db_url) as client:
+def test_healthz_ok(service_url: str) -> None:
+    with client_for(service_url) as client:
         r = client.get("/healthz")
     assert r.status_code == 200
     body = r.json()
@@ -34,7 +34,17 @@ def test_healthz_database_unreachable_leaks_nothing() -> None:
 
 
 def test_healthz_unmigrated_database(databases) -> None:
-    with client_for(databases.create()) as client:
+    with client_for(databases.service_url(databases.create())) as client:
         r = client.get("/healthz")
     assert r.status_code == 503
     assert "expected" in r.json()["database"]
+
+
+def test_service_refuses_a_role_that_bypasses_row_level_security(db_url: str) -> None:
+    """Connected as the tables' owner, RLS would not bind the service: it must not start."""
+    import pytest
+
+    from layers.db import InsecureRoleError
+
+    with pytest.raises(InsecureRoleError, match="owner of the tables"), client_for(db_url):
+        pass

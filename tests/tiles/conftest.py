@@ -6,19 +6,18 @@ from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine
 
 from api.app import create_app
 from api.settings import ApiSettings
-from layers.db import libpq_url
 from layers.registry import Registry
 from layers.settings import DatabaseSettings
 from tiles.settings import TileSettings
 
 
 @pytest.fixture(scope="session")
-def demo_url(demo_engine: Engine) -> str:
-    return libpq_url(demo_engine.url.render_as_string(hide_password=False))
+def demo_url(demo_service_url: str) -> str:
+    """The demo database as the service connects to it (role pingan_service)."""
+    return demo_service_url
 
 
 def make_client(url: str, registry: Registry | None = None, **tile_settings: object) -> TestClient:

@@ -35,8 +35,8 @@ def demo_url(demo_engine: Engine) -> str:
 
 
 @pytest.fixture(scope="session")
-def client(demo_url: str) -> Iterator[TestClient]:
-    app = create_app(ApiSettings(environment="test"), DatabaseSettings(database_url=demo_url))
+def client(demo_url: str, demo_service_url: str) -> Iterator[TestClient]:
+    app = create_app(ApiSettings(environment="test"), DatabaseSettings(database_url=demo_service_url))
     with TestClient(app) as c:
         yield c
 
@@ -70,10 +70,10 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def server(demo_url: str) -> Iterator[str]:
+def server(demo_url: str, demo_service_url: str) -> Iterator[str]:
     """The app served by uvicorn on 127.0.0.1 (for GDAL, OWSLib, schemathesis); its base URL."""
     port = _free_port()
-    env = {**os.environ, "PINGAN_DATABASE_URL": demo_url, "PINGAN_ENVIRONMENT": "test"}
+    env = {**os.environ, "PINGAN_SERVICE_DATABASE_URL": demo_service_url, "PINGAN_ENVIRONMENT": "test"}
     proc = subprocess.Popen(
         [
             sys.executable,
