@@ -13,6 +13,7 @@ from sqlalchemy import text
 
 from cli import config
 from cli.devdb import ClusterError
+from cli.security import audit, keys_app
 
 app = typer.Typer(help="Pingan Map (平安一张图): social governance one map.", no_args_is_help=True)
 db_app = typer.Typer(help="The database: start, migrate, print its URL.", no_args_is_help=True)
@@ -21,6 +22,8 @@ etl_app = typer.Typer(help="Data loading jobs.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(demo_app, name="demo")
 app.add_typer(etl_app, name="etl")
+app.add_typer(keys_app, name="keys")
+app.command("audit")(audit)
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:

@@ -71,7 +71,7 @@ HAZARDS = Layer(
         P("closed_at", "datetime", "销号时间", "Closed at"),
         *_LOCATED,
     ),
-    tiles=Tiles(minzoom=8, maxzoom=18, detail_zoom=14, group_by="state",
+    tiles=Tiles(minzoom=8, maxzoom=18, detail_zoom=14, group_by="state", max_features=4_000,
                 properties=("code", "category", "level", "state", "found_at")),
     style=Style(color="#d9342b", outline="#ffffff", radius=4),
 )
@@ -91,24 +91,66 @@ CASES = Layer(
         P("closed_at", "datetime", "结案时间", "Closed at"),
         *_LOCATED,
     ),
-    tiles=Tiles(minzoom=8, maxzoom=18, detail_zoom=14, group_by="state",
+    tiles=Tiles(minzoom=8, maxzoom=18, detail_zoom=14, group_by="state", max_features=4_000,
                 properties=("code", "kind", "category", "state", "accepted_at")),
     style=Style(color="#e08a1e", outline="#ffffff", radius=4),
 )
+# Persons on the map carry no identity at all (name, ID number and phone stay in the person
+# file, /api/persons/{id}, masked and audited): grade, categories and area, at the exact place
+# only for those responsible (pingan.persons_served; admins get a point in the person's grid).
 PERSONS = Layer(
-    id="persons", title_zh="五失人员", title_en="Five-loss persons", table="pingan.persons",
-    geometry_type="Point", sensitivity="personal", roles=frozenset({"admin", "command", "town", "grid"}),
-    served=False,  # until the security issue decides who sees what
+    id="persons", title_zh="五失人员", title_en="Five-loss persons", table="pingan.persons_served",
+    geometry_type="Point", sensitivity="personal", roles=STAFF, instead="persons-by-grid",
     properties=(
         P("grade", "string", "风险等级", "Grade", enum=("red", "yellow", "green")),
         P("categories", "array", "五失类别", "Categories"),
+        P("status", "string", "状态", "Status", enum=("active", "closed")),
+        P("exact_location", "boolean", "精确位置", "Exact location"),
         *_LOCATED,
     ),
     tiles=Tiles(minzoom=10, maxzoom=18, detail_zoom=15, group_by="grade", properties=("grade",)),
     style=Style(color="#c0392b", outline="#ffffff", radius=5),
 )
+_PERSON_COUNTS = (
+    P("total", "integer", "人数", "Persons"),
+    P("grade_red", "integer", "红色等级", "Grade red"),
+    P("grade_yellow", "integer", "黄色等级", "Grade yellow"),
+    P("grade_green", "integer", "绿色等级", "Grade green"),
+    P("career_failure", "integer", "事业失败", "Career failure"),
+    P("family_discord", "integer", "家庭失和", "Family discord"),
+    P("life_frustration", "integer", "生活失意", "Life frustration"),
+    P("mental_imbalance", "integer", "心态失衡", "Mental imbalance"),
+    P("abnormal_behaviour", "integer", "行为失常", "Abnormal behaviour"),
+    P("suppressed", "boolean", "小数抑制", "Small counts suppressed"),
+)
+_COUNT_TILE_PROPERTIES = ("code", "total", "grade_red", "grade_yellow", "grade_green", "suppressed")
+_COUNTS_NOTE_ZH = "人数少于阈值（默认 5）的格子不显示具体数字（为空，suppressed=true）。"
+_COUNTS_NOTE_EN = "Counts below the threshold (default 5) are withheld (null, suppressed=true)."
+PERSONS_BY_GRID = Layer(
+    id="persons-by-grid", title_zh="五失人员（按网格统计）", title_en="Five-loss persons per grid",
+    table="pingan.persons_by_grid", geometry_type="MultiPolygon", id_column="code",
+    sensitivity="internal", roles=ALL_ROLES,
+    properties=(P("code", "string", "网格代码", "Grid code"), P("name", "string", "名称", "Name"),
+                P("village_code", "string", "所属村社", "Village"),
+                P("town_code", "string", "所属镇街", "Town"), *_PERSON_COUNTS),
+    tiles=Tiles(minzoom=10, maxzoom=18, simplify_px=0.5, properties=_COUNT_TILE_PROPERTIES),
+    style=Style(color="#c0392b", outline="#8fa3bf", opacity=0.4),
+    description_zh=_COUNTS_NOTE_ZH, description_en=_COUNTS_NOTE_EN,
+)
+PERSONS_BY_VILLAGE = Layer(
+    id="persons-by-village", title_zh="五失人员（按村社统计）", title_en="Five-loss persons per village",
+    table="pingan.persons_by_village", geometry_type="MultiPolygon", id_column="code",
+    sensitivity="internal", roles=ALL_ROLES,
+    properties=(P("code", "string", "村社代码", "Village code"), P("name", "string", "名称", "Name"),
+                P("town_code", "string", "所属镇街", "Town"), *_PERSON_COUNTS),
+    tiles=Tiles(minzoom=8, maxzoom=18, simplify_px=0.5, properties=_COUNT_TILE_PROPERTIES),
+    style=Style(color="#c0392b", outline="#5b6b8c", opacity=0.4),
+    description_zh=_COUNTS_NOTE_ZH, description_en=_COUNTS_NOTE_EN,
+)
 
 
 def default_registry() -> Registry:
     """The registry the service and the ETL refreshes use."""
-    return Registry().register(TOWNS, VILLAGES, GRIDS, KEY_SITES, HAZARDS, CASES, PERSONS).validate()
+    return Registry().register(
+        TOWNS, VILLAGES, GRIDS, KEY_SITES, HAZARDS, CASES, PERSONS, PERSONS_BY_GRID, PERSONS_BY_VILLAGE
+    ).validate()

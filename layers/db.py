@@ -143,6 +143,9 @@ class Principal:
     user: str
     role: str
     areas: tuple[str, ...] = field(default=())
+    # where the request came from and why (the audit log records both); not part of identity
+    client: str | None = field(default=None, compare=False)
+    reason: str | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if self.role not in ROLES:

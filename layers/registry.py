@@ -123,6 +123,11 @@ class Layer:
         if not self.roles <= ALL_ROLES:
             raise RegistryError(f"layer {self.id}: unknown roles {sorted(self.roles - ALL_ROLES)}")
 
+    def readable_by(self, role: str) -> bool:
+        """May a caller of ``role`` read this layer at all? The system role reads every layer.
+        (The database enforces the same again: privileges and row-level security.)"""
+        return role == "system" or role in self.roles
+
     def get_property(self, name: str) -> Property:
         for p in self.properties:
             if p.name == name:

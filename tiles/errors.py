@@ -18,6 +18,12 @@ class UnknownCollectionError(TileError):
     code = "NotFound"
 
 
+class ForbiddenLayerError(TileError):
+    """The caller's role may not read this layer (the registry names what it sees instead)."""
+
+    code = "Forbidden"
+
+
 class UnknownTileMatrixSetError(TileError):
     """The tile matrix set is not one we serve (only WebMercatorQuad)."""
 

@@ -13,7 +13,7 @@ from typing import Any
 from psycopg import AsyncConnection
 
 from layers.registry import Layer, Registry
-from tiles.errors import InvalidFilterError, UnknownCollectionError, ZoomOutOfRangeError
+from tiles.errors import ForbiddenLayerError, InvalidFilterError, UnknownCollectionError, ZoomOutOfRangeError
 from tiles.sql import Kind, TileQuery, query_for
 from tiles.tms import WEB_MERCATOR_QUAD, TileMatrixSet
 
@@ -40,11 +40,15 @@ def normalise_filters(layer: Layer, filters: Mapping[str, str | Sequence[str]] |
     return tuple(sorted(out))
 
 
-def served_layer(registry: Registry, layer_id: str) -> Layer:
-    """The served layer ``layer_id``; :class:`UnknownCollectionError` if absent or not served."""
+def served_layer(registry: Registry, layer_id: str, role: str | None = None) -> Layer:
+    """The served layer ``layer_id``; :class:`UnknownCollectionError` if absent or not served,
+    :class:`ForbiddenLayerError` if a caller of ``role`` (when given) may not read it."""
     layer = registry.get(layer_id)
     if layer is None or not layer.served:
         raise UnknownCollectionError(f"collection {layer_id!r} does not exist")
+    if role is not None and not layer.readable_by(role):
+        hint = f"; use {layer.instead!r}" if layer.instead else ""
+        raise ForbiddenLayerError(f"collection {layer.id!r} is not available to role {role!r}{hint}")
     return layer
 
 

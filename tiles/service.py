@@ -82,7 +82,7 @@ class TileService:
         z: int, x: int, y: int, filters: Mapping[str, str | Sequence[str]] | None = None,
     ) -> TileKey:
         """Validate a collection tile request and return its key (reads versions, cached)."""
-        layer = served_layer(self.registry, layer_id)
+        layer = served_layer(self.registry, layer_id, principal.role)
         get_tms(tms_id).validate(z, x, y)
         check_zoom(layer, z)
         return await self._key(pool, principal, (layer,), z, x, y,
@@ -98,10 +98,10 @@ class TileService:
         """
         tms = get_tms(tms_id)
         ids = list(dict.fromkeys(layer_ids)) if layer_ids is not None else [
-            layer.id for layer in self.registry.served()]
+            layer.id for layer in self.registry.served() if layer.readable_by(principal.role)]
         if not ids:
             raise UnknownCollectionError("no collections requested")
-        layers = [served_layer(self.registry, layer_id) for layer_id in ids]
+        layers = [served_layer(self.registry, layer_id, principal.role) for layer_id in ids]
         tms.validate(z, x, y)
         at_zoom = tuple(layer for layer in layers if layer.tiles.minzoom <= z <= layer.tiles.maxzoom)
         return await self._key(pool, principal, at_zoom, z, x, y, (), multi=True)

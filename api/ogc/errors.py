@@ -28,6 +28,11 @@ class InvalidParameterError(OgcError):
     code = "InvalidParameterValue"
 
 
+class ForbiddenError(OgcError):
+    status = HTTPStatus.FORBIDDEN
+    code = "Forbidden"
+
+
 class NotFoundError(OgcError):
     status = HTTPStatus.NOT_FOUND
     code = "NotFound"

@@ -24,6 +24,7 @@ from api.ogc.bridge import to_response
 from api.ogc.queries import ItemsQuery, Page, page_steps
 from api.ogc.service import OgcService
 from api.ogc.store import arun, database_errors
+from layers import audit
 from layers.db import Principal, atransaction
 
 GEOJSON = "application/geo+json"
@@ -40,6 +41,9 @@ async def items(
     with database_errors():
         async with atransaction(service.pool, principal) as conn:
             page = await arun(conn, page_steps(query, service.exact_count_limit))
+            if query.layer.sensitivity == "personal":  # in the same transaction as the read
+                ids = [f.get("id") for f in orjson.loads(page.features)]
+                await audit.arecord(conn, principal, "read", query.layer.id, ids, {"via": "ogc items"})
     dataset = query.layer.id
     body = b"".join(
         (

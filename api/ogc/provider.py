@@ -30,6 +30,7 @@ from api.ogc.fragments import all_of
 from api.ogc.queries import ItemsQuery, item_steps, page_steps
 from api.ogc.service import get_service
 from api.ogc.store import database_errors, run
+from layers import audit
 from layers.db import transaction
 from layers.registry import Layer
 
@@ -91,9 +92,13 @@ class PinganProvider(BaseProvider):
         )
         with pygeoapi_errors(), transaction(self.service.engine, current().principal) as conn:
             page = run(conn.connection.driver_connection, page_steps(query, self.service.exact_count_limit))
+            features = orjson.loads(page.features)
+            if self.layer.sensitivity == "personal":  # in the same transaction as the read
+                audit.record(conn, current().principal, "read", self.layer.id,
+                             [f.get("id") for f in features], {"via": "ogc items (pygeoapi)"})
         return {
             "type": "FeatureCollection",
-            "features": orjson.loads(page.features),
+            "features": features,
             "numberMatched": page.matched,
             "numberReturned": page.returned,
         }
@@ -131,6 +136,9 @@ class PinganProvider(BaseProvider):
         out = SUPPORTED[crs_transform_spec.target_crs_uri if crs_transform_spec else STORAGE_URI]
         with pygeoapi_errors(), transaction(self.service.engine, current().principal) as conn:
             text = run(conn.connection.driver_connection, item_steps(self.layer, out, key))
+            if text is not None and self.layer.sensitivity == "personal":
+                audit.record(conn, current().principal, "read", self.layer.id, [identifier],
+                             {"via": "ogc item"})
         if text is None:
             raise ProviderItemNotFoundError(f"no item {identifier[:100]!r} in {self.layer.id}")
         return orjson.loads(text)

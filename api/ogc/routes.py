@@ -25,6 +25,7 @@ from api.ogc.context import RequestContext
 from api.ogc.crs import lookup as lookup_crs
 from api.ogc.errors import OgcError
 from api.ogc.service import OgcService
+from layers.db import Principal
 
 log = logging.getLogger(__name__)
 
@@ -56,15 +57,15 @@ def _service(request: Request) -> OgcService:
     return request.app.state.ogc
 
 
-async def _prepare(request: Request) -> tuple[OgcService, Any, Any]:
+async def _prepare(request: Request, principal: Principal) -> tuple[OgcService, Any, Any]:
     service = _service(request)
-    api = await service.api(str(request.base_url))
+    api = await service.api(str(request.base_url), principal)
     return service, api, await bridge.api_request(request, api)
 
 
 @router.get("", summary="Landing page")
 async def landing(request: Request, principal: PrincipalDep) -> Response:
-    _, api, req = await _prepare(request)
+    _, api, req = await _prepare(request, principal)
     response = await bridge.call(landing_page, api, req, ctx=RequestContext(principal))
     return bridge.reshape_json(response, lambda doc: _landing_links(doc, api.base_url))
 
@@ -84,10 +85,10 @@ def _landing_links(doc: dict[str, Any], base: str) -> None:
 
 
 @router.get("/conformance", summary="Conformance classes")
-async def conformance_(request: Request) -> Response:
+async def conformance_(request: Request, principal: PrincipalDep) -> Response:
     # ours, not pygeoapi's: its list claims Features Parts 4 and 5, which we do not serve, and
     # lacks the Filter, CQL2, sorting and tiles classes, which we do
-    _, api, req = await _prepare(request)
+    _, api, req = await _prepare(request, principal)
     body = {"conformsTo": list(CONFORMANCE)}
     headers = req.get_response_headers(**api.api_headers)
     if req.format == F_HTML:
@@ -100,27 +101,27 @@ async def conformance_(request: Request) -> Response:
 
 @router.get("/openapi", summary="OpenAPI document")
 async def openapi(request: Request, principal: PrincipalDep) -> Response:
-    _, api, req = await _prepare(request)
+    _, api, req = await _prepare(request, principal)
     return await bridge.call(openapi_, api, req, ctx=RequestContext(principal))
 
 
 @router.get("/collections", summary="Collections")
 async def collections(request: Request, principal: PrincipalDep) -> Response:
-    _, api, req = await _prepare(request)
+    _, api, req = await _prepare(request, principal)
     return await bridge.call(describe_collections, api, req, ctx=RequestContext(principal))
 
 
 @router.get("/collections/{collection_id}", summary="A collection")
 async def collection(request: Request, collection_id: str, principal: PrincipalDep) -> Response:
-    service, api, req = await _prepare(request)
-    service.layer(collection_id)
+    service, api, req = await _prepare(request, principal)
+    service.layer(collection_id, principal)
     return await bridge.call(describe_collections, api, req, collection_id, ctx=RequestContext(principal))
 
 
 @router.get("/collections/{collection_id}/queryables", summary="Queryables of a collection")
 async def queryables(request: Request, collection_id: str, principal: PrincipalDep) -> Response:
-    service, api, req = await _prepare(request)
-    layer = service.layer(collection_id)
+    service, api, req = await _prepare(request, principal)
+    layer = service.layer(collection_id, principal)
     response = await bridge.call(
         get_collection_queryables, api, req, collection_id, ctx=RequestContext(principal)
     )
@@ -138,8 +139,8 @@ def _titles(doc: dict[str, Any], titles: dict[str, str]) -> None:
 
 @router.get("/collections/{collection_id}/items", summary="Features of a collection")
 async def items(request: Request, collection_id: str, principal: PrincipalDep) -> Response:
-    service, api, req = await _prepare(request)
-    layer = service.layer(collection_id)
+    service, api, req = await _prepare(request, principal)
+    layer = service.layer(collection_id, principal)
     where = params.route_where(request.query_params, layer)
     query = params.items_query(request.query_params, layer, where)
     if service.native_items and native.serves(req):
@@ -151,8 +152,8 @@ async def items(request: Request, collection_id: str, principal: PrincipalDep) -
 
 @router.get("/collections/{collection_id}/items/{feature_id}", summary="One feature")
 async def item(request: Request, collection_id: str, feature_id: str, principal: PrincipalDep) -> Response:
-    service, api, req = await _prepare(request)
-    service.layer(collection_id)
+    service, api, req = await _prepare(request, principal)
+    service.layer(collection_id, principal)
     lookup_crs(request.query_params.get("crs"), "crs")
     return await bridge.call(
         get_collection_item, api, req, collection_id, feature_id, ctx=RequestContext(principal), geojson=True

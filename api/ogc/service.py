@@ -26,12 +26,12 @@ from pygeoapi.api import API
 from sqlalchemy import Engine
 
 from api.ogc.config import pygeoapi_config
-from api.ogc.errors import NotFoundError
+from api.ogc.errors import ForbiddenError, NotFoundError
 from api.ogc.extents import CollectionInfo, collection_info
 from api.ogc.openapi import openapi_document
 from api.ogc.queries import EXACT_COUNT_LIMIT
 from api.ogc.store import database_errors
-from layers.db import SYSTEM, atransaction
+from layers.db import SYSTEM, Principal, atransaction
 from layers.registry import Layer, Registry
 
 MAX_BASE_URLS = 8
@@ -48,14 +48,20 @@ class OgcService:
     native_items: bool = True  # GeoJSON item pages without pygeoapi (see native.py); False: all pygeoapi
     key: str = field(default_factory=lambda: secrets.token_hex(8))
     _infos: dict[str, CollectionInfo] | None = None
-    _apis: OrderedDict[str, API] = field(default_factory=OrderedDict)
+    _apis: OrderedDict[tuple[str, frozenset[str]], API] = field(default_factory=OrderedDict)
     _load_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _api_lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def layer(self, collection_id: str) -> Layer:
+    def layer(self, collection_id: str, principal: Principal) -> Layer:
+        """The served layer ``collection_id`` if ``principal``'s role may read it: 404 for an
+        unknown collection, 403 (naming the aggregate layer to use instead) for one the role may
+        not read. The database enforces the same again (privileges and row-level security)."""
         layer = self.registry.get(collection_id)
         if layer is None or not layer.served:
             raise NotFoundError(f"collection {collection_id[:100]!r} not found")
+        if not layer.readable_by(principal.role):
+            hint = f"; use {layer.instead!r}" if layer.instead else ""
+            raise ForbiddenError(f"collection {layer.id!r} is not available to role {principal.role!r}{hint}")
         return layer
 
     async def infos(self) -> dict[str, CollectionInfo]:
@@ -74,18 +80,23 @@ class OgcService:
         assert self._infos is not None, "infos() first"
         return self._infos[layer_id]
 
-    async def api(self, request_base: str) -> API:
+    async def api(self, request_base: str, principal: Principal) -> API:
+        """pygeoapi's API for this base URL, configured with the collections ``principal`` may
+        read (so listings, HTML pages and the OpenAPI document show no others)."""
         base = (self.public_url or request_base).rstrip("/") + "/ogc"
         infos = await self.infos()
+        mine = {lid: info for lid, info in infos.items() if info.layer.readable_by(principal.role)}
+        key = (base, frozenset(mine))
         with self._api_lock:
-            api = self._apis.get(base)
+            api = self._apis.get(key)
             if api is None:
-                api = API(pygeoapi_config(self.key, infos, base), openapi_document(infos, base))
-                self._apis[base] = api
-                while len(self._apis) > MAX_BASE_URLS:
+                api = API(pygeoapi_config(self.key, mine, base), openapi_document(mine, base))
+                self._apis[key] = api
+                while len(self._apis) > MAX_BASE_URLS * 8:  # a few base URLs x the access levels
                     self._apis.popitem(last=False)
-            self._apis.move_to_end(base)
+            self._apis.move_to_end(key)
         return api
+
 
 
 def get_service(key: str) -> OgcService:

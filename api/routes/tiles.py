@@ -21,10 +21,12 @@ from fastapi.routing import APIRoute
 from psycopg_pool import PoolTimeout
 
 from api.deps import PoolDep, PrincipalDep, RegistryDep
-from layers.db import atransaction
+from layers import audit
+from layers.db import Principal, atransaction
 from layers.registry import Layer
 from tiles import metadata
 from tiles.errors import (
+    ForbiddenLayerError,
     InvalidFilterError,
     InvalidTileError,
     TileError,
@@ -40,7 +42,7 @@ from tiles.tms import TILE_MATRIX_SETS, get_tms
 # the tileset's limits, which OGC API - Tiles answers with 404.
 _STATUS: dict[type[TileError], int] = {
     UnknownCollectionError: 404, UnknownTileMatrixSetError: 404, ZoomOutOfRangeError: 404,
-    InvalidTileError: 400, InvalidFilterError: 400,
+    InvalidTileError: 400, InvalidFilterError: 400, ForbiddenLayerError: 403,
 }
 
 
@@ -117,7 +119,15 @@ def _not_modified(if_none_match: str | None, etag: str) -> bool:
 
 async def _tile_response(request: Request, pool: PoolDep, principal: PrincipalDep,
                          service: TileService, key: TileKey) -> Response:
+    layers = [request.app.state.registry[layer_id] for layer_id in key.layers]
     headers = {"ETag": key.etag, "Cache-Control": service.settings.cache_control}
+    if any(layer.sensitivity != "public" for layer in layers):
+        # what this tile holds depends on who asks: no shared cache may keep it
+        headers["Cache-Control"] = "private, " + service.settings.cache_control.removeprefix("public, ")
+        headers["Vary"] = "Authorization, Cookie"
+    personal = [layer.id for layer in layers if layer.sensitivity == "personal"]
+    if personal:  # every read of person-level data is audited, cached or not
+        await _audit_tile(pool, principal, personal, key)
     if _not_modified(request.headers.get("if-none-match"), key.etag):
         return Response(status_code=304, headers=headers)
     body, hit = await service.tile(pool, principal, key)
@@ -128,18 +138,25 @@ async def _tile_response(request: Request, pool: PoolDep, principal: PrincipalDe
     return Response(body, media_type=metadata.MVT_MEDIA_TYPE, headers=headers)
 
 
+async def _audit_tile(pool: PoolDep, principal: Principal, layer_ids: list[str], key: TileKey) -> None:
+    async with atransaction(pool, principal) as conn:
+        for layer_id in layer_ids:
+            await audit.arecord(conn, principal, "read", layer_id, (),
+                                {"via": "tile", "tile": f"{key.z}/{key.x}/{key.y}"})
+
+
 async def _bounds(pool: PoolDep, principal: PrincipalDep, layers: list[Layer]) -> metadata.Bounds | None:
     async with atransaction(pool, principal) as conn:
         return await metadata.layers_bounds(conn, layers)
 
 
-def _dataset_layers(registry: RegistryDep, collections: str | None) -> list[Layer]:
+def _dataset_layers(registry: RegistryDep, collections: str | None, principal: Principal) -> list[Layer]:
     ids = _collection_ids(collections)
     if ids is None:
-        return list(registry.served())
+        return [layer for layer in registry.served() if layer.readable_by(principal.role)]
     if not ids:
         raise UnknownCollectionError("no collections requested")
-    return [served_layer(registry, layer_id) for layer_id in dict.fromkeys(ids)]
+    return [served_layer(registry, layer_id, principal.role) for layer_id in dict.fromkeys(ids)]
 
 
 def _selection(collections: str | None, layers: list[Layer]) -> str:
@@ -158,8 +175,9 @@ async def tile_matrix_set(request: Request, tms_id: TmsId) -> dict[str, Any]:
 
 
 @router.get("/collections/{collectionId}/tiles", summary="A collection's tilesets")
-async def collection_tilesets(request: Request, registry: RegistryDep, collection_id: CollectionId) -> dict:
-    layer = served_layer(registry, collection_id)
+async def collection_tilesets(request: Request, registry: RegistryDep, principal: PrincipalDep,
+                              collection_id: CollectionId) -> dict:
+    layer = served_layer(registry, collection_id, principal.role)
     base = _base(request)
     return {
         "links": [{"rel": "self", "type": "application/json",
@@ -172,7 +190,7 @@ async def collection_tilesets(request: Request, registry: RegistryDep, collectio
 @router.get("/collections/{collectionId}/tiles/{tileMatrixSetId}", summary="A collection's tileset")
 async def collection_tileset(request: Request, pool: PoolDep, registry: RegistryDep,
                              principal: PrincipalDep, collection_id: CollectionId, tms_id: TmsId) -> dict:
-    layer, tms = served_layer(registry, collection_id), get_tms(tms_id)
+    layer, tms = served_layer(registry, collection_id, principal.role), get_tms(tms_id)
     bounds = await _bounds(pool, principal, [layer])
     return metadata.tileset(_base(request), metadata.collection_tiles_path(layer, tms), layer.title_en,
                             [layer], tms, bounds)
@@ -181,7 +199,7 @@ async def collection_tileset(request: Request, pool: PoolDep, registry: Registry
 @router.get("/collections/{collectionId}/tiles/{tileMatrixSetId}/tilejson.json", summary="TileJSON")
 async def collection_tilejson(request: Request, pool: PoolDep, registry: RegistryDep,
                               principal: PrincipalDep, collection_id: CollectionId, tms_id: TmsId) -> dict:
-    layer, tms = served_layer(registry, collection_id), get_tms(tms_id)
+    layer, tms = served_layer(registry, collection_id, principal.role), get_tms(tms_id)
     bounds = await _bounds(pool, principal, [layer])
     return metadata.tilejson(_base(request), metadata.collection_tiles_path(layer, tms), layer.id,
                              [layer], bounds)
@@ -201,8 +219,9 @@ async def collection_tile(request: Request, pool: PoolDep, principal: PrincipalD
 
 
 @router.get("/tiles", summary="The dataset's tilesets (several collections in one tile)")
-async def dataset_tilesets(request: Request, registry: RegistryDep, collections: Collections = None) -> dict:
-    query = _selection(collections, _dataset_layers(registry, collections))  # unknown ids: 404
+async def dataset_tilesets(request: Request, registry: RegistryDep, principal: PrincipalDep,
+                           collections: Collections = None) -> dict:
+    query = _selection(collections, _dataset_layers(registry, collections, principal))  # unknown: 404
     base = _base(request)
     return {
         "links": [{"rel": "self", "type": "application/json", "href": f"{base}/ogc/tiles{query}"}],
@@ -216,7 +235,7 @@ async def dataset_tilesets(request: Request, registry: RegistryDep, collections:
 @router.get("/tiles/{tileMatrixSetId}", summary="The dataset's tileset")
 async def dataset_tileset(request: Request, pool: PoolDep, registry: RegistryDep, principal: PrincipalDep,
                           tms_id: TmsId, collections: Collections = None) -> dict:
-    tms, layers = get_tms(tms_id), _dataset_layers(registry, collections)
+    tms, layers = get_tms(tms_id), _dataset_layers(registry, collections, principal)
     query = _selection(collections, layers)
     return metadata.tileset(_base(request), metadata.dataset_tiles_path(tms), "Pingan Map", layers, tms,
                             await _bounds(pool, principal, layers), query)
@@ -225,7 +244,7 @@ async def dataset_tileset(request: Request, pool: PoolDep, registry: RegistryDep
 @router.get("/tiles/{tileMatrixSetId}/tilejson.json", summary="TileJSON of the dataset's tiles")
 async def dataset_tilejson(request: Request, pool: PoolDep, registry: RegistryDep, principal: PrincipalDep,
                            tms_id: TmsId, collections: Collections = None) -> dict:
-    tms, layers = get_tms(tms_id), _dataset_layers(registry, collections)
+    tms, layers = get_tms(tms_id), _dataset_layers(registry, collections, principal)
     query = _selection(collections, layers)
     return metadata.tilejson(_base(request), metadata.dataset_tiles_path(tms), "pingan", layers,
                              await _bounds(pool, principal, layers), query)

@@ -82,6 +82,9 @@ def test_owslib(server: str, count) -> None:
         "key-sites",
         "hazards",
         "cases",
+        "persons",
+        "persons-by-grid",
+        "persons-by-village",
     ]
     assert "level" in api.collection_queryables("hazards")["properties"]
     assert api.collection("cases")["id"] == "cases"

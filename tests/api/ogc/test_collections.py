@@ -9,7 +9,8 @@ from fastapi.testclient import TestClient
 
 from layers.catalog import default_registry
 
-SERVED = ["towns", "villages", "grids", "key-sites", "hazards", "cases"]
+SERVED = ["towns", "villages", "grids", "key-sites", "hazards", "cases", "persons", "persons-by-grid",
+          "persons-by-village"]
 TILESETS = "http://www.opengis.net/def/rel/ogc/1.0/tilesets-vector"
 
 
@@ -17,8 +18,8 @@ def test_every_served_layer_and_nothing_else(client: TestClient) -> None:
     ids = [c["id"] for c in client.get("/ogc/collections").json()["collections"]]
     assert ids == SERVED
     assert [layer.id for layer in default_registry().served()] == SERVED
-    assert client.get("/ogc/collections/persons").status_code == 404
-    assert client.get("/ogc/collections/persons/items").status_code == 404
+    assert client.get("/ogc/collections/nothing").status_code == 404
+    assert client.get("/ogc/collections/nothing/items").status_code == 404
 
 
 def test_titles_follow_the_language(client: TestClient) -> None:
