@@ -11,7 +11,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-deps setup system-deps venv assets db demo-data serve lint bench clean-db help
+.PHONY: demo test test-deps setup system-deps venv assets db demo-data demo-users serve lint bench clean-db help
 
 help:
 	@echo "make demo   - set up everything and serve the demo district on http://$(HOST):$(PORT)"
@@ -19,7 +19,7 @@ help:
 	@echo "make lint   - ruff"
 	@echo "make bench  - benchmarks (prints figures; see bench/README.md)"
 
-demo: setup demo-data serve
+demo: setup demo-data demo-users serve
 
 test: setup test-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -52,6 +52,10 @@ db: venv
 
 demo-data: db
 	$(PINGAN) demo load --scale $(SCALE) --seed $(SEED)
+
+# one user per role, random passwords, printed and kept in .data/demo-users.txt (0600)
+demo-users: demo-data
+	$(PINGAN) demo users
 
 serve:
 	$(PINGAN) serve --host $(HOST) --port $(PORT)

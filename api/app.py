@@ -10,12 +10,16 @@ from fastapi import FastAPI
 from sqlalchemy.exc import OperationalError
 
 from api import ogc
-from api.routes import health, tiles
+from api.auth import AuthSettings
+from api.auth import install as install_auth
+from api.hardening import HardeningMiddleware
+from api.routes import health, persons, tiles
 from api.settings import ApiSettings
 from layers.catalog import default_registry
+from layers.crypto import DataKeyError, KeyRing
 from layers.db import InsecureRoleError, check_service_role, make_async_pool, make_engine
 from layers.registry import Registry
-from layers.settings import DatabaseSettings
+from layers.settings import DatabaseSettings, KeySettings
 from tiles.service import TileService
 from tiles.settings import TileSettings
 
@@ -27,6 +31,8 @@ def create_app(
     db: DatabaseSettings,
     registry: Registry | None = None,
     tile_settings: TileSettings | None = None,
+    auth_settings: AuthSettings | None = None,
+    keys: KeyRing | None = None,
 ) -> FastAPI:
     """Build the service. The lifespan owns the database pools (a SQLAlchemy engine for
     ordinary work, an asyncio psycopg pool for hot paths): created at startup, closed at
@@ -46,6 +52,7 @@ def create_app(
         except OperationalError as exc:
             log.warning("database unreachable at startup: %s", type(exc).__name__)
         app.state.pool = make_async_pool(db, service=True)
+        app.state.keys = keys if keys is not None else _keys_from_settings()
         await app.state.pool.open(wait=False)
         # The tile cache lives as long as the process serves (a new lifespan starts it empty).
         app.state.tiles = TileService(app.state.registry, tile_settings or TileSettings())
@@ -64,7 +71,21 @@ def create_app(
     )
     app.state.settings = settings
     app.state.registry = registry or default_registry()
+    install_auth(app, auth_settings or AuthSettings())
     app.include_router(health.router)
     app.include_router(ogc.router)
     app.include_router(tiles.router)
+    app.include_router(persons.router)
+    app.add_middleware(HardeningMiddleware, max_body_bytes=settings.max_body_bytes,
+                       max_query_bytes=settings.max_query_bytes)
     return app
+
+
+def _keys_from_settings() -> KeyRing | None:
+    """The person-data key ring from PINGAN_DATA_KEY(_FILE); without one, person files answer
+    503 and everything else works."""
+    try:
+        return KeyRing.from_settings(KeySettings())
+    except DataKeyError as exc:
+        log.warning("person files unavailable: %s", exc)
+        return None

@@ -7,12 +7,15 @@ tiles.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated
 
 from fastapi import Depends, Request
 from psycopg_pool import AsyncConnectionPool
 from sqlalchemy import Engine
 
+from api.auth import ANONYMOUS, AuthRequired, anonymous_allowed, optional_principal
+from api.auth.deps import client_address
 from layers.db import Principal
 from layers.registry import Registry
 
@@ -29,14 +32,22 @@ async def get_registry(request: Request) -> Registry:
     return request.app.state.registry
 
 
-# Until authentication lands (issue 4), every request acts as this one district-wide staff
-# principal; the persons layer is not served at all meanwhile. Issue 4 replaces this dependency
-# with the authenticated caller, so every handler already takes its principal from here.
-_UNAUTHENTICATED = Principal(user="anonymous", role="command")
+REASON_HEADER = "X-Pingan-Reason"
 
 
 async def get_principal(request: Request) -> Principal:
-    return _UNAUTHENTICATED
+    """The caller (api.auth: bearer token, HTTP Basic or the session cookie), with where the
+    request came from and why (for the audit log). Anonymous callers only reach collections the
+    deployment publishes (``PINGAN_AUTH_ANONYMOUS_COLLECTIONS``), as role ``public``; anything
+    else answers 401 with the Basic and Bearer challenges."""
+    principal = await optional_principal(request)
+    if principal is None:
+        collection = request.path_params.get("collection_id") or request.path_params.get("collectionId")
+        if collection is None or not anonymous_allowed(request, str(collection)):
+            raise AuthRequired()
+        principal = ANONYMOUS
+    reason = request.headers.get(REASON_HEADER)
+    return replace(principal, client=client_address(request), reason=reason[:500] if reason else None)
 
 
 EngineDep = Annotated[Engine, Depends(get_engine)]

@@ -19,3 +19,5 @@ class ApiSettings(BaseSettings):
     public_url: str | None = Field(
         default=None, description="the URL clients reach the service at, for links"
     )
+    max_body_bytes: int = Field(default=1 << 20, ge=1024, description="larger request bodies: 413")
+    max_query_bytes: int = Field(default=8192, ge=256, description="longer query strings: 414")

@@ -14,6 +14,7 @@ from sqlalchemy import text
 from cli import config
 from cli.devdb import ClusterError
 from cli.security import audit, keys_app
+from cli.users import demo_users, tokens_app, users_app
 
 app = typer.Typer(help="Pingan Map (平安一张图): social governance one map.", no_args_is_help=True)
 db_app = typer.Typer(help="The database: start, migrate, print its URL.", no_args_is_help=True)
@@ -22,6 +23,9 @@ etl_app = typer.Typer(help="Data loading jobs.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(demo_app, name="demo")
 app.add_typer(etl_app, name="etl")
+app.add_typer(users_app, name="users")
+app.add_typer(tokens_app, name="tokens")
+demo_app.command("users")(demo_users)
 app.add_typer(keys_app, name="keys")
 app.command("audit")(audit)
 
@@ -349,9 +353,13 @@ def serve(
                    "role that is not the owner, not a superuser and NOBYPASSRLS (docs/security.md)")
     # the worker processes build their settings from the environment
     os.environ["PINGAN_SERVICE_DATABASE_URL"] = target.service_url
+    if not os.environ.get("PINGAN_DATA_KEY") and not os.environ.get("PINGAN_DATA_KEY_FILE"):
+        _keyring()  # the development key (created once under the data dir): person files open
+        os.environ["PINGAN_DATA_KEY_FILE"] = str(config.data_dir() / "data.key")
     base = f"http://{host}:{port}"
     typer.echo("Pingan Map is serving:")
-    typer.echo(f"  OGC API     {base}/ogc  (QGIS: add an OGC API - Features connection to it)")
+    typer.echo(f"  login       {base}/login  (users: pingan users add; demo users: .data/demo-users.txt)")
+    typer.echo(f"  OGC API     {base}/ogc  (QGIS: add an OGC API - Features connection with Basic auth)")
     typer.echo(f"  collections {base}/ogc/collections")
     typer.echo(f"  tiles       {base}/ogc/tiles/WebMercatorQuad/tilejson.json")
     typer.echo(f"  health      {base}/healthz")

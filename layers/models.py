@@ -462,3 +462,57 @@ class AuditEntry(Base):
     client_addr: Mapped[str | None] = mapped_column(INET)
     reason: Mapped[str | None] = mapped_column(Text)
     details: Mapped[dict] = mapped_column(JSONB, server_default="{}")
+
+
+# -- identity (0006) ---------------------------------------------------------------------------
+class User(Base):
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    name: Mapped[str] = mapped_column(Text, unique=True)
+    role: Mapped[str] = mapped_column(Text)
+    areas: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default="{}")
+    password_hash: Mapped[str] = mapped_column(Text)
+    disabled: Mapped[bool] = mapped_column(Boolean, server_default="false")
+    created_at: Mapped[datetime] = mapped_column(TZ, server_default="now()")
+    updated_at: Mapped[datetime] = mapped_column(TZ, server_default="now()")
+    last_login_at: Mapped[datetime | None] = mapped_column(TZ)
+
+
+class Session(Base):
+    __tablename__ = "sessions"
+    __table_args__ = (
+        Index("sessions_user_idx", "user_id"),
+        Index("sessions_expires_idx", "expires_at"),
+    )
+    id_hash: Mapped[bytes] = mapped_column(LargeBinary, primary_key=True)
+    user_id: Mapped[int] = mapped_column(BigInteger, _fk("users.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(TZ, server_default="now()")
+    expires_at: Mapped[datetime] = mapped_column(TZ)
+    last_seen_at: Mapped[datetime] = mapped_column(TZ, server_default="now()")
+    client_addr: Mapped[str | None] = mapped_column(INET)
+    user_agent: Mapped[str | None] = mapped_column(Text)
+
+
+class ApiToken(Base):
+    __tablename__ = "api_tokens"
+    __table_args__ = (Index("api_tokens_user_idx", "user_id"),)
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    user_id: Mapped[int] = mapped_column(BigInteger, _fk("users.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(Text)
+    token_hash: Mapped[bytes] = mapped_column(LargeBinary, unique=True)
+    created_at: Mapped[datetime] = mapped_column(TZ, server_default="now()")
+    expires_at: Mapped[datetime] = mapped_column(TZ)
+    revoked_at: Mapped[datetime | None] = mapped_column(TZ)
+    last_used_at: Mapped[datetime | None] = mapped_column(TZ)
+
+
+class LoginThrottle(Base):
+    __tablename__ = "login_throttle"
+    __table_args__ = (Index("login_throttle_updated_idx", "updated_at"),)
+    scope: Mapped[str] = mapped_column(Text, primary_key=True)
+    key: Mapped[str] = mapped_column(Text, primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, server_default="0")
+    window_start: Mapped[datetime] = mapped_column(TZ, server_default="now()")
+    locked_until: Mapped[datetime | None] = mapped_column(TZ)
+    lockouts: Mapped[int] = mapped_column(Integer, server_default="0")
+    updated_at: Mapped[datetime] = mapped_column(TZ, server_default="now()")

@@ -6,13 +6,15 @@ user's data, and drops them at the end.
 
 from __future__ import annotations
 
+import base64
 import secrets
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import psycopg
 import pytest
 from psycopg import sql
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, text
 from sqlalchemy.engine import make_url
 
 from cli.config import DatabaseTarget, database_target
@@ -129,3 +131,42 @@ def conn(engine: Engine) -> Iterator[Connection]:
 @pytest.fixture
 def random_suffix() -> str:
     return secrets.token_hex(4)
+
+
+@dataclass(frozen=True)
+class Login:
+    """A demo-database user of one role, for tests that call the service as that role."""
+
+    name: str
+    password: str
+    role: str
+    areas: tuple[str, ...]
+
+    @property
+    def basic(self) -> str:
+        return "Basic " + base64.b64encode(f"{self.name}:{self.password}".encode()).decode()
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": self.basic}
+
+
+@pytest.fixture(scope="session")
+def logins(demo_engine: Engine) -> dict[str, Login]:
+    """One user per role in the demo database: the town user holds the town with the most
+    hazards, the grid user two of that town's grids that hold persons."""
+    from api.auth import store
+
+    with demo_engine.begin() as c:
+        town = c.execute(text(
+            "SELECT town_code FROM pingan.hazards GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1")).scalar_one()
+        grids = tuple(c.execute(text(
+            "SELECT grid_code FROM pingan.persons WHERE town_code = :t GROUP BY 1 ORDER BY count(*) DESC, 1"
+            " LIMIT 2"), {"t": town}).scalars())
+        made = {}
+        for role in ("admin", "command", "town", "grid", "analyst", "public"):
+            areas = {"town": (town,), "grid": grids}.get(role, ())
+            login = Login(f"t-{role}", secrets.token_urlsafe(18), role, areas)
+            store.add_user(c, store.Actor("tests"), login.name, role, list(areas), login.password)
+            made[role] = login
+    return made

@@ -72,12 +72,16 @@ def test_make_demo_twice(databases, tmp_path: Path) -> None:
     url = databases.create()
     env = os.environ | {
         "PINGAN_DATABASE_URL": url,
+        "PINGAN_SERVICE_DATABASE_URL": databases.service_url(url),
+        "PINGAN_DATA_DIR": str(tmp_path / "data"),  # demo-users.txt goes there, not into the checkout
         "PINGAN_DATA_KEY": "k1:" + base64.b64encode(os.urandom(32)).decode(),
     }
     first = run_make_demo(env, free_port(), tmp_path / "first.log")
     log1 = (tmp_path / "first.log").read_text()
     assert "loaded the demo district" in log1, log1
     assert "http://127.0.0.1:" in log1  # it prints the URLs
+    assert "demo-command" in log1 and "demo-public" in log1  # and the demo users, one per role
+    assert (tmp_path / "data" / "demo-users.txt").stat().st_mode & 0o077 == 0
     before = fingerprints(url)
     assert before["hazards"].startswith("30000:")
 

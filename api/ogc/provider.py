@@ -130,7 +130,7 @@ class PinganProvider(BaseProvider):
         info = self.service.info(self.layer.id)
         key: object = identifier
         if info.id_is_integer:
-            if not identifier.isdigit() or len(identifier) > 18:
+            if not (identifier.isascii() and identifier.isdigit()) or len(identifier) > 18:
                 raise ProviderItemNotFoundError(f"no item {identifier[:100]!r}")
             key = int(identifier)
         out = SUPPORTED[crs_transform_spec.target_crs_uri if crs_transform_spec else STORAGE_URI]

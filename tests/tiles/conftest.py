@@ -15,16 +15,22 @@ from tiles.settings import TileSettings
 
 
 @pytest.fixture(scope="session")
-def demo_url(demo_service_url: str) -> str:
-    """The demo database as the service connects to it (role pingan_service)."""
+def demo_url(demo_service_url: str, logins) -> str:
+    """The demo database as the service connects to it (role pingan_service); clients made by
+    ``make_client`` call as the command centre unless given other headers."""
+    _COMMAND.update(logins["command"].headers)
     return demo_service_url
 
 
-def make_client(url: str, registry: Registry | None = None, **tile_settings: object) -> TestClient:
+_COMMAND: dict[str, str] = {}
+
+
+def make_client(url: str, registry: Registry | None = None, headers: dict[str, str] | None = None,
+                **tile_settings: object) -> TestClient:
     """A client of a fresh app (its own pool and tile cache); use it in ``with``."""
     app = create_app(ApiSettings(environment="test"), DatabaseSettings(database_url=url),
                      registry=registry, tile_settings=TileSettings(**tile_settings))
-    return TestClient(app)
+    return TestClient(app, headers=headers if headers is not None else dict(_COMMAND))
 
 
 @pytest.fixture(scope="module")

@@ -35,9 +35,10 @@ def demo_url(demo_engine: Engine) -> str:
 
 
 @pytest.fixture(scope="session")
-def client(demo_url: str, demo_service_url: str) -> Iterator[TestClient]:
+def client(demo_url: str, demo_service_url: str, logins) -> Iterator[TestClient]:
+    """The app, called as the command centre (district-wide staff) unless a test says otherwise."""
     app = create_app(ApiSettings(environment="test"), DatabaseSettings(database_url=demo_service_url))
-    with TestClient(app) as c:
+    with TestClient(app, headers=logins["command"].headers) as c:
         yield c
 
 

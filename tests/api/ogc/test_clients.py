@@ -9,9 +9,20 @@ from pathlib import Path
 
 import pytest
 from owslib.ogcapi.features import Features
+from owslib.util import Authentication
 
 pytestmark = pytest.mark.skipif(shutil.which("ogrinfo") is None, reason="GDAL command-line tools missing")
 BBOX = [120.55, 27.95, 120.70, 28.10]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _credentials(logins) -> None:
+    """GDAL and OWSLib log in as the command centre, with HTTP Basic as analysts configure them."""
+    login = logins["command"]
+    _AUTH.update(user=login.name, password=login.password)
+
+
+_AUTH: dict[str, str] = {}
 
 
 def gdal(*args: str) -> str:
@@ -20,7 +31,8 @@ def gdal(*args: str) -> str:
         capture_output=True,
         text=True,
         timeout=300,
-        env={"GDAL_HTTP_TIMEOUT": "120", "PATH": "/usr/bin:/bin"},
+        env={"GDAL_HTTP_TIMEOUT": "120", "PATH": "/usr/bin:/bin",
+             "GDAL_HTTP_USERPWD": f"{_AUTH['user']}:{_AUTH['password']}", "GDAL_HTTP_AUTH": "BASIC"},
     )
     assert done.returncode == 0, done.stderr
     return done.stdout
@@ -73,7 +85,7 @@ def test_ogr2ogr_with_a_spatial_filter(server: str, count, tmp_path: Path) -> No
 
 
 def test_owslib(server: str, count) -> None:
-    api = Features(f"{server}/ogc")
+    api = Features(f"{server}/ogc", auth=Authentication(_AUTH["user"], _AUTH["password"]))
     assert "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core" in api.conformance()["conformsTo"]
     assert [c["id"] for c in api.collections()["collections"]] == [
         "towns",

@@ -94,6 +94,7 @@ def test_unknown_items_are_404(client: TestClient) -> None:
     for path in (
         "/ogc/collections/hazards/items/999999999",
         "/ogc/collections/hazards/items/abc",
+        "/ogc/collections/hazards/items/4%C2%B9",  # "4¹": str.isdigit() says digits, int() refuses
         "/ogc/collections/hazards/items/1e5",
         "/ogc/collections/towns/items/nowhere",
         "/ogc/collections/hazards/items/99999999999999999999999",

@@ -22,7 +22,9 @@ def qgis_available() -> bool:
 
 
 @pytest.fixture(scope="module")
-def qgis_report(server: str) -> dict:
+def qgis_report(server: str, logins) -> dict:
+    """QGIS with a Basic auth configuration (as analysts set it up), the command centre's login:
+    the OAPIF layers and the vector tiles both go through it."""
     if not qgis_available():
         # make test installs python3-qgis (scripts/system-deps.sh --test): missing it is a failure
         pytest.fail("python3-qgis is not installed; run `make test-deps`")
@@ -30,7 +32,8 @@ def qgis_report(server: str) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
     env |= {"QT_QPA_PLATFORM": "offscreen", "PINGAN_QGIS_COLLECTIONS": "towns,grids,hazards,cases"}
     out = subprocess.run(
-        [SYSTEM_PYTHON, str(SCRIPT), server, str(ARTIFACTS)],
+        [SYSTEM_PYTHON, str(SCRIPT), server, str(ARTIFACTS), logins["command"].name,
+         logins["command"].password],
         capture_output=True,
         text=True,
         env=env,
