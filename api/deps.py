@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from typing import Annotated
+from urllib.parse import unquote
 
 from fastapi import Depends, Request
 from psycopg_pool import AsyncConnectionPool
@@ -46,8 +47,9 @@ async def get_principal(request: Request) -> Principal:
         if collection is None or not anonymous_allowed(request, str(collection)):
             raise AuthRequired()
         principal = ANONYMOUS
-    reason = request.headers.get(REASON_HEADER)
-    return replace(principal, client=client_address(request), reason=reason[:500] if reason else None)
+    # Header values are Latin-1 on the wire: a reason in Chinese comes percent-encoded (UTF-8).
+    reason = unquote(request.headers.get(REASON_HEADER, ""), errors="replace").strip()
+    return replace(principal, client=client_address(request), reason=reason[:500] or None)
 
 
 EngineDep = Annotated[Engine, Depends(get_engine)]

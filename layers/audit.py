@@ -7,6 +7,7 @@ database roles may only INSERT there (migration 0005); ``pingan audit`` reads it
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,6 +27,13 @@ _INSERT = (
 )
 
 
+def _inet(addr: str | None) -> str | None:
+    try:
+        return str(ipaddress.ip_address(addr)) if addr else None
+    except ValueError:
+        return None
+
+
 def _params(principal: Principal, action: str, object_type: str, ids: Sequence[object],
             details: dict[str, Any] | None) -> dict[str, object]:
     named = [str(i) for i in ids[:MAX_IDS]]
@@ -35,13 +43,16 @@ def _params(principal: Principal, action: str, object_type: str, ids: Sequence[o
         extra["ids_not_named"] = len(ids) - MAX_IDS
     if principal.areas:
         extra["areas"] = list(principal.areas)
+    client = _inet(principal.client)
+    if principal.client and client is None:  # not an IP address (a unix socket, a test client)
+        extra["client"] = principal.client[:200]
     return {
         "actor": principal.user,
         "role": principal.role,
         "action": action,
         "object_type": object_type,
         "object_id": ",".join(named) if named else None,
-        "client": principal.client,
+        "client": client,
         "reason": (principal.reason or None) and principal.reason[:500],
         "details": json.dumps(extra, ensure_ascii=False),
     }

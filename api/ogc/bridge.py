@@ -7,21 +7,24 @@ in the thread pool, inside a copy of the request's context that holds the caller
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import orjson
+from babel.core import UnknownLocaleError
 from fastapi import Request
 from fastapi.responses import Response
 from pygeoapi.api import API, APIRequest
 from starlette.concurrency import run_in_threadpool
 
 from api.ogc.context import RequestContext, bind
-from api.ogc.errors import OgcError
+from api.ogc.errors import InvalidParameterError, OgcError
 from api.ogc.params import HIDDEN_FROM_PYGEOAPI
 
 log = logging.getLogger(__name__)
 Answer = tuple[dict[str, str], int, Any]
+_LANG = re.compile(r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8}){0,3}$")
 
 
 class PygeoapiParams(dict):
@@ -47,7 +50,16 @@ class PygeoapiParams(dict):
 
 
 async def api_request(request: Request, api: API) -> APIRequest:
-    req = await APIRequest.from_starlette(request, api.locales)
+    """pygeoapi's request object; a language it cannot parse is a 400 (babel raises on some
+    malformed tags, which pygeoapi lets through as a 500)."""
+    lang = request.query_params.get("lang")
+    if lang is not None and not _LANG.match(lang):
+        raise InvalidParameterError("lang: a language tag such as zh-CN or en is expected")
+    try:
+        req = await APIRequest.from_starlette(request, api.locales)
+    except (UnknownLocaleError, ValueError):
+        raise InvalidParameterError("unsupported language (lang or Accept-Language): use zh-CN or en") \
+            from None
     req._args = PygeoapiParams(request.query_params)  # noqa: SLF001 - the hook pygeoapi reads
     return req
 

@@ -1,0 +1,236 @@
+"""Every role against every route that reads data, over HTTP, on the demo district.
+
+A town user never receives another town's rows, a grid user only its grids' rows, an analyst or
+the public never a person-level row; anonymous callers get 401 everywhere but /healthz and the
+login page. ``READ_ROUTES`` lists every GET route of the app: a route added without a line there
+fails ``test_every_read_route_is_covered``, so new routes (processes, exports, the workflow API)
+join this matrix when they land.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from urllib.parse import quote
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, text
+
+from api.app import create_app
+from api.settings import ApiSettings
+from layers import audit
+from layers.catalog import default_registry
+from layers.settings import DatabaseSettings
+from tests.tiles.reference import decode
+
+ROLES = ("admin", "command", "town", "grid", "analyst", "public")
+INDIVIDUALS = ("hazards", "cases", "persons")
+Z14 = "/ogc/collections/{c}/tiles/WebMercatorQuad/{z}/{y}/{x}"
+
+# Every GET route and how this file covers it ("public": no login needed).
+READ_ROUTES = {
+    "/healthz": "public", "/login": "public", "/auth/me": "identity tests (tests/api/auth)",
+    "/ogc": "listing", "/ogc/conformance": "listing", "/ogc/openapi": "listing",
+    "/ogc/collections": "listing", "/ogc/collections/{collection_id}": "collections",
+    "/ogc/collections/{collection_id}/queryables": "collections",
+    "/ogc/collections/{collection_id}/items": "items",
+    "/ogc/collections/{collection_id}/items/{feature_id}": "item",
+    "/ogc/tileMatrixSets": "public", "/ogc/tileMatrixSets/{tileMatrixSetId}": "public",  # static definitions
+    "/ogc/collections/{collectionId}/tiles": "collections",
+    "/ogc/collections/{collectionId}/tiles/{tileMatrixSetId}": "collections",
+    "/ogc/collections/{collectionId}/tiles/{tileMatrixSetId}/tilejson.json": "collections",
+    "/ogc/collections/{collectionId}/tiles/{tileMatrixSetId}/{tileMatrix}/{tileRow}/{tileCol}": "tiles",
+    "/ogc/tiles": "listing", "/ogc/tiles/{tileMatrixSetId}": "listing",
+    "/ogc/tiles/{tileMatrixSetId}/tilejson.json": "listing",
+    "/ogc/tiles/{tileMatrixSetId}/{tileMatrix}/{tileRow}/{tileCol}": "tiles",
+    "/api/persons/{person_id}": "person file (tests/layers/test_persons.py has the per-role fields)",
+    "/docs": "public", "/docs/oauth2-redirect": "public", "/redoc": "public", "/openapi.json": "public",
+}
+
+
+@pytest.fixture(scope="module")
+def app(demo_service_url: str, logins) -> Iterator[TestClient]:
+    from tests.demo import TEST_KEY
+
+    application = create_app(ApiSettings(environment="test"),
+                             DatabaseSettings(database_url=demo_service_url), keys=TEST_KEY)
+    with TestClient(application) as c:
+        yield c
+
+
+def get(app: TestClient, login, path: str, **params: object):  # noqa: ANN001, ANN201
+    return app.get(path, params=params, headers=login.headers if login else {})
+
+
+def readable(role: str) -> list[str]:
+    return [layer.id for layer in default_registry().served() if layer.readable_by(role)]
+
+
+def get_paths(routes: list, prefix: str = "") -> set[str]:
+    """GET paths of the app, walking included routers (FastAPI keeps them nested)."""
+    paths: set[str] = set()
+    for route in routes:
+        inner = getattr(route, "original_router", None)
+        if inner is not None:
+            paths |= get_paths(inner.routes, prefix + route.include_context.prefix)
+        elif "GET" in (getattr(route, "methods", None) or ()):
+            paths.add(prefix + route.path)
+    return paths
+
+
+def test_every_read_route_is_covered(app: TestClient) -> None:
+    assert get_paths(app.app.routes) == set(READ_ROUTES), "cover new routes in READ_ROUTES and below"
+
+
+@pytest.mark.parametrize("path", [p for p, how in READ_ROUTES.items() if how not in ("public",)])
+def test_anonymous_gets_401_everywhere(app: TestClient, path: str) -> None:
+    concrete = (path.replace("{collection_id}", "towns").replace("{collectionId}", "towns")
+                .replace("{feature_id}", "330304001").replace("{tileMatrixSetId}", "WebMercatorQuad")
+                .replace("{tileMatrix}", "10").replace("{tileRow}", "409").replace("{tileCol}", "857")
+                .replace("{person_id}", "1"))
+    r = app.get(concrete)
+    assert r.status_code == 401, (concrete, r.status_code)
+    assert 'Basic realm="Pingan Map"' in r.headers.get("www-authenticate", "")
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_collections_listed_are_those_the_role_may_read(app, logins, role) -> None:
+    listed = [c["id"] for c in get(app, logins[role], "/ogc/collections").json()["collections"]]
+    assert listed == readable(role)
+    paths = get(app, logins[role], "/ogc/openapi").json()["paths"]
+    for lid in {layer.id for layer in default_registry().served()} - set(listed):
+        assert f"/collections/{lid}/items" not in paths
+        r = get(app, logins[role], f"/ogc/collections/{lid}/items")
+        assert r.status_code == 403 and "not available" in r.json()["description"]
+        r = get(app, logins[role], Z14.format(c=lid, z=14, x=13683, y=6866))
+        assert r.status_code in (403, 404)  # 404 only when the zoom is outside the layer
+
+
+def _jurisdiction(login, props: dict) -> bool:  # noqa: ANN001
+    if login.role == "town":
+        return props.get("town_code") in login.areas
+    if login.role == "grid":
+        return props.get("grid_code") in login.areas
+    return True
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_items_stay_within_the_role(app, logins, demo_engine: Engine, role) -> None:
+    login = logins[role]
+    for lid in readable(role):
+        layer = default_registry()[lid]
+        body = get(app, login, f"/ogc/collections/{lid}/items", limit=10_000).json()
+        features = body["features"]
+        if lid in INDIVIDUALS:
+            assert all(_jurisdiction(login, f["properties"]) for f in features), (role, lid)
+            where = {"town": "town_code = ANY (:a)", "grid": "grid_code = ANY (:a)"}.get(role, "true")
+            table = "persons" if lid == "persons" else lid
+            with demo_engine.connect() as c:
+                expected = c.execute(text(f"SELECT count(*) FROM pingan.{table} WHERE {where}"),  # noqa: S608
+                                     {"a": list(login.areas)}).scalar_one()
+            assert body["numberMatched"] == expected, (role, lid)
+            assert len(features) == min(expected, 10_000)
+        elif layer.id.startswith("persons-by-"):
+            for f in features:
+                counts = [v for k, v in f["properties"].items() if k not in ("code", "name", "village_code",
+                                                                            "town_code", "suppressed")]
+                assert all(v is None or v == 0 or v >= 5 for v in counts), (role, lid, f["properties"])
+
+
+@pytest.mark.parametrize("role", ["town", "grid", "command"])
+def test_single_items_of_other_jurisdictions_do_not_exist(app, logins, demo_engine: Engine, role) -> None:
+    login = logins[role]
+    with demo_engine.connect() as c:
+        other = c.execute(text("SELECT id FROM pingan.hazards WHERE NOT (town_code = ANY (:a))"
+                               " AND NOT (grid_code = ANY (:a)) ORDER BY id LIMIT 1"),
+                          {"a": list(login.areas) or ["-"]}).scalar_one()
+        mine = c.execute(text("SELECT id FROM pingan.hazards WHERE town_code = ANY (:a)"
+                              " OR grid_code = ANY (:a) ORDER BY id LIMIT 1"),
+                         {"a": list(login.areas) or ["-"]}).scalar()
+    status = get(app, login, f"/ogc/collections/hazards/items/{other}").status_code
+    assert status == (200 if role == "command" else 404)
+    if mine is not None:
+        assert get(app, login, f"/ogc/collections/hazards/items/{mine}").status_code == 200
+
+
+def _tile_count(features: list[dict]) -> int:
+    return sum(f["properties"].get("count", 1) for f in features)
+
+
+@pytest.mark.parametrize("role", ["town", "grid", "command"])
+@pytest.mark.parametrize("layer_id", INDIVIDUALS)
+def test_tiles_stay_within_the_role(app, logins, demo_engine: Engine, role, layer_id) -> None:
+    """Detailed tiles carry only the role's rows; aggregated ones count only them."""
+    login = logins[role]
+    table = layer_id
+    where = {"town": "town_code = ANY (:a)", "grid": "grid_code = ANY (:a)"}.get(role, "true")
+    with demo_engine.connect() as c:
+        lon, lat = c.execute(text(
+            f"SELECT ST_X(geom), ST_Y(geom) FROM pingan.{table} WHERE {where} ORDER BY id LIMIT 1"),  # noqa: S608
+            {"a": list(login.areas)}).one()
+    for z in (10, 16):
+        import math
+
+        n = 2**z
+        x = int((lon + 180) / 360 * n)
+        y = int((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n)
+        r = get(app, login, Z14.format(c=layer_id, z=z, x=x, y=y))
+        assert r.status_code == 200, r.text
+        assert r.headers["cache-control"].startswith("private")
+        features = decode(r.content).get(layer_id, [])
+        with demo_engine.connect() as c:
+            expected = c.execute(text(
+                f"SELECT count(*) FROM pingan.{table} WHERE {where} AND "  # noqa: S608
+                "ST_Intersects(ST_Transform(geom, 3857), ST_TileEnvelope(:z, :x, :y))"),
+                {"a": list(login.areas), "z": z, "x": x, "y": y}).scalar_one()
+        assert _tile_count(features) == expected, (role, layer_id, z)
+        detailed = {f["properties"]["code"] for f in features
+                    if not f["properties"].get("aggregated") and "code" in f["properties"]}
+        if detailed:  # persons tiles carry no codes at all: their counts above say it
+            with demo_engine.connect() as c:
+                mine = set(c.execute(text(f"SELECT code FROM pingan.{table} WHERE {where}"),  # noqa: S608
+                                     {"a": list(login.areas)}).scalars())
+            assert detailed <= mine, (role, layer_id, z)
+
+
+@pytest.mark.parametrize("role", ["analyst", "public"])
+def test_aggregates_only_for_analysts_and_the_public(app, logins, role) -> None:
+    login = logins[role]
+    for lid in INDIVIDUALS:
+        assert get(app, login, f"/ogc/collections/{lid}/items").status_code == 403
+        tile = get(app, login, f"/ogc/collections/{lid}/tiles/WebMercatorQuad/14/6866/13683")
+        assert tile.status_code == 403
+    mixed = get(app, login, "/ogc/tiles/WebMercatorQuad/14/6866/13683", collections="towns,persons")
+    assert mixed.status_code == 403
+    dataset = get(app, login, "/ogc/tiles/WebMercatorQuad/11/856/1713")
+    assert dataset.status_code == 200
+    assert not set(decode(dataset.content)) & set(INDIVIDUALS)
+    assert get(app, login, "/api/persons/1").status_code == 403
+    r = get(app, login, "/ogc/collections/persons-by-village/items", limit=1000)
+    assert r.status_code == 200 and r.json()["numberReturned"] > 0
+
+
+def test_person_reads_are_audited_with_address_and_reason(app, logins, demo_engine: Engine) -> None:
+    login = logins["grid"]
+    r = app.get("/ogc/collections/persons/items", params={"limit": 5},
+                headers={**login.headers, "X-Pingan-Reason": quote("排查走访")})
+    ids = [str(f["id"]) for f in r.json()["features"]]
+    assert ids
+    entry = audit.query(demo_engine, actor=login.name, object_type="persons", limit=1)[0]
+    assert entry.object_id.split(",") == ids and entry.reason == "排查走访"
+    assert entry.client_addr == "testclient" or entry.client_addr is None or entry.client_addr
+    pid = ids[0]
+    file = app.get(f"/api/persons/{pid}", headers=login.headers)
+    assert file.status_code == 200 and file.headers["cache-control"] == "no-store"
+    assert "*" not in file.json()["name"]  # the grid worker reads the name in clear
+    command = app.get(f"/api/persons/{pid}", headers=logins["command"].headers).json()
+    assert command["id_number"][4:-4] == "*" * (len(command["id_number"]) - 8)
+    other = logins["town"]
+    with demo_engine.connect() as c:
+        foreign = c.execute(text("SELECT id FROM pingan.persons WHERE town_code <> :t LIMIT 1"),
+                            {"t": other.areas[0]}).scalar_one()
+    assert app.get(f"/api/persons/{foreign}", headers=other.headers).status_code == 404
+    tile_before = len(audit.query(demo_engine, actor=login.name, object_type="persons", limit=1000))
+    app.get(Z14.format(c="persons", z=16, x=0, y=0), headers=login.headers)
+    after = audit.query(demo_engine, actor=login.name, object_type="persons", limit=1000)
+    assert len(after) == tile_before + 1 and after[0].details["via"] == "tile"
