@@ -96,6 +96,15 @@ def demo_service_url(databases: DatabaseFactory, demo_engine: Engine) -> str:
 
 
 @pytest.fixture(scope="session")
+def svc(demo_service_url: str) -> Iterator[Engine]:
+    """An engine on the demo database as the web service: role pingan_service, every new
+    connection checked to be bound by row-level security."""
+    eng = make_engine(DatabaseSettings(database_url=demo_service_url), service=True)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture(scope="session")
 def engine(db_url: str) -> Iterator[Engine]:
     eng = make_engine(DatabaseSettings(database_url=db_url))
     yield eng

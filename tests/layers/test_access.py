@@ -7,15 +7,12 @@ the owner's unfiltered view of the same demo database.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import psycopg
 import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import ProgrammingError
 
-from layers.db import Principal, make_engine, transaction
-from layers.settings import DatabaseSettings
+from layers.db import Principal, transaction
 
 ACCESS = ("admin", "command", "town", "grid", "analyst", "public", "system")
 EVERYONE = frozenset(ACCESS)
@@ -43,13 +40,6 @@ IDENTITY = {"users", "sessions", "api_tokens", "login_throttle"}
 
 def _db_role(role: str) -> str:
     return "pingan_service" if role == "service" else f"pingan_as_{role}"
-
-
-@pytest.fixture(scope="module")
-def svc(demo_service_url: str) -> Iterator[Engine]:
-    eng = make_engine(DatabaseSettings(database_url=demo_service_url), service=True)
-    yield eng
-    eng.dispose()
 
 
 @pytest.fixture(scope="module")

@@ -25,13 +25,6 @@ def test_masks() -> None:
 
 
 @pytest.fixture(scope="module")
-def svc(demo_service_url: str) -> Iterator[Engine]:
-    eng = make_engine(DatabaseSettings(database_url=demo_service_url), service=True)
-    yield eng
-    eng.dispose()
-
-
-@pytest.fixture(scope="module")
 def person(demo_engine: Engine) -> dict:
     """One person with a phone, and the clear values (opened with the owner's key)."""
     with demo_engine.connect() as c:
