@@ -13,7 +13,7 @@ from api import ogc
 from api.auth import AuthSettings
 from api.auth import install as install_auth
 from api.hardening import HardeningMiddleware
-from api.routes import health, persons, tiles
+from api.routes import etl, health, persons, tiles
 from api.settings import ApiSettings
 from layers.catalog import default_registry
 from layers.crypto import DataKeyError, KeyRing
@@ -76,6 +76,7 @@ def create_app(
     app.include_router(ogc.router)
     app.include_router(tiles.router)
     app.include_router(persons.router)
+    app.include_router(etl.router)
     app.add_middleware(HardeningMiddleware, max_body_bytes=settings.max_body_bytes,
                        max_query_bytes=settings.max_query_bytes)
     return app

@@ -44,6 +44,7 @@ READ_ROUTES = {
     "/ogc/tiles/{tileMatrixSetId}/tilejson.json": "listing",
     "/ogc/tiles/{tileMatrixSetId}/{tileMatrix}/{tileRow}/{tileCol}": "tiles",
     "/api/persons/{person_id}": "person file (tests/layers/test_persons.py has the per-role fields)",
+    "/api/etl/batches": "etl", "/api/etl/batches/{batch_id}/rejects": "etl",
     "/docs": "public", "/docs/oauth2-redirect": "public", "/redoc": "public", "/openapi.json": "public",
 }
 
@@ -87,7 +88,7 @@ def test_anonymous_gets_401_everywhere(app: TestClient, path: str) -> None:
     concrete = (path.replace("{collection_id}", "towns").replace("{collectionId}", "towns")
                 .replace("{feature_id}", "330304001").replace("{tileMatrixSetId}", "WebMercatorQuad")
                 .replace("{tileMatrix}", "10").replace("{tileRow}", "409").replace("{tileCol}", "857")
-                .replace("{person_id}", "1"))
+                .replace("{person_id}", "1").replace("{batch_id}", "1"))
     r = app.get(concrete)
     assert r.status_code == 401, (concrete, r.status_code)
     assert 'Basic realm="Pingan Map"' in r.headers.get("www-authenticate", "")
@@ -234,3 +235,24 @@ def test_person_reads_are_audited_with_address_and_reason(app, logins, demo_engi
     app.get(Z14.format(c="persons", z=16, x=0, y=0), headers=login.headers)
     after = audit.query(demo_engine, actor=login.name, object_type="persons", limit=1000)
     assert len(after) == tile_before + 1 and after[0].details["via"] == "tile"
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_load_batches_for_staff_and_rejects_for_admins(app, logins, demo_engine: Engine, role) -> None:
+    login = logins[role]
+    with demo_engine.connect() as c:
+        batch = c.execute(text("SELECT max(id) FROM pingan.etl_batches")).scalar_one()
+    listed = get(app, login, "/api/etl/batches", limit=5)
+    rejects = get(app, login, f"/api/etl/batches/{batch}/rejects")
+    if role in ("analyst", "public"):
+        assert listed.status_code == 403
+    else:
+        assert listed.status_code == 200 and listed.json()["batches"][0]["id"] == batch
+    if role == "admin":
+        body = rejects.json()
+        assert rejects.status_code == 200 and body["batch"]["id"] == batch
+        assert sum(body["by_reason"].values()) == body["batch"]["n_rejected"]
+        assert get(app, login, "/api/etl/batches/999999999/rejects").status_code == 404
+    else:
+        assert rejects.status_code == 403
+    assert get(app, login, "/api/etl/batches", status="bogus'--").status_code in (403, 422)
