@@ -58,7 +58,9 @@ import psycopg  # noqa: E402
 
 from bench import peers as peer_servers  # noqa: E402
 from layers.catalog import default_registry  # noqa: E402
-from layers.db import libpq_url  # noqa: E402
+from layers.db import libpq_url, make_engine  # noqa: E402
+from layers.settings import DatabaseSettings  # noqa: E402
+from tiles import shapes as tile_shapes  # noqa: E402
 from tiles.render import tile_kind  # noqa: E402
 from tiles.sql import query_for  # noqa: E402
 
@@ -196,10 +198,20 @@ class _Start:
         await self.event.wait()
 
 
+# What the service states at the start of each transaction (layers.db), here once per session:
+# the same role, the same row-level security, the same statement.
+_AS_ADMIN = ("SELECT set_config('pingan.user', 'bench', false), set_config('pingan.role', 'admin', false),"
+             " set_config('pingan.areas', '', false),"
+             " CASE WHEN pg_has_role(session_user, r.oid, 'MEMBER')"
+             " THEN set_config('role', r.rolname, false) END"
+             " FROM (SELECT 1) AS one LEFT JOIN pg_roles r ON r.rolname = 'pingan_as_admin'")
+
+
 async def _db_client(url: str, statements: list[tuple[str, dict]], first: int, seconds: float,
                      latencies: list[float], start: _Start) -> int:
     errors = 0
     async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        await conn.execute(_AS_ADMIN)
         # Warm-up, not timed: a new backend loads PostGIS and PROJ on its first tile, which the
         # service's pooled connections did long before.
         for text, params in {s[0]: s for s in statements}.values():
@@ -220,13 +232,43 @@ async def _db_client(url: str, statements: list[tuple[str, dict]], first: int, s
     return errors
 
 
-async def database_limit(url: str, tiles: list[Tile], clients: int, seconds: float) -> Result:
+def current_shapes(url: str) -> set[str]:
+    """Layers whose prepared shapes (tiles.shapes) match their data version: the service draws
+    their tiles from the shapes, and so does the database limit."""
+    with psycopg.connect(url) as conn:
+        if not conn.execute("SELECT to_regclass('pingan.tile_shape_versions') IS NOT NULL").fetchone()[0]:  # type: ignore[index]
+            return set()
+        rows = conn.execute("SELECT s.layer_id FROM pingan.tile_shape_versions s"
+                            " LEFT JOIN pingan.layer_versions v USING (layer_id)"
+                            " WHERE s.version = coalesce(v.version, 0)").fetchall()
+    return {r[0] for r in rows}
+
+
+def build_shapes(owner_url: str) -> dict[str, int]:
+    """Create the shapes tables if absent and rebuild them (as an ETL refresh would)."""
+    engine = make_engine(DatabaseSettings(database_url=owner_url))
+    try:
+        with engine.begin() as conn:
+            if not tile_shapes.table_exists(conn):
+                tile_shapes.create(conn)
+            written = tile_shapes.rebuild(conn, default_registry())
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql("ANALYZE pingan.tile_shapes")
+        return written
+    finally:
+        engine.dispose()
+
+
+async def database_limit(url: str, tiles: list[Tile], clients: int, seconds: float,
+                         shapes: set[str] = frozenset()) -> Result:  # type: ignore[assignment]
     """Every tile's statement straight on ``clients`` connections: the physical limit."""
     registry = default_registry()
     statements = []
     for layer_id, z, x, y in tiles:
         layer = registry[layer_id]
-        statements.append((query_for(layer, tile_kind(layer, z)).text, {"z": z, "x": x, "y": y}))
+        kind = tile_kind(layer, z)
+        use = layer_id in shapes and kind == "detail" and z in tile_shapes.stored_zooms(layer)
+        statements.append((query_for(layer, kind, shapes=use).text, {"z": z, "x": x, "y": y}))
     latencies: list[float] = []
     start = _Start(clients)
     errors = await asyncio.gather(*(_db_client(url, statements, c * 7, seconds, latencies, start)
@@ -247,12 +289,13 @@ def _result(name: str, latencies: list[float], seconds: float, errors: int) -> R
 # -- HTTP load -----------------------------------------------------------------------------------
 _WRK_SCRIPT = """
 paths = {%s}
+headers = {%s}
 local threads = 0
 i = 0
 setup = function(thread) threads = threads + 1; thread:set("i", threads * 7) end
 request = function()
   i = i %% #paths + 1
-  return wrk.format("GET", paths[i])
+  return wrk.format("GET", paths[i], headers)
 end
 done = function(summary, latency, requests)
   local e = summary.errors
@@ -262,11 +305,13 @@ end
 """
 
 
-def _wrk(name: str, urls: list[str], clients: int, seconds: float, timeout: float) -> Result:
+def _wrk(name: str, urls: list[str], clients: int, seconds: float, timeout: float,
+         headers: dict[str, str]) -> Result:
     base = "{0.scheme}://{0.netloc}".format(urlsplit(urls[0]))
     paths = ", ".join('"%s"' % u[len(base):].replace('"', '\\"') for u in urls)  # noqa: UP031
+    lua_headers = ", ".join(f'["{k}"] = "{v}"' for k, v in headers.items())
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        script.write(_WRK_SCRIPT % paths)
+        script.write(_WRK_SCRIPT % (paths, lua_headers))
     try:
         out = subprocess.run(["wrk", f"-t{min(clients, 2)}", f"-c{clients}", f"-d{int(seconds)}s",
                               "--timeout", f"{int(timeout)}s", "-s", script.name, base],
@@ -294,7 +339,8 @@ def _wrk(name: str, urls: list[str], clients: int, seconds: float, timeout: floa
     return result
 
 
-async def _httpx(name: str, urls: list[str], clients: int, seconds: float, timeout: float) -> Result:
+async def _httpx(name: str, urls: list[str], clients: int, seconds: float, timeout: float,
+                 headers: dict[str, str]) -> Result:
     latencies: list[float] = []
     errors = 0
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
@@ -315,17 +361,18 @@ async def _httpx(name: str, urls: list[str], clients: int, seconds: float, timeo
                 errors += 1
             i += 1
 
-    async with httpx.AsyncClient(limits=limits, timeout=timeout) as http:
+    async with httpx.AsyncClient(limits=limits, timeout=timeout, headers=headers) as http:
         started = time.perf_counter()
         await asyncio.gather(*(client(http, c * 7, started + seconds) for c in range(clients)))
     return _result(name, latencies, time.perf_counter() - started, errors)
 
 
-def http_load(name: str, urls: list[str], clients: int, seconds: float, timeout: float) -> Result:
+def http_load(name: str, urls: list[str], clients: int, seconds: float, timeout: float,
+              headers: dict[str, str] | None = None) -> Result:
     if shutil.which("wrk"):
-        result = _wrk(name, urls, clients, seconds, timeout)
+        result = _wrk(name, urls, clients, seconds, timeout, headers or {})
     else:
-        result = asyncio.run(_httpx(name, urls, clients, seconds, timeout))
+        result = asyncio.run(_httpx(name, urls, clients, seconds, timeout, headers or {}))
     result.load = os.getloadavg()[0]
     return result
 
@@ -338,7 +385,8 @@ class Fetched:
     problems: list[str]
 
 
-def fetch_tiles(urls: list[str], sample: list[int], *, budget: float, timeout: float) -> Fetched:
+def fetch_tiles(urls: list[str], sample: list[int], *, budget: float, timeout: float,
+                headers: dict[str, str] | None = None) -> Fetched:
     """Fetch the sample tiles (decoded), then the rest, one client, within ``budget`` seconds.
 
     Stops at the first timeout: a server that cannot answer one tile in ``timeout`` seconds is
@@ -347,7 +395,7 @@ def fetch_tiles(urls: list[str], sample: list[int], *, budget: float, timeout: f
     order = sample + [i for i in range(len(urls)) if i not in set(sample)]
     out = Fetched([], {}, [], [])
     started = time.monotonic()
-    with httpx.Client(timeout=timeout) as http:
+    with httpx.Client(timeout=timeout, headers=headers or {}) as http:
         for i in order:
             if time.monotonic() - started > budget:
                 out.problems.append(f"fetch budget of {budget:.0f} s spent after {len(out.sizes)} tiles")
@@ -371,12 +419,13 @@ def fetch_tiles(urls: list[str], sample: list[int], *, budget: float, timeout: f
     return out
 
 
-def warm_up(urls: list[str], fetched: Fetched, args: argparse.Namespace) -> None:
+def warm_up(urls: list[str], fetched: Fetched, args: argparse.Namespace,
+            headers: dict[str, str] | None = None) -> None:
     """``--warmup`` seconds of the same load, not counted (every pooled connection gets used);
     skipped for a server that needed over a second per tile with one client, where it would only
     leave a backlog behind."""
     if args.warmup > 0 and fetched.seconds and statistics.median(fetched.seconds) < 1.0:
-        http_load("warm-up", urls, args.concurrency, args.warmup, args.timeout)
+        http_load("warm-up", urls, args.concurrency, args.warmup, args.timeout, headers)
 
 
 def _with_fetch(result: Result, fetched: Fetched, expected: list[int]) -> Result:
@@ -399,8 +448,10 @@ class Server:
 
     def __init__(self, url: str, *, cache: bool, workers: int, pool_size: int) -> None:
         self.port = peer_servers.free_port()
-        env = os.environ | {"PINGAN_DATABASE_URL": url, "PINGAN_TILES_CACHE_ENABLED": str(cache).lower(),
-                            "PINGAN_POOL_SIZE": str(pool_size)}
+        # ``url``: the service role's URL (the app refuses the owner); same pool size either way
+        env = os.environ | {"PINGAN_SERVICE_DATABASE_URL": url, "PINGAN_DATABASE_URL": url,
+                            "PINGAN_TILES_CACHE_ENABLED": str(cache).lower(),
+                            "PINGAN_POOL_SIZE": str(pool_size), "PINGAN_SERVICE_POOL_SIZE": str(pool_size)}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "api.asgi:app", "--factory", "--host", "127.0.0.1",
              "--port", str(self.port), "--workers", str(workers), "--log-level", "warning",
@@ -508,10 +559,34 @@ def _targets(found: dict[str, list[Result]]) -> list[tuple[str, bool | None, str
     return out
 
 
+def service_url_for(url: str, given: str | None) -> str:
+    """The service role's URL for the database of ``url``: ``given``, or the private cluster's."""
+    from sqlalchemy.engine import make_url  # noqa: PLC0415
+
+    if not given:
+        from cli import config  # noqa: PLC0415 - the private cluster's roles
+
+        given = config.database_target().service_url
+        if not given:
+            raise SystemExit("no service role URL: pass --service-url or set PINGAN_SERVICE_DATABASE_URL")
+    service = make_url(given).set(database=make_url(url).database)
+    return libpq_url(service.render_as_string(hide_password=False))
+
+
 def run(args: argparse.Namespace) -> None:
     url = libpq_url(args.database_url)
+    service = service_url_for(url, args.service_url)
     load_before = os.getloadavg()  # other work on the machine skews every figure: printed beside them
     started = time.monotonic()
+    if args.build_shapes:
+        t0 = time.perf_counter()
+        built = build_shapes(url)
+        print(f"built tile shapes {built} in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+    shapes = set() if args.no_shapes else current_shapes(url)
+    # Tiles of hazards and cases are for staff: ours is asked as an admin (API token, Bearer)
+    auth = {"Authorization": f"Bearer {args.token}"} if args.token else {}
+    if args.no_shapes and current_shapes(url):
+        raise SystemExit("--no-shapes: drop or stale the shapes first (the service would use them)")
     loads = workloads(url, args.dense)
     wanted = set(args.peers.split(",")) if args.peers else set()
     peers: list[tuple[str, Callable[..., AbstractContextManager[peer_servers.RunningPeer]]]] = [
@@ -524,17 +599,19 @@ def run(args: argparse.Namespace) -> None:
     samples = {name: sample_indices(expected[name], args.sample) for name in loads}
     for name, tiles in loads.items():
         print(f"[{time.monotonic() - started:5.0f} s] database limit, {name}", file=sys.stderr)
-        found[name].append(asyncio.run(database_limit(url, tiles, args.concurrency, args.duration)))
+        limit = database_limit(service, tiles, args.concurrency, args.duration, shapes)
+        found[name].append(asyncio.run(limit))
     for mode, cache in (("cold", False), ("warm", True)):
-        server = Server(url, cache=cache, workers=args.workers, pool_size=args.concurrency)
+        server = Server(service, cache=cache, workers=args.workers, pool_size=args.concurrency)
         try:
             for name, tiles in loads.items():
                 print(f"[{time.monotonic() - started:5.0f} s] pingan {mode}, {name}", file=sys.stderr)
                 urls = _urls(OURS, tiles, port=server.port)
                 # (warm: this fills the cache)
-                fetched = fetch_tiles(urls, samples[name], budget=1e9, timeout=args.timeout)
-                warm_up(urls, fetched, args)
-                result = http_load(f"pingan {mode}", urls, args.concurrency, args.duration, args.timeout)
+                fetched = fetch_tiles(urls, samples[name], budget=1e9, timeout=args.timeout, headers=auth)
+                warm_up(urls, fetched, args, auth)
+                result = http_load(f"pingan {mode}", urls, args.concurrency, args.duration, args.timeout,
+                                   auth)
                 found[name].append(_with_fetch(result, fetched, expected[name]))
         finally:
             server.stop()
@@ -559,7 +636,9 @@ def run(args: argparse.Namespace) -> None:
           f" {os.cpu_count()} CPUs shared by load, servers and database; 1-min load average"
           f" {load_before[0]:.2f} before, {load_after[0]:.2f} after;"
           f" {time.monotonic() - started:.0f} s in all."
-          f" Sizes over the tiles fetched once; features over {args.sample} sampled tiles per workload.")
+          f" Sizes over the tiles fetched once; features over {args.sample} sampled tiles per workload."
+          f" Prepared polygon shapes current for: {', '.join(sorted(shapes)) or 'none'} (cold = no tile"
+          f" cache anywhere; every tile rendered by the database on each request).")
     for name, tiles in loads.items():
         _print(name, tiles, expected[name], found[name])
     print("\n### Targets (issue 3), cold unless said\n")
@@ -572,7 +651,7 @@ def run(args: argparse.Namespace) -> None:
             "load_before": load_before, "load_after": load_after, "args": vars(args) | {"database_url": None},
             "workloads": {name: {"tiles": loads[name], "expected": expected[name],
                                  "results": [asdict(r) for r in found[name]]} for name in loads},
-            "targets": targets}, indent=1, default=str))
+            "targets": targets, "shapes": sorted(shapes)}, indent=1, default=str))
 
 
 def main() -> None:
@@ -593,6 +672,15 @@ def main() -> None:
     parser.add_argument("--peer", action="append", default=[], metavar="NAME=TEMPLATE",
                         help="a running server: URL template with {layer} {table} {z} {x} {y}")
     parser.add_argument("--json", default=None, help="also write every figure to this file")
+    parser.add_argument("--service-url", default=os.environ.get("PINGAN_SERVICE_DATABASE_URL"),
+                        help="the service role's URL (any database; the one of --database-url is used);"
+                             " default: the private cluster's")
+    parser.add_argument("--token", default=os.environ.get("PINGAN_BENCH_TOKEN"),
+                        help="API token of an admin user of the database (pingan tokens create)")
+    parser.add_argument("--build-shapes", action="store_true",
+                        help="create and rebuild the prepared polygon shapes (tiles.shapes) first")
+    parser.add_argument("--no-shapes", action="store_true",
+                        help="check that no shapes are current (measure drawing from the tables)")
     args = parser.parse_args()
     if not args.database_url:
         parser.error("--database-url is required (or PINGAN_DATABASE_URL)")

@@ -7,13 +7,15 @@ nothing of HTTP or of the cache (see ``tiles.service``).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
+from weakref import WeakKeyDictionary
 
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, AsyncCursor, sql
 
 from layers.registry import Layer, Registry
 from tiles.errors import ForbiddenLayerError, InvalidFilterError, UnknownCollectionError, ZoomOutOfRangeError
+from tiles.shapes import stored_zooms
 from tiles.sql import Kind, TileQuery, query_for
 from tiles.tms import WEB_MERCATOR_QUAD, TileMatrixSet
 
@@ -36,6 +38,8 @@ def normalise_filters(layer: Layer, filters: Mapping[str, str | Sequence[str]] |
     out = []
     for name, value in filters.items():
         values = (value,) if isinstance(value, str) else tuple(value)
+        if any("\x00" in v for v in values):  # PostgreSQL text cannot hold NUL
+            raise InvalidFilterError(f"the value of {name!r} holds a NUL character")
         out.append((name, tuple(sorted(set(values)))))
     return tuple(sorted(out))
 
@@ -66,8 +70,31 @@ def check_zoom(layer: Layer, z: int) -> None:
                              f"{layer.tiles.minzoom}..{layer.tiles.maxzoom}, not {z}")
 
 
-def _statement(layer: Layer, z: int, x: int, y: int, filters: Filters) -> tuple[TileQuery, dict[str, Any]]:
-    query = query_for(layer, tile_kind(layer, z), (name for name, _ in filters))
+# Statements prepared on each connection (weakly keyed: a closed connection drops out). The pool
+# never lets psycopg prepare (layers.db: item pages need custom plans), yet planning the tile
+# statement costs ~1 ms, as much as drawing a typical polygon tile; so tiles prepare their own,
+# by name. A prepared statement outlives a rolled-back transaction, and PostgreSQL re-plans it
+# when the role it runs as changes (row-level security), so it is safe across callers.
+_PREPARED: WeakKeyDictionary[AsyncConnection, set[str]] = WeakKeyDictionary()
+
+
+async def _execute(conn: AsyncConnection, query: TileQuery, params: dict[str, Any]) -> AsyncCursor:
+    """Run ``query`` as a prepared statement of ``conn`` (prepared on first use), binary results."""
+    names = _PREPARED.setdefault(conn, set())
+    if query.name not in names:
+        await conn.execute(query.prepare)  # type: ignore[arg-type]  # registry-built text
+        names.add(query.name)
+    args = sql.SQL(", ").join(sql.Literal(params[name]) for name in query.param_names)
+    # EXECUTE takes no bind parameters: the values are literals (ints, and text arrays quoted by psycopg)
+    return await conn.execute(sql.SQL("EXECUTE {}({})").format(sql.Identifier(query.name), args),
+                              binary=True)
+
+
+def _statement(layer: Layer, z: int, x: int, y: int, filters: Filters,
+               shapes: bool = False) -> tuple[TileQuery, dict[str, Any]]:
+    kind = tile_kind(layer, z)
+    use_shapes = shapes and kind == "detail" and not filters and z in stored_zooms(layer)
+    query = query_for(layer, kind, (name for name, _ in filters), shapes=use_shapes)
     params: dict[str, Any] = {"z": z, "x": x, "y": y}
     params.update({f"f_{name}": list(values) for name, values in filters})
     return query, params
@@ -82,6 +109,7 @@ async def get_tile(
     *,
     filters: Mapping[str, str | Sequence[str]] | None = None,
     tms: TileMatrixSet = WEB_MERCATOR_QUAD,
+    shapes: bool = False,
 ) -> bytes:
     """The MVT of one layer at tile (z, x, y): every feature, or explicitly aggregated cells.
 
@@ -96,6 +124,10 @@ async def get_tile(
         The tile: zoom, column from the west, row from the north.
     filters
         Property name to value (or values): only matching features are drawn or counted.
+    shapes
+        Draw a polygon layer from its prepared shapes (``tiles.shapes``); the caller has checked
+        that they were built from the layer's current version. Ignored where shapes do not
+        apply (points, filters, zooms without shapes). The features are the same either way.
 
     Returns
     -------
@@ -109,10 +141,10 @@ async def get_tile(
     """
     tms.validate(z, x, y)
     check_zoom(layer, z)
-    query, params = _statement(layer, z, x, y, normalise_filters(layer, filters))
+    query, params = _statement(layer, z, x, y, normalise_filters(layer, filters), shapes)
     # Binary results: the bytea arrives as bytes, not as hex text to decode (~0.3 ms of CPU on
     # a 40 KB tile, a fifth of the service's own work per tile).
-    cur = await conn.execute(query.text, params, binary=True)  # type: ignore[arg-type]  # registry-built
+    cur = await _execute(conn, query, params)
     row = await cur.fetchone()
     return bytes(row[0]) if row and row[0] is not None else b""
 
@@ -125,6 +157,7 @@ async def get_tiles(
     y: int,
     *,
     tms: TileMatrixSet = WEB_MERCATOR_QUAD,
+    shapes: Collection[str] = (),
 ) -> bytes:
     """One MVT holding several layers (concatenated MVT layers are a valid MVT).
 
@@ -132,15 +165,14 @@ async def get_tiles(
     map screen asks one URL for every zoom.
     """
     tms.validate(z, x, y)
-    statements = [_statement(layer, z, x, y, ()) for layer in layers
+    statements = [_statement(layer, z, x, y, (), layer.id in shapes) for layer in layers
                   if layer.tiles.minzoom <= z <= layer.tiles.maxzoom]
     if not statements:
         return b""
     # One round trip for all layers: the statements are queued in pipeline mode and their
     # results read afterwards.
     async with conn.pipeline():
-        cursors = [await conn.execute(q.text, p, binary=True)  # type: ignore[arg-type]
-                   for q, p in statements]
+        cursors = [await _execute(conn, q, p) for q, p in statements]
     parts = []
     for cur in cursors:
         row = await cur.fetchone()

@@ -22,11 +22,12 @@ from tiles.cache import CacheStats, TileCache
 from tiles.errors import UnknownCollectionError
 from tiles.render import Filters, check_zoom, get_tile, get_tiles, normalise_filters, served_layer
 from tiles.settings import TileSettings
+from tiles.shapes import stored_zooms
 from tiles.tms import get_tms
 from tiles.versions import VersionClock
 
 # Bump when the tile SQL changes what a tile holds: it is part of every ETag.
-RENDERER_VERSION = "1"
+RENDERER_VERSION = "2"
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,8 @@ class TileKey:
     areas: tuple[str, ...]
     filters: Filters
     multi: bool  # a dataset tile (several layers, no filters) rather than one collection's
+    # per layer: drawn from prepared shapes (tiles.shapes); the same features either way
+    shapes: tuple[bool, ...] = ()
 
     @property
     def etag(self) -> str:
@@ -114,6 +117,8 @@ class TileService:
             versions=tuple(versions.get(layer.id, 0) for layer in layers),
             fingerprints=tuple(self._fingerprints[layer.id] for layer in layers),
             z=z, x=x, y=y, role=principal.role, areas=principal.areas, filters=filters, multi=multi,
+            shapes=tuple(not filters and z in stored_zooms(layer) and self.clock.shapes_current(layer.id)
+                         for layer in layers),
         )
 
     async def tile(self, pool: AsyncConnectionPool, principal: Principal, key: TileKey) -> tuple[bytes, bool]:
@@ -153,6 +158,8 @@ class TileService:
         if not layers:
             return b""
         async with atransaction(pool, principal) as conn:
+            shapes = {layer_id for layer_id, use in zip(key.layers, key.shapes, strict=False) if use}
             if key.multi:
-                return await get_tiles(conn, layers, key.z, key.x, key.y)
-            return await get_tile(conn, layers[0], key.z, key.x, key.y, filters=dict(key.filters))
+                return await get_tiles(conn, layers, key.z, key.x, key.y, shapes=shapes)
+            return await get_tile(conn, layers[0], key.z, key.x, key.y, filters=dict(key.filters),
+                                  shapes=layers[0].id in shapes)

@@ -29,6 +29,7 @@ Why the statements look the way they do:
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ from psycopg import sql
 
 from layers.models import SRID
 from layers.registry import Layer, Property
+from tiles.shapes import eligible
 from tiles.tms import MVT_BUFFER, MVT_EXTENT, TILE_SIZE
 
 log = logging.getLogger(__name__)
@@ -87,25 +89,54 @@ class TileQuery:
     kind: Kind
     filter_names: tuple[str, ...]
     text: str
+    shapes: bool = False  # drawn from ``pingan.tile_shapes`` (see ``tiles.shapes``)
+
+    @property
+    def param_names(self) -> tuple[str, ...]:
+        return ("z", "x", "y", *(f"f_{name}" for name in self.filter_names))
+
+    @property
+    def name(self) -> str:
+        """A server-side name for the prepared statement, fixed by its text."""
+        return "pingan_tile_" + hashlib.blake2b(self.text.encode(), digest_size=10).hexdigest()
+
+    @property
+    def prepare(self) -> str:
+        """``PREPARE`` of the statement with ``$n`` parameters (the tile ints, the filter arrays)."""
+        text = self.text
+        for i, param in enumerate(self.param_names, start=1):
+            text = text.replace(f"%({param})s", f"${i}")
+        types = ", ".join(["int", "int", "int", *(["text[]"] * len(self.filter_names))])
+        return f"PREPARE {self.name} ({types}) AS {text}"
 
 
-def query_for(layer: Layer, kind: Kind, filter_names: Iterable[str] = ()) -> TileQuery:
+def query_for(layer: Layer, kind: Kind, filter_names: Iterable[str] = (), *,
+              shapes: bool = False) -> TileQuery:
     """The statement for ``layer`` in ``kind`` mode with equality filters on ``filter_names``.
 
-    Cached: a layer, kind and filter shape compile once per process.
+    ``shapes``: draw a detailed polygon tile from the prepared shapes of ``tiles.shapes`` (the
+    caller checks that they are current for the tile's zoom; without filters only).
+    Cached: a layer, kind, filter shape and source compile once per process.
     """
-    return _compile(layer, kind, tuple(sorted(set(filter_names))))
+    return _compile(layer, kind, tuple(sorted(set(filter_names))), shapes)
 
 
 @lru_cache(maxsize=512)
-def _compile(layer: Layer, kind: Kind, filter_names: tuple[str, ...]) -> TileQuery:
+def _compile(layer: Layer, kind: Kind, filter_names: tuple[str, ...], shapes: bool = False) -> TileQuery:
     for name in filter_names:
         layer.get_property(name)  # KeyError for an unknown name: callers check first
+    if shapes and (kind != "detail" or filter_names or not eligible(layer)):
+        raise ValueError(f"no shapes statement for {layer.id} ({kind}, filters {filter_names})")
     where = _where(layer, filter_names)
-    body = _aggregate_only(layer, where) if kind == "aggregate" else _detail_with_fallback(layer, where)
+    if kind == "aggregate":
+        body = _aggregate_only(layer, where)
+    elif shapes:
+        body = _shapes_with_fallback(layer, where)
+    else:
+        body = _detail_with_fallback(layer, where)
     text = body.as_string(None)
-    log.debug("tile SQL for %s (%s, filters %s): %s", layer.id, kind, filter_names, text)
-    return TileQuery(layer.id, kind, filter_names, text)
+    log.debug("tile SQL for %s (%s, filters %s, shapes %s): %s", layer.id, kind, filter_names, shapes, text)
+    return TileQuery(layer.id, kind, filter_names, text, shapes)
 
 
 def _where(layer: Layer, filter_names: tuple[str, ...]) -> sql.Composable:
@@ -132,7 +163,7 @@ def _table(layer: Layer) -> sql.Composable:
     return sql.Identifier(schema, table)
 
 
-def _property_expr(prop: Property) -> sql.Composable:
+def property_expr(prop: Property) -> sql.Composable:
     """A property as MVT can carry it: timestamps as ISO 8601 UTC text, arrays joined."""
     column = sql.SQL("t.{}").format(sql.Identifier(prop.column or prop.name))
     if prop.type == "datetime":
@@ -146,15 +177,19 @@ def _property_expr(prop: Property) -> sql.Composable:
 
 
 def _properties(layer: Layer) -> sql.Composable:
-    cols = [sql.SQL("{} AS {}").format(_property_expr(layer.get_property(name)), sql.Identifier(name))
+    cols = [sql.SQL("{} AS {}").format(property_expr(layer.get_property(name)), sql.Identifier(name))
             for name in layer.tiles.properties]
     return sql.SQL("").join(sql.SQL(", {}").format(c) for c in cols)
 
 
-def _asmvt(cte: str, layer: Layer) -> sql.Composable:
-    return sql.SQL("coalesce((SELECT ST_AsMVT(r, {name}, {extent}, 'geom') FROM {cte} r"
-                   " WHERE r.geom IS NOT NULL), ''::bytea)").format(
-        name=sql.Literal(layer.id), extent=sql.Literal(MVT_EXTENT), cte=sql.Identifier(cte))
+def _asmvt(cte: str, layer: Layer, *, where: bool = True) -> sql.Composable:
+    """The MVT of the rows of ``cte``. ST_AsMVT skips rows without a geometry by itself;
+    ``where=False`` leaves out the explicit test, which the planner would push into the scan
+    and so compute each drawn geometry twice."""
+    test = sql.SQL(" WHERE r.geom IS NOT NULL") if where else sql.SQL("")
+    return sql.SQL("coalesce((SELECT ST_AsMVT(r, {name}, {extent}, 'geom') FROM {cte} r{test}),"
+                   " ''::bytea)").format(
+        name=sql.Literal(layer.id), extent=sql.Literal(MVT_EXTENT), cte=sql.Identifier(cte), test=test)
 
 
 def _points_cte(layer: Layer, where: sql.Composable, gate: sql.Composable) -> sql.Composable:
@@ -236,4 +271,65 @@ def _detail_with_fallback(layer: Layer, where: sql.Composable) -> sql.Composable
         detail=_detail_cte(layer, where, sql.SQL(" AND (SELECT n FROM gate) <= {}").format(sql.Literal(cap))),
         pts=_points_cte(layer, where, sql.SQL(" AND (SELECT n FROM gate) > {}").format(sql.Literal(cap))),
         cells=_cells_ctes(layer), detail_mvt=_asmvt("detail", layer), agg_mvt=_asmvt("agg", layer),
+    )
+
+
+# The tile in the MVT units of its whole zoom level (what ``pingan.tile_shapes`` stores): its
+# origin, the box one unit beyond it (the index test: snapping moves a vertex by at most half a
+# unit), the box one unit inside it (a shape within it surely intersects the tile), and the
+# buffered box (a shape within it needs no clip).
+_SHAPE_TILE_CTE = sql.SQL(
+    "st AS (SELECT o.ox, o.oy,"
+    " ST_MakeEnvelope(o.ox - 1, o.oy - 1, o.ox + {e} + 1, o.oy + {e} + 1) AS near,"
+    " ST_MakeEnvelope(o.ox + 1, o.oy + 1, o.ox + {e} - 1, o.oy + {e} - 1) AS inner_box,"
+    " ST_MakeEnvelope(o.ox - {b}, o.oy - {b}, o.ox + {e} + {b}, o.oy + {e} + {b}) AS buffered"
+    " FROM (SELECT %(x)s::float8 * {e} AS ox, %(y)s::float8 * {e} AS oy) o)"
+)
+
+
+def _shapes_detail_cte(layer: Layer, limit: sql.Composable) -> sql.Composable:
+    """``detail`` from prepared shapes: a shape inside the buffered tile is only translated (it
+    is already simplified, snapped, valid and oriented); one crossing the buffer edge is clipped
+    by ``ST_AsMVTGeom`` (flipped first: it expects y up). A shape not surely inside the tile is
+    tested exactly against the table's own geometry, so the tile holds exactly the features
+    intersecting it, as from the table."""
+    schema, _, table = layer.table.partition(".")
+    return sql.SQL(
+        "detail AS MATERIALIZED (SELECT CASE WHEN s.geom @ st.buffered"
+        " THEN ST_Translate(s.geom, -st.ox, -st.oy)"
+        " ELSE ST_AsMVTGeom(ST_Affine(s.geom, 1, 0, 0, -1, -st.ox, st.oy + {e}),"
+        " ST_MakeEnvelope(0, 0, {e}, {e}), {e}, {b}, true) END AS geom, s.props"
+        " FROM pingan.tile_shapes s CROSS JOIN st CROSS JOIN tile"
+        " WHERE s.layer_id = {layer_id} AND s.zoom = %(z)s::int AND s.geom && st.near"
+        " AND (s.geom @ st.inner_box OR EXISTS (SELECT 1 FROM {table} t WHERE t.{id}::text = s.key"
+        " AND ST_Intersects(t.{geom}, tile.env_g))) LIMIT {limit})"
+    ).format(
+        e=sql.Literal(MVT_EXTENT), b=sql.Literal(MVT_BUFFER), layer_id=sql.Literal(layer.id),
+        table=sql.Identifier(schema, table), id=sql.Identifier(layer.id_column),
+        geom=sql.Identifier(layer.geometry_column), limit=limit,
+    )
+
+
+def _shapes_with_fallback(layer: Layer, where: sql.Composable) -> sql.Composable:
+    """As :func:`_detail_with_fallback`, with the detailed branch drawn from prepared shapes.
+
+    The detailed rows are computed once, at most ``max_features + 1`` of them, and counted: the
+    count is the gate (no second scan of the index), and past the cap the tile is aggregated
+    from the table as before.
+    """
+    cap = layer.tiles.max_features
+    return sql.SQL(
+        "WITH {tile}, {st}, {detail}, gate AS (SELECT count(*) AS n FROM detail),"
+        " {pts}, {cells}"
+        " SELECT {detail_mvt} || {agg_mvt}"
+    ).format(
+        tile=_tile_cte(),
+        st=_SHAPE_TILE_CTE.format(e=sql.Literal(float(MVT_EXTENT)), b=sql.Literal(float(MVT_BUFFER))),
+        detail=_shapes_detail_cte(layer, sql.Literal(cap + 1)),
+        pts=_points_cte(layer, where, sql.SQL(" AND (SELECT n FROM gate) > {}").format(sql.Literal(cap))),
+        cells=_cells_ctes(layer),
+        detail_mvt=sql.SQL("coalesce((SELECT ST_AsMVT(r, {name}, {extent}, 'geom') FROM detail r"
+                           " WHERE (SELECT n FROM gate) <= {cap}), ''::bytea)").format(
+            name=sql.Literal(layer.id), extent=sql.Literal(MVT_EXTENT), cap=sql.Literal(cap)),
+        agg_mvt=_asmvt("agg", layer),
     )

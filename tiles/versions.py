@@ -22,6 +22,9 @@ from types import MappingProxyType
 from psycopg_pool import AsyncConnectionPool
 
 _READ = "SELECT layer_id, version FROM pingan.layer_versions"
+# The versions the prepared polygon shapes were built from (tiles.shapes); the table may not exist.
+_HAS_SHAPES = "SELECT to_regclass('pingan.tile_shape_versions') IS NOT NULL"
+_READ_SHAPES = "SELECT layer_id, version FROM pingan.tile_shape_versions"
 
 
 class VersionClock:
@@ -31,6 +34,7 @@ class VersionClock:
         self.ttl = ttl
         self.reads = 0
         self._versions: Mapping[str, int] = MappingProxyType({})
+        self._shapes: Mapping[str, int] = MappingProxyType({})
         self._read_at = float("-inf")
         self._lock = asyncio.Lock()
 
@@ -48,11 +52,21 @@ class VersionClock:
             async with pool.connection() as conn:
                 cur = await conn.execute(_READ)
                 rows = await cur.fetchall()
+                shapes: list = []
+                if (await (await conn.execute(_HAS_SHAPES)).fetchone())[0]:  # type: ignore[index]
+                    shapes = await (await conn.execute(_READ_SHAPES)).fetchall()
             self._versions = MappingProxyType({layer_id: version for layer_id, version in rows})
+            self._shapes = MappingProxyType({layer_id: version for layer_id, version in shapes})
             # Stamped with the start of the read: the rows are at least that fresh.
             self._read_at = started
             self.reads += 1
             return self._versions
+
+    def shapes_current(self, layer_id: str) -> bool:
+        """Whether ``layer_id``'s prepared shapes were built from its current version (as of the
+        last read; call after :meth:`current`)."""
+        built = self._shapes.get(layer_id)
+        return built is not None and built == self._versions.get(layer_id, 0)
 
     def expire(self) -> None:
         """Forget the last read (the next request reads the versions again)."""

@@ -176,6 +176,85 @@ def _queryable_param(p: Property) -> dict[str, Any]:
     return _q(p.name, schema, f"{p.title_en} ({p.title_zh}) equals this value")
 
 
+# -- OGC API - Tiles (served by api/routes/tiles.py under the same /ogc) ---------------------
+_MVT = "application/vnd.mapbox-vector-tile"
+_TMS_IDS = ["WebMercatorQuad"]  # tiles.tms.TILE_MATRIX_SETS (api may not be imported by tiles)
+
+
+def _path(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": schema, "description": description}
+
+
+def _tile_params(minzoom: int, maxzoom: int) -> list[dict[str, Any]]:
+    return [
+        _path("tileMatrixSetId", {"type": "string", "enum": _TMS_IDS}, "Tile matrix set"),
+        _path("tileMatrix", {"type": "integer", "minimum": minzoom, "maximum": maxzoom},
+              f"Zoom level z ({minzoom}..{maxzoom}; outside is a 404)"),
+        _path("tileRow", {"type": "integer", "minimum": 0}, "Row y from the north (outside the matrix: 400)"),
+        _path("tileCol", {"type": "integer", "minimum": 0}, "Column x from the west (outside: 400)"),
+        _q("f", {"type": "string", "enum": ["mvt"]}, "Tile format (Mapbox Vector Tiles only)"),
+    ]
+
+
+def _tile_ok() -> dict[str, Any]:
+    return {
+        "description": "A Mapbox vector tile (empty body: nothing in the tile)",
+        "headers": {"ETag": {"schema": {"type": "string"}}, "Cache-Control": {"schema": {"type": "string"}}},
+        "content": {_MVT: {"schema": {"type": "string", "format": "binary"}}},
+    }
+
+
+def _tile_get(op_id: str, summary: str, params: list[dict[str, Any]], tag: str) -> dict[str, Any]:
+    doc = _get(op_id, summary, params, _tile_ok(), tag=tag)
+    doc["get"]["responses"]["304"] = {"description": "Not modified (If-None-Match)"}
+    return doc
+
+
+def _collection_tile_paths(layer: Layer) -> dict[str, Any]:
+    cid, tag = layer.id, layer.id
+    op = "".join(part.capitalize() for part in cid.split("-"))
+    base = f"/collections/{cid}/tiles"
+    tms = _path("tileMatrixSetId", {"type": "string", "enum": _TMS_IDS}, "Tile matrix set")
+    # Any property filters a tile by equality (several values: comma-separated, any matches).
+    filters = [_q(p.name, {"type": "string"}, f"{p.title_en} ({p.title_zh}) equals one of these values")
+               for p in layer.properties if p.name not in ("f", "collections")]
+    zooms = (layer.tiles.minzoom, layer.tiles.maxzoom)
+    return {
+        base: _get(f"tilesets{op}", f"Tilesets of {layer.title_en}", [], _json("The tilesets"), tag=tag),
+        f"{base}/{{tileMatrixSetId}}": _get(
+            f"tileset{op}", f"Tileset of {layer.title_en}", [tms], _json("Tileset metadata"), tag=tag),
+        f"{base}/{{tileMatrixSetId}}/tilejson.json": _get(
+            f"tilejson{op}", f"TileJSON of {layer.title_en}", [tms], _json("TileJSON 3.0.0"), tag=tag),
+        f"{base}/{{tileMatrixSetId}}/{{tileMatrix}}/{{tileRow}}/{{tileCol}}": _tile_get(
+            f"tile{op}", f"A vector tile of {layer.title_en}", [*_tile_params(*zooms), *filters], tag),
+    }
+
+
+def _dataset_tile_paths(layers: list[Layer]) -> dict[str, Any]:
+    ids = [layer.id for layer in layers]
+    collections = _q("collections", {"type": "array", "items": {"type": "string", "enum": ids}},
+                     "Collections in the tile, one MVT layer each (default: all)")
+    tms = _path("tileMatrixSetId", {"type": "string", "enum": _TMS_IDS}, "Tile matrix set")
+    zooms = (min((lyr.tiles.minzoom for lyr in layers), default=0),
+             max((lyr.tiles.maxzoom for lyr in layers), default=22))
+    return {
+        "/tileMatrixSets": _get("tileMatrixSets", "Tile matrix sets", [], _json("The tile matrix sets"),
+                                tag="tiles", not_found=False),
+        "/tileMatrixSets/{tileMatrixSetId}": _get(
+            "tileMatrixSet", "A tile matrix set", [tms], _json("Its definition"), tag="tiles"),
+        "/tiles": _get("datasetTilesets", "Tilesets of several collections", [collections],
+                       _json("The tilesets"), tag="tiles"),
+        "/tiles/{tileMatrixSetId}": _get("datasetTileset", "Tileset of several collections",
+                                         [tms, collections], _json("Tileset metadata"), tag="tiles"),
+        "/tiles/{tileMatrixSetId}/tilejson.json": _get(
+            "datasetTilejson", "TileJSON of several collections", [tms, collections],
+            _json("TileJSON 3.0.0"), tag="tiles"),
+        "/tiles/{tileMatrixSetId}/{tileMatrix}/{tileRow}/{tileCol}": _tile_get(
+            "datasetTile", "A vector tile of several collections (one MVT layer each)",
+            [*_tile_params(*zooms), collections], "tiles"),
+    }
+
+
 def openapi_document(infos: dict[str, CollectionInfo], base_url: str) -> dict[str, Any]:
     f = {"$ref": _REF + "f"}
     paths: dict[str, Any] = {
@@ -199,6 +278,9 @@ def openapi_document(infos: dict[str, CollectionInfo], base_url: str) -> dict[st
     }
     for info in infos.values():
         paths.update(_collection_paths(info.layer))
+    for info in infos.values():
+        paths.update(_collection_tile_paths(info.layer))
+    paths.update(_dataset_tile_paths([info.layer for info in infos.values()]))
     error = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/exception"}}}}
     exception = {
         "type": "object",
@@ -210,11 +292,13 @@ def openapi_document(infos: dict[str, CollectionInfo], base_url: str) -> dict[st
         "info": {
             "title": "Pingan Map OGC API (平安一张图)",
             "version": "0.1.0",
-            "description": "OGC API - Features Parts 1-3 over the layer registry",
+            "description": "OGC API - Features Parts 1-3 and OGC API - Tiles (Mapbox vector tiles)"
+            " over the layer registry",
         },
         "servers": [{"url": base_url}],
         "tags": [
             {"name": "server"},
+            {"name": "tiles", "description": "Tiles of several collections"},
             *({"name": i.layer.id, "description": i.layer.title_zh} for i in infos.values()),
         ],
         "paths": paths,

@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 from sqlalchemy import text
 
-from layers.catalog import GRIDS, HAZARDS
+from layers.catalog import CASES, GRIDS, HAZARDS
 from layers.registry import Registry
 from tests.tiles.conftest import make_client
 from tests.tiles.reference import (
@@ -174,3 +174,21 @@ def test_empty_tile_outside_the_district(client) -> None:
     assert r.content == b""
     assert r.headers["content-type"] == MVT
 
+
+
+@pytest.mark.parametrize("layer", [HAZARDS, CASES], ids=lambda layer: layer.id)
+def test_dense_point_tiles_are_complete_or_aggregated_and_bounded(client, demo_engine, layer) -> None:
+    """With the catalog's own settings: a z14 tile holds every point up to ``max_features`` and
+    aggregated cells past it, never a silent subset; and a tile at the cap stays under 400 KB."""
+    cap = layer.tiles.max_features
+    tile = densest_tile(demo_engine, layer.id, 14)
+    expected = count_in_tile(demo_engine, layer.id, tile)
+    r = client.get(tile_url(layer.id, tile))
+    features = decode(r.content)[layer.id]
+    if expected <= cap:
+        assert len(features) == expected and not any(f["properties"].get("aggregated") for f in features)
+    else:
+        assert all(f["properties"]["aggregated"] for f in features)
+        assert sum(f["properties"]["count"] for f in features) == expected
+    # bytes per drawn point on the densest tile (unique codes and timestamps dominate), at the cap
+    assert len(r.content) / len(features) * cap < 400_000

@@ -94,6 +94,7 @@ def test_cache_off_always_renders(demo_url, demo_engine) -> None:
         ("/ogc/collections/hazards/tiles/WebMercatorQuad/10/1.5/0", 400),
         ("/ogc/collections/hazards/tiles/WebMercatorQuad/10/0/0?f=png", 400),
         ("/ogc/collections/hazards/tiles/WebMercatorQuad/10/0/0?colour=red", 400),  # no such property
+        ("/ogc/collections/grids/tiles/WebMercatorQuad/13/3433/6841?name=a%00b", 400),  # NUL in a value
         ("/ogc/tiles/WebMercatorQuad/10/0/0?collections=hazards,nope", 404),
         ("/ogc/tiles/WebMercatorQuad/10/0/0?collections=nothing", 404),
         ("/ogc/tiles/WebMercatorQuad/10/0/0?collections=", 404),

@@ -107,11 +107,14 @@ def test_etag_changes_with_everything_the_tile_depends_on(change) -> None:
 
 
 class _FakeCursor:
-    def __init__(self, rows: list[tuple[str, int]]) -> None:
+    def __init__(self, rows: list[tuple]) -> None:
         self.rows = rows
 
-    async def fetchall(self) -> list[tuple[str, int]]:
+    async def fetchall(self) -> list[tuple]:
         return self.rows
+
+    async def fetchone(self) -> tuple | None:
+        return self.rows[0] if self.rows else None
 
 
 class _FakePool:
@@ -126,6 +129,8 @@ class _FakePool:
         yield self
 
     async def execute(self, query: str) -> _FakeCursor:
+        if "to_regclass" in query:  # is there a table of prepared shapes? (tiles.shapes)
+            return _FakeCursor([(False,)])
         self.reads += 1
         await asyncio.sleep(0.01)
         return _FakeCursor([("hazards", self.version)])

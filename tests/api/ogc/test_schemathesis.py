@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pytest
 import schemathesis
+from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 
@@ -65,3 +66,16 @@ def test_no_server_errors_and_no_rows_beyond_the_role(server: str, logins, role:
         except Exception as err:  # noqa: BLE001 - collect every operation's failure, then report
             failures.append(f"{operation.label}: {str(err)[:1500]}")
     assert not failures, "\n\n".join(failures)
+
+
+def test_openapi_lists_the_tile_paths(client: TestClient) -> None:
+    """So that the schemathesis run covers tiles too."""
+    paths = client.get("/ogc/openapi?f=json").json()["paths"]
+    for wanted in ("/tileMatrixSets", "/tiles/{tileMatrixSetId}/{tileMatrix}/{tileRow}/{tileCol}",
+                   "/collections/grids/tiles/{tileMatrixSetId}/{tileMatrix}/{tileRow}/{tileCol}",
+                   "/collections/hazards/tiles/{tileMatrixSetId}/tilejson.json"):
+        assert wanted in paths
+    tile = paths["/collections/hazards/tiles/{tileMatrixSetId}/{tileMatrix}/{tileRow}/{tileCol}"]["get"]
+    assert "application/vnd.mapbox-vector-tile" in tile["responses"]["200"]["content"]
+    zoom = next(p for p in tile["parameters"] if p.get("name") == "tileMatrix")["schema"]
+    assert (zoom["minimum"], zoom["maximum"]) == (8, 18)
