@@ -96,9 +96,11 @@ class BasicCache:
         return hmac.new(self._key, f"{user}\x00{password}".encode(), hashlib.sha256).digest()
 
     def get(self, user: str, password: str) -> Principal | None:
+        return self.get_key(self.key(user, password))
+
+    def get_key(self, k: bytes) -> Principal | None:
         if self.ttl <= 0:
             return None
-        k = self.key(user, password)
         hit = self._entries.get(k)
         if hit is None:
             return None
@@ -108,13 +110,18 @@ class BasicCache:
         return hit[1]
 
     def put(self, user: str, password: str, principal: Principal) -> None:
+        self.put_key(self.key(user, password), principal)
+
+    def put_key(self, k: bytes, principal: Principal) -> None:
         if self.ttl <= 0:
             return
-        k = self.key(user, password)
         self._entries[k] = (time.monotonic() + self.ttl, principal)
         self._entries.move_to_end(k)
         while len(self._entries) > self.size:
             self._entries.popitem(last=False)
+
+    def drop_key(self, k: bytes) -> None:
+        self._entries.pop(k, None)
 
     def clear(self) -> None:
         self._entries.clear()
@@ -142,6 +149,11 @@ class Authenticator:
     def __init__(self, settings: AuthSettings) -> None:
         self.settings = settings
         self.basic_cache = BasicCache(settings.basic_cache_seconds, settings.basic_cache_size)
+        # Bearer tokens and session cookies checked in the last few seconds: a map screen or a
+        # script asks for dozens of tiles a second, each would otherwise cost a database round
+        # trip before the tile cache is even looked at. Revocation, expiry and disabling take
+        # effect within credential_cache_seconds (logout in this process at once).
+        self.credential_cache = BasicCache(settings.credential_cache_seconds, settings.basic_cache_size)
         # Basic verifications under way, by credential: QGIS opens a layer with a burst of tile
         # requests carrying the same credentials; they share one argon2 verification (and count
         # as one failure when wrong) instead of running it once each.
@@ -151,6 +163,10 @@ class Authenticator:
     async def bearer(self, pool: AsyncConnectionPool, token: str) -> Principal:
         if not token or len(token) > 256:
             raise AuthFailure("malformed token")
+        key = b"bearer\x00" + digest(token)
+        cached = self.credential_cache.get_key(key)
+        if cached is not None:
+            return cached
         async with pool.connection() as conn, conn.transaction():
             cur = await conn.execute(_BEARER_SQL, (_TOUCH_SECONDS, digest(token)))
             row = await cur.fetchone()
@@ -159,13 +175,18 @@ class Authenticator:
             tid, name, role, areas, stale = row
             if stale is None or stale:
                 await conn.execute("UPDATE pingan.api_tokens SET last_used_at = now() WHERE id = %s", (tid,))
-        return _principal(name, role, areas)
+        principal = _principal(name, role, areas)
+        self.credential_cache.put_key(key, principal)
+        return principal
 
     # -- sessions -----------------------------------------------------------------------------
     async def session(self, pool: AsyncConnectionPool, session_id: str) -> Principal:
         if not session_id or len(session_id) > 128:
             raise AuthFailure("malformed session")
         h = digest(session_id)
+        cached = self.credential_cache.get_key(b"session\x00" + h)
+        if cached is not None:
+            return cached
         async with pool.connection() as conn, conn.transaction():
             cur = await conn.execute(_SESSION, (_TOUCH_SECONDS, h, self.settings.session_idle_seconds))
             row = await cur.fetchone()
@@ -174,9 +195,12 @@ class Authenticator:
             name, role, areas, stale = row
             if stale:
                 await conn.execute("UPDATE pingan.sessions SET last_seen_at = now() WHERE id_hash = %s", (h,))
-        return _principal(name, role, areas)
+        principal = _principal(name, role, areas)
+        self.credential_cache.put_key(b"session\x00" + h, principal)
+        return principal
 
     async def logout(self, pool: AsyncConnectionPool, session_id: str, addr: str | None) -> bool:
+        self.credential_cache.drop_key(b"session\x00" + digest(session_id))
         async with pool.connection() as conn, conn.transaction():
             cur = await conn.execute(
                 "DELETE FROM pingan.sessions s USING pingan.users u "

@@ -30,6 +30,9 @@ class AuthSettings(BaseSettings):
     # Basic with every tile) does not pay an argon2 verification per request. A disabled user or
     # a changed password takes effect on a worker within this many seconds. 0 turns it off.
     basic_cache_seconds: int = Field(default=60, ge=0, le=3600)
+    # Bearer tokens and session cookies: checked at most once per this many seconds per worker
+    # (revocation and expiry take effect within it; logout in the same worker at once). 0: off.
+    credential_cache_seconds: int = Field(default=10, ge=0, le=3600)
     basic_cache_size: int = Field(default=10_000, ge=1, le=1_000_000)
 
     # failed logins (login form and Basic): per user name and per client address

@@ -65,7 +65,7 @@ def make_app(service_url: str, settings: AuthSettings) -> FastAPI:
     return app
 
 
-TEST_SETTINGS = AuthSettings(cookie_secure=False)
+TEST_SETTINGS = AuthSettings(cookie_secure=False, credential_cache_seconds=0)  # caches: own tests
 
 
 @pytest.fixture

@@ -143,7 +143,7 @@ def test_expired_and_idle_sessions_refused(client, new_user, owner) -> None:
 
 
 def test_disabled_user_refused_everywhere(make_client, new_user, owner) -> None:
-    client = make_client(AuthSettings(cookie_secure=False, basic_cache_seconds=0))
+    client = make_client(AuthSettings(cookie_secure=False, basic_cache_seconds=0, credential_cache_seconds=0))
     name, password = new_user()
     with owner.begin() as conn:
         t = store.create_token(conn, ACTOR, name, "t", 30, 365)
@@ -272,3 +272,25 @@ def test_ipv6_addresses_are_limited_per_64() -> None:
     assert throttle_key("2001:db8:1:3::1") != throttle_key("2001:db8:1:2::1")
     assert throttle_key("::ffff:192.0.2.1") == throttle_key("192.0.2.1") == "192.0.2.1"
     assert throttle_key("testclient") == "testclient" and throttle_key(None) == "unknown"
+
+
+def test_token_and_session_cache_within_its_ttl(make_client, new_user, owner) -> None:
+    """Documented behaviour: a worker remembers a checked token or session for
+    credential_cache_seconds (tiles would otherwise each cost a query); logout is immediate."""
+    client = make_client(AuthSettings(cookie_secure=False, credential_cache_seconds=1))
+    name, password = new_user()
+    with owner.begin() as conn:
+        t = store.create_token(conn, ACTOR, name, "t", 30, 365)
+    assert client.get("/t/whoami", headers=bearer(t.token)).status_code == 200
+    with owner.begin() as conn:
+        assert store.revoke_token(conn, ACTOR, t.id)
+    assert client.get("/t/whoami", headers=bearer(t.token)).status_code == 200  # cached
+    time.sleep(1.1)
+    assert client.get("/t/whoami", headers=bearer(t.token)).status_code == 401
+    me = login(client, name, password)
+    assert me.status_code == 200 and client.get("/t/whoami").status_code == 200
+    csrf = client.get("/auth/me").json()["csrf_token"]
+    cookie = client.cookies.get("pingan_session")
+    assert client.post("/auth/logout", headers={"X-CSRF-Token": csrf}).status_code in (204, 303)
+    client.cookies.set("pingan_session", cookie)  # a copy of the cookie, replayed at once
+    assert client.get("/t/whoami").status_code == 401  # despite the cache
