@@ -13,6 +13,7 @@ from sqlalchemy import text
 
 from cli import config
 from cli.devdb import ClusterError
+from cli.index import index_app
 from cli.security import audit, keys_app
 from cli.users import demo_users, tokens_app, users_app
 
@@ -28,6 +29,7 @@ app.add_typer(tokens_app, name="tokens")
 demo_app.command("users")(demo_users)
 app.add_typer(keys_app, name="keys")
 app.command("audit")(audit)
+app.add_typer(index_app, name="index")
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:

@@ -516,3 +516,7 @@ class LoginThrottle(Base):
     locked_until: Mapped[datetime | None] = mapped_column(TZ)
     lockouts: Mapped[int] = mapped_column(Integer, server_default="0")
     updated_at: Mapped[datetime] = mapped_column(TZ, server_default="now()")
+
+
+# the tables of later migrations join Base.metadata (tests/layers/test_migrations.py checks them)
+from layers import models_index, models_tiles  # noqa: E402,F401 - 0007 index, 0008 tile shapes

@@ -33,6 +33,13 @@ SELECT_MATRIX: dict[str, frozenset[str]] = {
     # never to the service side: raw material, owner-only settings, the log it only appends to
     "audit_log": frozenset(), "privacy_config": frozenset(), "grid_workers": frozenset(),
     "person_counts": frozenset(), "person_counts_by_area": frozenset(), "persons_by_area": frozenset(),
+    # tile shapes (0008): derived polygons; every shapes statement also reads the layer's table
+    "tile_shapes": EVERYONE, "tile_shape_versions": frozenset({"service"}),
+    # the index (0007): published index and stars to everyone; explanations to places; ladder to staff
+    "index_villages": EVERYONE, "index_towns": EVERYONE, "index_star_villages": EVERYONE,
+    "index_stars": EVERYONE,
+    "index_scores": PLACES, "index_models": PLACES, "index_survey": PLACES,
+    "index_warnings": STAFF, "index_warning_events": STAFF,
 }
 # Relations the identity migration owns (tests/api/auth checks their privileges).
 IDENTITY = {"users", "sessions", "api_tokens", "login_throttle"}

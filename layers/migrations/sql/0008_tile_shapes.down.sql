@@ -1,0 +1,2 @@
+DROP TABLE pingan.tile_shape_versions;
+DROP TABLE pingan.tile_shapes;

@@ -1,0 +1,121 @@
+"""GeoAlchemy2/SQLAlchemy models of the index tables (migration 0007, issue 6).
+
+Imported at the end of ``layers.models`` so that ``Base.metadata`` holds them and
+tests/layers/test_migrations.py checks them against the migrated schema.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+
+from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    Boolean,
+    Date,
+    Index,
+    Integer,
+    Numeric,
+    SmallInteger,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB, REAL
+from sqlalchemy.orm import Mapped, mapped_column
+
+from layers.models import TZ, Base, _fk
+
+
+class IndexModelRow(Base):
+    __tablename__ = "index_models"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    version: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str] = mapped_column(Text, unique=True)
+    toml: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(TZ, server_default="now()")
+
+
+class IndexScore(Base):
+    __tablename__ = "index_scores"
+    __table_args__ = (
+        Index("index_scores_code_idx", "level", "code", "period"),
+        Index("index_scores_town_idx", "town_code", "period"),
+    )
+    period: Mapped[date] = mapped_column(Date, primary_key=True)
+    level: Mapped[str] = mapped_column(Text, primary_key=True)
+    code: Mapped[str] = mapped_column(Text, primary_key=True)
+    town_code: Mapped[str] = mapped_column(Text, _fk("towns.code", onupdate="CASCADE"))
+    model_id: Mapped[int] = mapped_column(BigInteger, _fk("index_models.id"))
+    score: Mapped[Decimal] = mapped_column(Numeric(5, 2))
+    class_: Mapped[str] = mapped_column("class", Text)
+    colour_hex: Mapped[str] = mapped_column(Text)
+    rank: Mapped[int] = mapped_column(Integer)
+    rank_change: Mapped[int | None] = mapped_column(Integer)
+    change: Mapped[Decimal | None] = mapped_column(Numeric(6, 2))
+    veto: Mapped[bool] = mapped_column(Boolean, server_default="false")
+    veto_reasons: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default="{}")
+    contributions: Mapped[dict] = mapped_column(JSONB)
+    notes: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default="{}")
+    computed_at: Mapped[datetime] = mapped_column(TZ, server_default="now()")
+
+
+class IndexSurvey(Base):
+    __tablename__ = "index_survey"
+    period: Mapped[date] = mapped_column(Date, primary_key=True)
+    level: Mapped[str] = mapped_column(Text, primary_key=True)
+    code: Mapped[str] = mapped_column(Text, primary_key=True)
+    respondents: Mapped[int] = mapped_column(Integer)
+    awareness: Mapped[float | None] = mapped_column(REAL)
+    participation: Mapped[float | None] = mapped_column(REAL)
+    satisfaction: Mapped[float | None] = mapped_column(REAL)
+    batch_id: Mapped[int | None] = mapped_column(BigInteger, _fk("etl_batches.id"))
+
+
+class IndexWarning(Base):
+    __tablename__ = "index_warnings"
+    __table_args__ = (
+        Index("index_warnings_town_idx", "town_code", "status"),
+        UniqueConstraint("level", "code", "opened"),
+    )
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    level: Mapped[str] = mapped_column(Text)
+    code: Mapped[str] = mapped_column(Text)
+    town_code: Mapped[str] = mapped_column(Text, _fk("towns.code", onupdate="CASCADE"))
+    opened: Mapped[date] = mapped_column(Date)
+    step: Mapped[int] = mapped_column(SmallInteger)
+    step_since: Mapped[date] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(Text)
+    closed: Mapped[date | None] = mapped_column(Date)
+    owner: Mapped[str] = mapped_column(Text)
+    deadline: Mapped[date] = mapped_column(Date)
+    evidence: Mapped[str | None] = mapped_column(Text)
+    document: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(TZ, server_default="now()")
+
+
+class IndexWarningEvent(Base):
+    __tablename__ = "index_warning_events"
+    __table_args__ = (Index("index_warning_events_warning_idx", "warning_id", "period"),)
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    warning_id: Mapped[int] = mapped_column(BigInteger, _fk("index_warnings.id", ondelete="CASCADE"))
+    period: Mapped[date] = mapped_column(Date)
+    from_step: Mapped[int] = mapped_column(SmallInteger)
+    to_step: Mapped[int] = mapped_column(SmallInteger)
+    reason: Mapped[str] = mapped_column(Text)
+
+
+class IndexStar(Base):
+    __tablename__ = "index_stars"
+    year: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    village_code: Mapped[str] = mapped_column(
+        Text, _fk("villages.code", onupdate="CASCADE"), primary_key=True
+    )
+    town_code: Mapped[str] = mapped_column(Text, _fk("towns.code", onupdate="CASCADE"))
+    model_id: Mapped[int] = mapped_column(BigInteger, _fk("index_models.id"))
+    percent: Mapped[Decimal] = mapped_column(Numeric(5, 2))
+    stars: Mapped[int] = mapped_column(SmallInteger)
+    veto: Mapped[bool] = mapped_column(Boolean, server_default="false")
+    card: Mapped[dict] = mapped_column(JSONB)
+    computed_at: Mapped[datetime] = mapped_column(TZ, server_default="now()")
