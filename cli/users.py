@@ -16,7 +16,7 @@ from typing import Annotated
 import typer
 
 from cli import config
-from cli.devdb import ClusterError
+from cli.common import engine, fail
 
 users_app = typer.Typer(help="Users of the service: add, list, disable, enable, reset passwords.",
                         no_args_is_help=True)
@@ -24,22 +24,6 @@ tokens_app = typer.Typer(help="API tokens for scripts, GDAL and QGIS (Authorizat
                          no_args_is_help=True)
 
 DEMO_ROLES = ("admin", "command", "town", "grid", "analyst", "public")
-
-
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    return typer.Exit(code)
-
-
-def _engine():  # noqa: ANN202 - sqlalchemy Engine
-    from layers.db import make_engine
-    from layers.settings import DatabaseSettings
-
-    try:
-        url = config.database_target().url
-    except ClusterError as exc:
-        raise _fail(str(exc)) from None
-    return make_engine(DatabaseSettings(database_url=url))
 
 
 def _actor():  # noqa: ANN202 - api.auth.store.Actor
@@ -58,38 +42,38 @@ def _run(work):  # noqa: ANN001, ANN202 - work(conn) in one transaction; operato
     from api.auth.credentials import PasswordPolicyError
     from api.auth.store import IdentityError
 
-    engine = _engine()
+    eng = engine()
     try:
-        with engine.begin() as conn:
+        with eng.begin() as conn:
             return work(conn)
     except (IdentityError, PasswordPolicyError) as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     except DBAPIError as exc:
         if "pingan.users" in str(exc.orig) or "does not exist" in str(exc.orig):
-            raise _fail("the identity tables are missing: run `pingan db up` (or `pingan db migrate`)") \
+            raise fail("the identity tables are missing: run `pingan db up` (or `pingan db migrate`)") \
                 from None
         raise
     finally:
-        engine.dispose()
+        eng.dispose()
 
 
 def _read_password(password_stdin: bool) -> str:
     from api.auth.credentials import PasswordPolicyError, check_password_policy
 
     if not password_stdin:
-        raise _fail("pass --password-stdin and write the password to standard input "
+        raise fail("pass --password-stdin and write the password to standard input "
                     "(passwords are never taken from the command line)")
     if sys.stdin.isatty():
         first = getpass.getpass("password: ")
         if getpass.getpass("again: ") != first:
-            raise _fail("the two passwords differ")
+            raise fail("the two passwords differ")
         password = first
     else:
         password = sys.stdin.readline().rstrip("\r\n")
     try:
         check_password_policy(password)
     except PasswordPolicyError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     return password
 
 
@@ -118,7 +102,7 @@ def users_add(
         if role not in store.USER_ROLES:
             raise store.IdentityError(f"unknown role {role!r}; expected one of {', '.join(store.USER_ROLES)}")
     except store.IdentityError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     password = _read_password(password_stdin)
     _run(lambda conn: store.add_user(conn, _actor(), name, role, area or [], password))
     where = f" for {', '.join(area)}" if area else ""

@@ -78,3 +78,95 @@ def copy_frame(
             frame.iloc[start : start + CHUNK_ROWS].to_csv(buf, index=False, header=False, na_rep="")
             cp.write(buf.getvalue())
     return len(df)
+
+
+# -- the fast path: COPY text format, columns converted in C, rows joined by str.join ----------
+_ESCAPES = (("\\", "\\\\"), ("\t", "\\t"), ("\n", "\\n"), ("\r", "\\r"))
+NULL = "\\N"
+
+
+def _with_nulls(values: np.ndarray, missing: np.ndarray) -> list[str]:
+    out = values.astype(object)
+    out[missing] = NULL
+    return out.tolist()
+
+
+_POINT_EWKB = "0101000020" + SRID.to_bytes(4, "little").hex().upper()  # little-endian Point, SRID
+
+
+def _point_ewkb(geoms: np.ndarray) -> list[str] | None:
+    """Hex EWKB of 2D points, written from their coordinates' bytes in one pass (shapely's
+    writer takes ~3 µs a point); None when the column holds anything else."""
+    if not len(geoms) or pd.isna(geoms).any():
+        return None
+    if (shapely.get_type_id(geoms) != 0).any() or shapely.is_empty(geoms).any() or shapely.has_z(geoms).any():
+        return None
+    xy = shapely.get_coordinates(geoms).astype("<f8").tobytes().hex().upper()
+    return [_POINT_EWKB + xy[i : i + 32] for i in range(0, len(xy), 32)]
+
+
+def _text_column(s: pd.Series, geometry: bool) -> list[str]:
+    """One column in COPY's text format (``\\N`` for NULL), as a list of str."""
+    if geometry:
+        points = _point_ewkb(s.to_numpy(dtype=object))
+        if points is not None:
+            return points
+        values = _geometry_column(s).to_numpy(dtype=object)
+        return _with_nulls(values, pd.isna(values))
+    if isinstance(s.dtype, pd.DatetimeTZDtype):
+        us = s.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy(dtype="datetime64[us]")
+        return _with_nulls(np.char.add(np.datetime_as_string(us, unit="us"), "+00"), np.isnat(us))
+    if pd.api.types.is_bool_dtype(s.dtype):
+        return np.where(s.to_numpy(dtype=bool), "t", "f").tolist()
+    if pd.api.types.is_integer_dtype(s.dtype):  # int64 or nullable Int64
+        return _with_nulls(s.to_numpy(dtype=np.int64, na_value=0).astype(str), s.isna().to_numpy())
+    if pd.api.types.is_float_dtype(s.dtype):
+        f = s.to_numpy(dtype=float)
+        missing = np.isnan(f)
+        whole = bool(np.all(np.mod(f[~missing], 1) == 0))
+        values = np.where(missing, 0, f).astype(np.int64).astype(str) if whole else f.astype(str)
+        return _with_nulls(values, missing)
+    values = s.to_numpy(dtype=object)
+    missing = pd.isna(values)
+    sample = _first(s)
+    if isinstance(sample, bytes):  # bytea: \x + hex, its backslash escaped
+        return ["\\N" if b is None else "\\\\x" + b.hex() for b in values]
+    if isinstance(sample, list | tuple):  # text[] of simple tokens
+        values = np.array([None if v is None else "{" + ",".join(v) + "}" for v in values], dtype=object)
+        missing = pd.isna(values)
+    present = values[~missing]
+    try:
+        joined = "\x00".join(present)
+    except TypeError:  # numbers in an object column: their text
+        present = np.array([str(v) for v in present], dtype=object)
+        joined = "\x00".join(present)
+    for old, new in _ESCAPES:
+        if old in joined:  # a substring search in C; most columns need no escaping at all
+            present = np.array([v.replace(old, new) for v in present], dtype=object)
+    out = np.full(len(values), NULL, dtype=object)
+    out[~missing] = present
+    return out.tolist()
+
+
+def copy_text(
+    conn: Connection,
+    table: str,
+    df: pd.DataFrame,
+    *,
+    geometry_columns: tuple[str, ...] = ("geom",),
+) -> int:
+    """:func:`copy_frame` through COPY's text format: each column converted in C (numpy,
+    shapely; points straight from their coordinates' bytes), escaped only when it holds a
+    character to escape, and each row joined with one ``str.join``: about twice as fast as
+    pandas' CSV writer on a frame shaped like the ETL stage, and an empty string stays an empty
+    string."""
+    if df.empty:
+        return 0
+    cols = ", ".join(f'"{c}"' for c in df.columns)
+    raw = conn.connection.driver_connection
+    with raw.cursor() as cur, cur.copy(f"COPY {table} ({cols}) FROM STDIN") as cp:
+        for start in range(0, len(df), CHUNK_ROWS):
+            part = df.iloc[start : start + CHUNK_ROWS]
+            columns = [_text_column(part[c], c in geometry_columns) for c in part.columns]
+            cp.write(("\n".join(map("\t".join, zip(*columns, strict=True))) + "\n").encode("utf-8"))
+    return len(df)

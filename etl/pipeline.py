@@ -25,15 +25,22 @@ import pandas as pd
 import psycopg
 from sqlalchemy import Connection, Engine, text
 
-from etl.copy import copy_frame
+from etl import persons
+from etl.areas import containment_rejects, prepare_areas
+from etl.copy import copy_frame, copy_text
 from etl.locate import locate
 from etl.profile import Mapped, Profile, apply_profile, builtin, convert, read_error_message
 from etl.readers import read_file
 from etl.targets import CONSTRAINT_REASONS, TARGETS, Target
 from layers import versions
+from layers.crypto import KeyRing
 from layers.db import SYSTEM, set_principal
 
-Progress = Callable[[str], None]
+#: ``progress(stage, done, total)``: the stage's name, and for long stages the rows done so far
+#: out of ``total`` (both None for a stage without a count).
+Progress = Callable[..., None]
+UPSERT_CHUNK = 50_000  # rows per upsert statement: progress steps, and what a refusal bisects
+BULK_ROWS = 200_000  # this many new rows, and at least half the table's size: bulk mode
 
 
 @dataclass
@@ -68,12 +75,19 @@ def load_file(
     source: str = "import",
     encoding: str | None = None,
     datum: str | None = None,
+    keys: KeyRing | None = None,
     progress: Progress | None = None,
 ) -> BatchResult:
-    """Load one file into ``layer``; see the module docstring for what is guaranteed."""
+    """Load one file into ``layer``; see the module docstring for what is guaranteed.
+
+    ``keys`` (the data key ring) is needed for ``persons``, whose name, ID number and phone are
+    sealed before they are written."""
     if layer not in TARGETS:
         raise ValueError(f"unknown layer {layer!r}; loadable: {', '.join(TARGETS)}")
-    target, say = TARGETS[layer], progress or (lambda _m: None)
+    if layer == "persons" and keys is None:
+        raise ValueError("loading persons needs the data key ring (PINGAN_DATA_KEY)")
+    target, say = TARGETS[layer], progress or (lambda *_a: None)
+    profile = profile or builtin(layer)
     clock: dict[str, float] = {}
     t = time.perf_counter()
     digest = file_sha256(path)
@@ -82,37 +96,105 @@ def load_file(
         raw = read_file(path, encoding=encoding)
         clock["read"] = time.perf_counter() - t
         say("mapping columns")
-        mapped = apply_profile(raw, profile or builtin(layer))
+        mapped = apply_profile(raw, profile)
+        if datum:
+            mapped.frame["datum"] = datum
+        early = _early_rejects(mapped, raw, target, profile, keys)
+        n_read = len(raw.frame)
+        raw.frame = raw.frame.iloc[:0]  # the text of a million rows: typed copies live in `mapped`
         clock["map"] = time.perf_counter() - t - sum(clock.values())
     except Exception as exc:  # a file we cannot read at all: a failed batch, with the reason
         return _failed(engine, target, path, digest, source, read_error_message(exc))
-    if datum:
-        mapped.frame["datum"] = datum
     _prepare(mapped, target, source)
-    result = BatchResult(0, "running", read=len(raw.frame), warnings=list(mapped.warnings))
+    result = BatchResult(0, "running", read=n_read, warnings=list(mapped.warnings))
     try:
         with engine.begin() as conn:
             set_principal(conn, SYSTEM)
+            # a batch is one transaction by design: its COPY and upserts of a million rows may
+            # take minutes, which the service's per-statement limit is not meant for
+            conn.execute(text("SET LOCAL statement_timeout = 0"))
             batch_id = _open_batch(conn, target, path, digest, source, mapped)
-            say("locating")
-            located, rejects = locate(conn, mapped, raw, (profile or builtin(layer)).datum)
-            result.warnings += located.warnings
+            if target.shape == "point":
+                say("locating")
+                located, rejects = locate(conn, mapped, raw, profile.datum)
+                result.warnings += located.warnings
+                frame = located.frame
+            else:
+                frame, rejects = mapped.frame, None
+            if keys is not None and target.layer == "persons":
+                frame = persons.seal(conn, frame, keys)
             clock["locate"] = time.perf_counter() - t - sum(clock.values())
-            say("loading")
-            counts, db_rejects = _stage_and_upsert(conn, target, located.frame, batch_id, source)
+            say("loading", 0, len(frame))
+            counts, db_rejects = _stage_and_upsert(conn, target, frame, batch_id, say)
             clock["upsert"] = time.perf_counter() - t - sum(clock.values())
-            all_rejects = pd.concat([mapped.rejects, rejects, db_rejects], ignore_index=True)
+            all_rejects = pd.concat(
+                [r for r in (early, mapped.rejects, rejects, db_rejects) if r is not None and len(r)]
+                or [_no_rejects()],
+                ignore_index=True,
+            )
+            if target.layer == "persons":
+                all_rejects = persons.mask_rejects(all_rejects, mapped.matched)
             _write_rejects(conn, batch_id, all_rejects)
             result.batch_id, result.status = batch_id, "done"
             result.loaded, result.updated = counts["inserted"], counts["updated"]
             result.unchanged, result.rejected = counts["unchanged"], len(all_rejects)
             result.reasons = _reason_counts(all_rejects)
+            if counts["bulk"]:
+                result.warnings.append(f"bulk mode: the indexes and foreign keys of {target.table} "
+                                       "were made again in this batch")
             _close_batch(conn, result)
             versions.bump(conn, [target.layer_id])
     except Exception as exc:
         return _failed(engine, target, path, digest, source, read_error_message(exc))
     result.seconds = clock | {"total": time.perf_counter() - t}
     return result
+
+
+def _no_rejects() -> pd.DataFrame:
+    return pd.DataFrame(columns=["row_number", "column_name", "reason", "raw"])
+
+
+def _early_rejects(
+    mapped: Mapped, raw, target: Target, profile: Profile, keys: KeyRing | None  # noqa: ANN001
+) -> pd.DataFrame | None:
+    """Layer-specific checks before the database: ID numbers of persons, boundaries of areas."""
+    if target.shape == "polygon":
+        return prepare_areas(mapped, raw, target, profile.datum)
+    if target.layer != "persons" or keys is None:
+        return None
+    f = mapped.frame
+    ids, why = persons.check_id_numbers(f["id_number"])
+    bad = why.notna()
+    early = pd.DataFrame(
+        {
+            "row_number": mapped.row_numbers[bad].to_numpy(),
+            "column_name": mapped.matched.get("id_number", "id_number"),
+            "reason": why[bad].to_numpy(),
+            "raw": raw.frame.loc[f.index[bad]].to_dict("records"),
+        }
+    )
+    f = f[~bad].assign(id_number=ids[~bad])
+    f = f.assign(**persons.identity_fields(f["id_number"]))
+    f["id_number_hash"] = persons.blind_indexes(f["id_number"], keys)
+    # without a register number, the person's key is the blind index (never the clear number)
+    hashes = "pid-" + f["id_number_hash"].str.slice(0, 32)
+    f["source_id"] = f["source_id"].where(f["source_id"].notna(), hashes) if "source_id" in f else hashes
+    f["grade_since"] = f["grade_since"].where(f["grade_since"].notna(), f["registered_at"])
+    # the same person twice in one file: the last row wins
+    dup = f.duplicated("id_number_hash", keep="last")
+    rows = mapped.row_numbers[~bad]
+    if dup.any():
+        extra = pd.DataFrame(
+            {
+                "row_number": rows[dup].to_numpy(),
+                "column_name": mapped.matched.get("id_number", "id_number"),
+                "reason": "the same 身份证号 again in this file; a later row was loaded",
+                "raw": raw.frame.loc[f.index[dup]].to_dict("records"),
+            }
+        )
+        early = pd.concat([early, extra], ignore_index=True)
+    mapped.frame, mapped.row_numbers = f[~dup], rows[~dup]
+    return early
 
 
 def _prepare(mapped: Mapped, target: Target, source: str) -> None:
@@ -200,9 +282,10 @@ def _failed(engine: Engine, target: Target, path: Path, digest: str, source: str
 
 
 def _stage_and_upsert(
-    conn: Connection, target: Target, frame: pd.DataFrame, batch_id: int, source: str
+    conn: Connection, target: Target, frame: pd.DataFrame, batch_id: int, say: Progress
 ) -> tuple[dict[str, int], pd.DataFrame]:
     cols = [*target.fields, *target.location, "source", "source_id"]
+    ident = "id" if target.shape == "point" else "code"
     conn.execute(
         text(
             f"CREATE TEMP TABLE stage ON COMMIT DROP AS SELECT {', '.join(cols)}, "  # noqa: S608
@@ -210,22 +293,39 @@ def _stage_and_upsert(
         )
     )
     staged = frame.assign(_pos=np.arange(len(frame)))
-    copy_frame(conn, "stage", staged[[*cols, "_pos", "_row"]])
+    copy_text(conn, "stage", staged[[*cols, "_pos", "_row"]])
     conn.execute(text("CREATE INDEX ON stage (_pos)"))
+    rejects: list[dict] = containment_rejects(conn, target)
     # what the changed rows were before, for their events (only rows already in the table)
+    kept = {"pingan.hazard_events": ", t.state", "pingan.case_events": ", t.state",
+            "pingan.person_grades": ", t.grade, t.grade_since"}.get(target.events or "", "")
+    on = " AND ".join(f"t.{k} = s.{k}" for k in target.key)
     conn.execute(
         text(
-            f"CREATE TEMP TABLE before ON COMMIT DROP AS SELECT t.id"  # noqa: S608
-            f"{', t.state' if target.events else ''} FROM {target.table} t "
-            "JOIN stage s ON t.source = s.source AND t.source_id = s.source_id"
+            f"CREATE TEMP TABLE before ON COMMIT DROP AS SELECT t.{ident} AS id{kept} "  # noqa: S608
+            f"FROM {target.table} t JOIN stage s ON {on}"
         )
     )
-    conn.execute(text("CREATE TEMP TABLE changed (id bigint, inserted boolean) ON COMMIT DROP"))
-    rejects: list[dict] = []
-    _upsert_range(
-        conn.connection.driver_connection, target, cols, batch_id, 0, len(frame) - 1, rejects, staged
+    conn.execute(
+        text(
+            f"CREATE TEMP TABLE changed ON COMMIT DROP AS SELECT {ident} AS id, "  # noqa: S608
+            f"true AS inserted FROM {target.table} WITH NO DATA"
+        )
     )
-    if target.events:
+    raw = conn.connection.driver_connection
+    sql = _upsert_sql(target, cols, ident)
+    known = conn.execute(text("SELECT count(*) FROM before")).scalar_one()
+    bulk = _bulk_begin(raw, target, len(frame) - known)
+    for lo in range(0, len(frame), UPSERT_CHUNK):
+        hi = min(lo + UPSERT_CHUNK, len(frame)) - 1
+        _upsert_range(raw, sql, batch_id, lo, hi, rejects, staged)
+        say("loading", hi + 1, len(frame))
+    if bulk is not None:
+        say("rebuilding indexes")
+        _bulk_end(raw, target, bulk)
+    if target.events == "pingan.person_grades":
+        _grade_events(conn, batch_id)
+    elif target.events:
         _events(conn, target, batch_id)
     inserted, changed = conn.execute(
         text("SELECT count(*) FILTER (WHERE inserted), count(*) FROM changed")
@@ -234,29 +334,78 @@ def _stage_and_upsert(
         "inserted": inserted,
         "updated": changed - inserted,
         "unchanged": len(frame) - len(rejects) - changed,
+        "bulk": bulk is not None,
     }
     return counts, pd.DataFrame(rejects, columns=["row_number", "column_name", "reason", "raw"])
 
 
-def _upsert_sql(target: Target, cols: list[str]) -> str:
-    compared = [c for c in cols if c not in ("source", "source_id")]
+def _bulk_begin(raw: psycopg.Connection, target: Target, rows: int) -> tuple[list, list] | None:
+    """Bulk mode for a batch whose ``rows`` new records are many next to its table (a first
+    load, a district's history):
+    the table's plain indexes and foreign keys are dropped inside the batch's transaction and
+    made again by :func:`_bulk_end` before it commits (one index build and one join per
+    constraint instead of a million index inserts and trigger lookups: 75 s -> 32 s for a
+    million hazards). The unique keys, CHECKs and triggers stay, so refused rows are still
+    found one by one; no other transaction ever sees the table without them. The cost: the
+    table is locked for the batch (readers wait), so small batches never do this, and a lock
+    not granted within 5 s (a long reader) or missing rights fall back to the normal path.
+
+    Returns the definitions to restore, or None when the batch loads normally."""
+    if rows < BULK_ROWS:
+        return None
+    table_rows = raw.execute("SELECT reltuples FROM pg_class WHERE oid = %s::regclass", (target.table,))
+    if rows < 0.5 * max(table_rows.fetchone()[0], 0):
+        return None
+    indexes = raw.execute(
+        "SELECT indexrelid::regclass::text, pg_get_indexdef(indexrelid) FROM pg_index "
+        "WHERE indrelid = %s::regclass AND NOT indisunique AND NOT indisprimary ORDER BY 1",
+        (target.table,),
+    ).fetchall()
+    fkeys = raw.execute(
+        "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
+        "WHERE conrelid = %s::regclass AND contype = 'f' ORDER BY 1",
+        (target.table,),
+    ).fetchall()
+    try:
+        with raw.transaction():
+            raw.execute("SET LOCAL lock_timeout = '5s'")
+            for name, _ in indexes:
+                raw.execute(f"DROP INDEX {name}")
+            for name, _ in fkeys:
+                raw.execute(f'ALTER TABLE {target.table} DROP CONSTRAINT "{name}"')
+            raw.execute("SET LOCAL lock_timeout = 0")
+    except (psycopg.errors.LockNotAvailable, psycopg.errors.InsufficientPrivilege):
+        return None
+    return indexes, fkeys
+
+
+def _bulk_end(raw: psycopg.Connection, target: Target, bulk: tuple[list, list]) -> None:
+    indexes, fkeys = bulk
+    for _, definition in indexes:
+        raw.execute(definition)
+    for name, definition in fkeys:
+        raw.execute(f'ALTER TABLE {target.table} ADD CONSTRAINT "{name}" {definition}')
+
+
+def _upsert_sql(target: Target, cols: list[str], ident: str) -> str:
+    # the first registration of a record keeps its provenance; the key is not compared
+    compared = [c for c in cols if c not in ("source", "source_id", *target.key)]
     col_list = ", ".join(cols)
     new = ", ".join("EXCLUDED." + c for c in compared)
     return (
         f"WITH up AS (INSERT INTO {target.table} AS t ({col_list}, batch_id) "  # noqa: S608
         f"SELECT {col_list}, %(batch)s FROM stage WHERE _pos BETWEEN %(lo)s AND %(hi)s "
-        f"ON CONFLICT (source, source_id) DO UPDATE SET ({', '.join(compared)}, batch_id, updated_at) = "
-        f"({new}, EXCLUDED.batch_id, now()) "
+        f"ON CONFLICT ({', '.join(target.key)}) DO UPDATE SET "
+        f"({', '.join(compared)}, batch_id, updated_at) = ({new}, EXCLUDED.batch_id, now()) "
         f"WHERE ({', '.join('t.' + c for c in compared)}) IS DISTINCT FROM ({new}) "
-        f"RETURNING t.id, (xmax = 0) AS inserted) "
-        f"INSERT INTO changed SELECT id, inserted FROM up"
+        f"RETURNING t.{ident}, (xmax = 0) AS inserted) "
+        f"INSERT INTO changed SELECT * FROM up"
     )
 
 
 def _upsert_range(
     raw: psycopg.Connection,
-    target: Target,
-    cols: list[str],
+    sql: str,
     batch_id: int,
     lo: int,
     hi: int,
@@ -269,7 +418,7 @@ def _upsert_range(
         return
     try:
         with raw.transaction():  # a savepoint: a refusal undoes only this range
-            raw.execute(_upsert_sql(target, cols), {"batch": batch_id, "lo": lo, "hi": hi})
+            raw.execute(sql, {"batch": batch_id, "lo": lo, "hi": hi})
     except (psycopg.errors.IntegrityError, psycopg.errors.DataError, psycopg.errors.RaiseException) as exc:
         if lo == hi:
             rec = staged.iloc[lo]
@@ -283,8 +432,8 @@ def _upsert_range(
             )
             return
         mid = (lo + hi) // 2
-        _upsert_range(raw, target, cols, batch_id, lo, mid, rejects, staged)
-        _upsert_range(raw, target, cols, batch_id, mid + 1, hi, rejects, staged)
+        _upsert_range(raw, sql, batch_id, lo, mid, rejects, staged)
+        _upsert_range(raw, sql, batch_id, mid + 1, hi, rejects, staged)
 
 
 def _db_reason(exc: psycopg.Error) -> str:
@@ -305,6 +454,22 @@ def _events(conn: Connection, target: Target, batch_id: int) -> None:
             f"SELECT t.id, b.state, t.state, now(), 'etl', 'updated by import', :batch "
             f"FROM changed c JOIN before b ON b.id = c.id JOIN {target.table} t ON t.id = c.id "
             "WHERE NOT c.inserted"
+        ),
+        {"batch": batch_id},
+    )
+
+
+def _grade_events(conn: Connection, batch_id: int) -> None:
+    """A grade record for each person the import registered or whose grade it changed."""
+    conn.execute(
+        text(
+            "INSERT INTO pingan.person_grades (person_id, grade, previous_grade, changed_at, reason, "
+            "changed_by, batch_id) "
+            "SELECT t.id, t.grade, b.grade, CASE WHEN c.inserted OR t.grade_since > b.grade_since "
+            "THEN t.grade_since ELSE now() END, "
+            "CASE WHEN c.inserted THEN '初次登记 (import)' ELSE 'updated by import' END, 'etl', :batch "
+            "FROM changed c JOIN pingan.persons t ON t.id = c.id LEFT JOIN before b ON b.id = c.id "
+            "WHERE c.inserted OR b.grade IS DISTINCT FROM t.grade"
         ),
         {"batch": batch_id},
     )

@@ -72,7 +72,7 @@ class ColumnSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     aliases: list[str] = Field(min_length=1)
-    type: Literal["string", "integer", "number", "datetime", "enum", "datum"] = "string"
+    type: Literal["string", "integer", "number", "datetime", "enum", "enum_list", "datum"] = "string"
     required: bool = False
     default: str | None = None
     values: dict[str, str] | None = None
@@ -80,8 +80,8 @@ class ColumnSpec(BaseModel):
 
     @model_validator(mode="after")
     def _enum_has_values(self) -> ColumnSpec:
-        if self.type == "enum" and not self.values:
-            raise ValueError("an enum column needs 'values'")
+        if self.type in ("enum", "enum_list") and not self.values:
+            raise ValueError(f"an {self.type} column needs 'values'")
         return self
 
 
@@ -185,7 +185,7 @@ def apply_profile(raw: RawTable, profile: Profile) -> Mapped:
 
 
 def _why(spec: ColumnSpec) -> str:
-    if spec.type == "enum":
+    if spec.type in ("enum", "enum_list"):
         return " is not one of " + ", ".join(list(spec.values or {})[:8])
     if spec.type == "datum":
         return " is not a known coordinate system (WGS84, CGCS2000, GCJ-02/高德, BD-09/百度)"
@@ -202,8 +202,12 @@ def convert(text: pd.Series, spec: ColumnSpec) -> tuple[pd.Series, pd.Series]:
     if spec.type == "string":
         return text, pd.Series(False, index=text.index)
     if spec.type in ("integer", "number"):
-        cleaned = text.where(~present, text.astype(str).str.replace(",", "", regex=False))
-        values = pd.to_numeric(cleaned, errors="coerce")
+        values = pd.to_numeric(text, errors="coerce")
+        retry = present & values.isna()
+        if retry.any():  # "1,234": thousands separators
+            values = values.astype(float)
+            values[retry] = pd.to_numeric(text[retry].astype(str).str.replace(",", "", regex=False),
+                                          errors="coerce")
         bad = present & values.isna()
         if spec.type == "integer":
             bad |= present & values.notna() & (values % 1 != 0)
@@ -214,13 +218,48 @@ def convert(text: pd.Series, spec: ColumnSpec) -> tuple[pd.Series, pd.Series]:
     table = DATUM_VALUES if spec.type == "datum" else (spec.values or {})
     lookup = {k.strip().lower(): v for k, v in table.items()}
     lookup.update({v.lower(): v for v in table.values()})  # canonical values are accepted too
-    values = text.astype(str).str.strip().str.lower().map(lookup).where(present)
+    if spec.type == "enum_list":
+        return _enum_lists(text, lookup)
+    values = _by_value(text, lambda v: lookup.get(str(v).strip().lower()))
     return values, present & values.isna()
+
+
+def _by_value(text: pd.Series, func) -> pd.Series:  # noqa: ANN001 - a function of one value
+    """``func`` of each distinct present value, spread back over the rows (None where absent):
+    exports repeat a few values a million times, and factorising them runs in C."""
+    codes, uniques = pd.factorize(text.to_numpy(dtype=object), use_na_sentinel=True)
+    mapped = np.empty(len(uniques), dtype=object)
+    mapped[:] = [func(u) for u in uniques]
+    out = np.full(len(text), None, dtype=object)
+    ok = codes >= 0
+    out[ok] = mapped[codes[ok]]
+    return pd.Series(out, index=text.index, dtype=object)
+
+
+_LIST_SEPARATORS = re.compile(r"[、,，;；/|+\s]+")
+
+
+def _enum_lists(text: pd.Series, lookup: dict[str, str]) -> tuple[pd.Series, pd.Series]:
+    """Several enum values in one cell ("家庭失和、心态失衡"): a sorted list of canonical values;
+    bad when any part is unknown."""
+    order = {v: i for i, v in enumerate(dict.fromkeys(lookup.values()))}
+    bad_value = ("bad",)
+
+    def one(cell: object) -> object:
+        parts = [p for p in _LIST_SEPARATORS.split(str(cell).strip().lower()) if p]
+        mapped = [lookup.get(p) for p in parts]
+        if not parts or None in mapped:
+            return bad_value
+        return sorted(set(mapped), key=order.__getitem__)
+
+    values = _by_value(text, one)
+    bad = values.map(lambda v: v is bad_value)
+    return values.where(~bad, None), bad
 
 
 def _parse_datetimes(text: pd.Series, formats: list[str]) -> tuple[pd.Series, pd.Series]:
     present = text.notna()
-    s = text.astype(str).str.strip()
+    s = text.astype(str)  # the readers strip cells; a profile's default has no blanks
     out = pd.Series(pd.NaT, index=text.index, dtype="datetime64[ns]")
     for fmt in formats:
         todo = present & out.isna()

@@ -14,6 +14,9 @@ class Target:
     events: str | None = None
     event_fk: str | None = None
     location: tuple[str, ...] = ()  # set below: the location columns the table has
+    key: tuple[str, ...] = ("source", "source_id")  # the upsert's conflict target
+    shape: str = "point"  # "point": located records; "polygon": administrative areas
+    parent: str | None = None  # polygons: the table of the area each one must lie in
 
 
 TARGETS: dict[str, Target] = {
@@ -73,6 +76,44 @@ TARGETS: dict[str, Target] = {
         "pingan.key_sites",
         ("code", "name", "category", "risk_level", "capacity", "address"),
     ),
+    "persons": Target(
+        "persons",
+        "persons",
+        "pingan.persons",
+        (
+            "name_enc",
+            "id_number_enc",
+            "phone_enc",
+            "id_number_hash",
+            "gender",
+            "birth_year",
+            "categories",
+            "grade",
+            "grade_since",
+            "status",
+            "closed_at",
+            "registered_at",
+            "address",
+        ),
+        events="pingan.person_grades",
+        event_fk="person_id",
+        key=("id_number_hash",),  # one file per person, whichever source sent it
+    ),
+    "towns": Target(
+        "towns", "towns", "pingan.towns",
+        ("code", "county_code", "name", "kind", "population", "households"),
+        location=("geom",), key=("code",), shape="polygon",
+    ),
+    "villages": Target(
+        "villages", "villages", "pingan.villages",
+        ("code", "town_code", "name", "kind", "population", "households"),
+        location=("geom",), key=("code",), shape="polygon", parent="towns",
+    ),
+    "grids": Target(
+        "grids", "grids", "pingan.grids",
+        ("code", "village_code", "name", "kind", "population", "households"),
+        location=("geom",), key=("code",), shape="polygon", parent="villages",
+    ),
     "address_points": Target(
         "address_points", "address-points", "pingan.address_points",
         ("address", "normalized", "road", "number", "building"),
@@ -104,6 +145,17 @@ CONSTRAINT_REASONS = {
     "hazards_code_key": "编号 already used by another record",
     "cases_code_key": "编号 already used by another record",
     "key_sites_code_key": "编号 already used by another record",
+    "persons_source_source_id_key": "人员编号 already used for a person with another ID number",
+    "persons_grade_since": "定级时间 is before 登记时间",
+    "persons_closed": "管控状态 and 销档时间 disagree: a closed file needs 销档时间 (not before 登记时间), "
+    "an active one none",
+    "towns_name_county_code_key": "镇街名称 already used by another town of this county",
+    "towns_source_source_id_key": "this source already sent this area under another code",
+    "villages_source_source_id_key": "this source already sent this area under another code",
+    "grids_source_source_id_key": "this source already sent this area under another code",
+    "villages_town_code_fkey": "村社代码's town (its first 9 digits) is not loaded: load the towns first",
+    "grids_village_code_fkey": "网格编码's village (its first 12 digits) is not loaded: "
+    "load the villages first",
 }
 
 for _name, _t in list(TARGETS.items()):

@@ -1,6 +1,7 @@
 """A drop folder for the daily exports towns send (`pingan etl watch DIR`).
 
-Layout: one sub-folder per layer, ``DIR/hazards/``, ``DIR/cases/``, ``DIR/key_sites/``. A file
+Layout: one sub-folder per layer, ``DIR/hazards/``, ``DIR/cases/``, ``DIR/key_sites/``, ...
+(``DIR/persons/`` only when a data key ring is given: persons are sealed with it). A file
 dropped there is loaded once its size has stopped changing (a copy in progress is not read half
 way), then moved to ``DIR/<layer>/done/`` or ``DIR/<layer>/failed/`` with a ``.log`` beside it
 saying what happened. Files are taken oldest first, so a day's export never overtakes the day
@@ -21,6 +22,7 @@ from sqlalchemy import Engine
 from etl.pipeline import BatchResult, load_file
 from etl.readers import SPATIAL_SUFFIXES, TABLE_SUFFIXES
 from etl.targets import TARGETS
+from layers.crypto import KeyRing
 
 SUFFIXES = SPATIAL_SUFFIXES | TABLE_SUFFIXES
 
@@ -40,10 +42,14 @@ def source_of(path: Path, default: str | None) -> str:
     return stem or "import"
 
 
-def pending(root: Path) -> list[tuple[Path, str]]:
+def layers(keys: KeyRing | None) -> list[str]:
+    return [layer for layer in TARGETS if layer != "persons" or keys is not None]
+
+
+def pending(root: Path, keys: KeyRing | None = None) -> list[tuple[Path, str]]:
     """Files waiting in the layer folders, oldest first."""
     found = []
-    for layer in TARGETS:
+    for layer in layers(keys):
         folder = root / layer
         if folder.is_dir():
             found += [(p, layer) for p in folder.iterdir() if p.is_file() and p.suffix.lower() in SUFFIXES]
@@ -89,16 +95,17 @@ def watch(
     settle_seconds: float = 2.0,
     once: bool = False,
     report: Callable[[Path, BatchResult], None] | None = None,
+    keys: KeyRing | None = None,
 ) -> int:
     """Load files as they arrive; return how many were handled (``once``: one sweep, then stop)."""
-    for layer in TARGETS:
+    for layer in layers(keys):
         (root / layer).mkdir(parents=True, exist_ok=True)
     handled = 0
     while True:
-        for path, layer in pending(root):
+        for path, layer in pending(root, keys):
             if not settle(path, settle_seconds):
                 continue  # still being written: next sweep
-            result = load_file(engine, path, layer, source=source_of(path, source))
+            result = load_file(engine, path, layer, source=source_of(path, source), keys=keys)
             file_away(path, result)
             handled += 1
             if report:

@@ -149,8 +149,64 @@ PERSONS_BY_VILLAGE = Layer(
 )
 
 
+_INDEX = (
+    P("period", "date", "月份", "Month"),
+    P("code", "string", "代码", "Code"),
+    P("name", "string", "名称", "Name"),
+    P("town_code", "string", "所属镇街", "Town"),
+    P("score", "number", "平安指数", "Safety index"),
+    P("class", "string", "预警等级", "Warning class", enum=("red", "orange", "yellow", "blue", "green")),
+    P("colour_zh", "string", "颜色", "Colour (zh)"),
+    P("colour_en", "string", "颜色（英文）", "Colour"),
+    P("colour_hex", "string", "颜色值", "Colour hex"),
+    P("rank", "integer", "排名", "Rank"),
+    P("rank_change", "integer", "排名变化", "Rank change"),
+    P("change", "number", "较上月", "Change on last month"),
+    P("veto", "boolean", "一票否决", "Veto"),
+)
+_INDEX_TILE_PROPERTIES = ("code", "name", "period", "score", "class", "colour_hex", "rank")
+INDEX_VILLAGES = Layer(
+    id="index-villages", title_zh="基层平安治理指数（村社）", title_en="Safety index of villages",
+    table="pingan.index_villages", geometry_type="MultiPolygon", id_column="id", sensitivity="public",
+    roles=ALL_ROLES, datetime_property="period", properties=_INDEX,
+    tiles=Tiles(minzoom=8, maxzoom=16, simplify_px=0.5, properties=_INDEX_TILE_PROPERTIES),
+    style=Style(color="#33a02c", outline="#ffffff", opacity=0.7),
+    description_zh="每月每个村社的平安指数与五色预警（红/橙/黄/蓝/绿）；按 period 过滤月份。",
+    description_en="The monthly safety index and five-colour class of each village; filter by period.",
+)
+INDEX_TOWNS = Layer(
+    id="index-towns", title_zh="基层平安治理指数（镇街）", title_en="Safety index of towns",
+    table="pingan.index_towns", geometry_type="MultiPolygon", id_column="id", sensitivity="public",
+    roles=ALL_ROLES, datetime_property="period", properties=_INDEX,
+    tiles=Tiles(minzoom=6, maxzoom=16, simplify_px=0.5, properties=_INDEX_TILE_PROPERTIES),
+    style=Style(color="#33a02c", outline="#1f3b73", opacity=0.7),
+    description_zh="每月每个镇街的平安指数与五色预警；按 period 过滤月份。",
+    description_en="The monthly safety index and five-colour class of each town; filter by period.",
+)
+HOTSPOTS = Layer(
+    id="hotspots", title_zh="热点分析", title_en="Hot spots", table="pingan.hotspots_latest",
+    geometry_type="MultiPolygon", id_column="id", sensitivity="internal", roles=STAFF | {"analyst"},
+    datetime_property="period",
+    properties=(
+        P("layer", "string", "事件图层", "Event layer", enum=("hazards", "cases")),
+        P("period", "date", "月份", "Month"),
+        P("cell", "string", "六边形", "Hexagon"),
+        P("events", "integer", "事件数", "Events"),
+        P("z", "number", "Gi* z 值", "Gi* z-score"),
+        P("p_fdr", "number", "p 值（FDR 校正）", "p-value (FDR)"),
+        P("bin", "integer", "置信度分级", "Confidence bin"),
+        P("window_months", "integer", "统计月数", "Months counted"),
+    ),
+    tiles=Tiles(minzoom=8, maxzoom=16, simplify_px=0.5, properties=("layer", "events", "z", "bin")),
+    style=Style(color="#d7301f", outline="#ffffff", opacity=0.5),
+    description_zh="最近一个月的风险隐患与矛盾纠纷热点（Getis-Ord Gi*，FDR 校正，六边形网格）。",
+    description_en="Hot spots of hazards and disputes in the latest month (Getis-Ord Gi*, FDR, hexagons).",
+)
+
+
 def default_registry() -> Registry:
     """The registry the service and the ETL refreshes use."""
     return Registry().register(
-        TOWNS, VILLAGES, GRIDS, KEY_SITES, HAZARDS, CASES, PERSONS, PERSONS_BY_GRID, PERSONS_BY_VILLAGE
+        TOWNS, VILLAGES, GRIDS, KEY_SITES, HAZARDS, CASES, PERSONS, PERSONS_BY_GRID, PERSONS_BY_VILLAGE,
+        HOTSPOTS, INDEX_VILLAGES, INDEX_TOWNS,
     ).validate()

@@ -519,4 +519,9 @@ class LoginThrottle(Base):
 
 
 # the tables of later migrations join Base.metadata (tests/layers/test_migrations.py checks them)
-from layers import models_index, models_tiles  # noqa: E402,F401 - 0007 index, 0008 tile shapes
+from layers import (  # noqa: E402,F401 - 0007 index, 0008 tile shapes, 0009 patrol, 0010 hot spots
+    models_hotspots,
+    models_index,
+    models_patrol,
+    models_tiles,
+)

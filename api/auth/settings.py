@@ -47,9 +47,12 @@ class AuthSettings(BaseSettings):
     token_default_days: int = Field(default=90, ge=1)
     token_max_days: int = Field(default=365, ge=1, le=3650)
 
-    # collections a deployment publishes without login (e.g. the public index); empty: none.
-    # From the environment as JSON or comma-separated: PINGAN_AUTH_ANONYMOUS_COLLECTIONS=a,b
-    anonymous_collections: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # collections published without login: the monthly index by default (issue 4: "every
+    # endpoint except /healthz and the public index needs a login"); set it empty to publish
+    # nothing, or add more. From the environment as JSON or comma-separated:
+    # PINGAN_AUTH_ANONYMOUS_COLLECTIONS=a,b
+    anonymous_collections: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["index-villages", "index-towns"])
 
     @field_validator("anonymous_collections", mode="before")
     @classmethod

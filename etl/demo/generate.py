@@ -26,11 +26,11 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from etl.demo import events, geometry, people
+from etl.demo import events, geometry, people, roads
 from etl.demo import spacetime as st
 from gis.partition import apportion
 
-GENERATOR_VERSION = "1.0.0"
+GENERATOR_VERSION = "1.1.0"  # 1.1: the street network (network "demo")
 REFERENCE_TIME = datetime(2026, 10, 31, 23, 59, 59, tzinfo=ZoneInfo(st.TZ))
 
 _LOCATED = ["grid_code", "village_code", "town_code", "geom", "src_datum", "loc_method",
@@ -86,6 +86,9 @@ class DemoDistrict:
     cases: gpd.GeoDataFrame
     case_events: pd.DataFrame
     outline: shapely.MultiPolygon
+    #: the street network (:mod:`etl.demo.roads`), rows of ``road_vertices`` and ``road_edges``
+    road_vertices: pd.DataFrame | None = None
+    road_edges: pd.DataFrame | None = None
     params: dict = field(default_factory=dict)
 
     def frames(self) -> dict[str, pd.DataFrame]:
@@ -165,8 +168,9 @@ def generate_district(
         "n_grids": {"requested": 2500 * scale, "actual": len(admin.grids)},
         "hotspots": hotspots,
     }
+    road_vertices, road_edges = roads.street_network(admin.towns, seed)
     return DemoDistrict(**{k: _finish(k, v) for k, v in tables.items()}, outline=outline,
-                        params=params)
+                        road_vertices=road_vertices, road_edges=road_edges, params=params)
 
 
 def _finish(table: str, frame: pd.DataFrame) -> pd.DataFrame:

@@ -32,7 +32,9 @@ TABLES = (
     "towns", "villages", "grid_workers", "grids", "patrol_teams", "key_sites", "persons",
     "person_grades", "person_visits", "hazards", "hazard_events", "cases", "case_events",
 )
-LAYERS = ("towns", "villages", "grids", "key-sites", "persons", "hazards", "cases", "patrol-teams")
+LAYERS = ("towns", "villages", "grids", "key-sites", "persons", "hazards", "cases", "patrol-teams", "roads")
+ROAD_TABLES = ("road_vertices", "road_edges")  # network 'demo' (etl/demo/roads.py)
+NETWORK = "demo"
 
 
 @dataclass(frozen=True)
@@ -104,12 +106,14 @@ def load_demo(
     # Fresh statistics now: item-page counts above the exact limit are planner estimates.
     with engine.connect() as conn:
         conn.execution_options(isolation_level="AUTOCOMMIT")
-        for table in TABLES:
+        for table in (*TABLES, *ROAD_TABLES):
             conn.execute(text(f"ANALYZE pingan.{table}"))
     return LoadResult(batch_id, False, counts, time.perf_counter() - t0)
 
 
 def delete_demo(conn: Connection) -> None:
+    for table in reversed(ROAD_TABLES):
+        conn.execute(text(f"DELETE FROM pingan.{table} WHERE network = :n"), {"n": NETWORK})  # noqa: S608
     for table in reversed(TABLES):
         if table in ("person_grades", "person_visits", "hazard_events", "case_events"):
             continue  # removed by ON DELETE CASCADE from their parents
@@ -117,10 +121,15 @@ def delete_demo(conn: Connection) -> None:
 
 
 def table_counts(conn: Connection) -> dict[str, int]:
-    return {
+    counts = {
         t: conn.execute(text(f"SELECT count(*) FROM pingan.{t}")).scalar_one()  # noqa: S608
         for t in TABLES
     }
+    for t in ROAD_TABLES:
+        counts[t] = conn.execute(
+            text(f"SELECT count(*) FROM pingan.{t} WHERE network = :n"), {"n": NETWORK}  # noqa: S608
+        ).scalar_one()
+    return counts
 
 
 def _ids(conn: Connection, table: str, batch_id: int) -> dict[str, int]:
@@ -170,6 +179,9 @@ def _write(conn: Connection, d: DemoDistrict, batch_id: int, keys: KeyRing) -> d
     put("cases", _with_batch(d.cases, batch_id))
     case_ids = _ids(conn, "cases", batch_id)
     put("case_events", _with_batch(_child(d.case_events, "case", case_ids), batch_id), ())
+    if d.road_vertices is not None:
+        put("road_vertices", d.road_vertices)
+        put("road_edges", _with_batch(d.road_edges, batch_id))
     return counts
 
 

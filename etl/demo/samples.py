@@ -49,3 +49,46 @@ def hazards_export(df: pd.DataFrame, ids: pd.Series | list[str], datum: str = "W
             "坐标系": datum,
         }
     )
+
+
+CATEGORY_ZH = {
+    "career_failure": "事业失败",
+    "family_discord": "家庭失和",
+    "life_frustration": "生活失意",
+    "mental_imbalance": "心态失衡",
+    "abnormal_behaviour": "行为失常",
+}
+GRADE_ZH = {"red": "红色", "yellow": "黄色", "green": "绿色"}
+
+
+def persons_export(df: pd.DataFrame) -> pd.DataFrame:
+    """Five-loss persons (clear ``name``, ``id_number``, ``phone``, ``categories`` as lists,
+    ``grade``, ``registered_at``, ``address`` and ``x``, ``y`` in CGCS2000) as a town's register
+    exports them."""
+    return pd.DataFrame(
+        {
+            "姓名": df["name"].tolist(),  # lists: editing the export must not edit ``df``
+            "公民身份号码": df["id_number"].tolist(),
+            "联系电话": df["phone"].tolist(),
+            "人员类别": ["、".join(CATEGORY_ZH[c] for c in cats) for cats in df["categories"]],
+            "风险等级": df["grade"].map(GRADE_ZH).to_numpy(),
+            "登记时间": _local(df["registered_at"]).to_numpy(),
+            "地址": df["address"].tolist(),
+            "经度": np.round(df["x"].to_numpy(), 8),
+            "纬度": np.round(df["y"].to_numpy(), 8),
+        }
+    )
+
+
+def areas_export(df: pd.DataFrame, layer: str):  # noqa: ANN201 - geopandas.GeoDataFrame
+    """Towns, villages or grids (``code``, ``name``, ``population``, ``households``, ``geom``) as
+    a boundary file carries them (Chinese field names, statistical codes)."""
+    import geopandas as gpd
+
+    code = {"towns": "统计用区划代码", "villages": "村社代码", "grids": "网格编码"}[layer]
+    name = {"towns": "镇街名称", "villages": "村社名称", "grids": "网格名称"}[layer]
+    return gpd.GeoDataFrame(
+        {code: df["code"].to_numpy(), name: df["name"].to_numpy(), "常住人口": df["population"].to_numpy(),
+         "户数": df["households"].to_numpy()},
+        geometry=gpd.GeoSeries(df["geom"].to_numpy(), crs="EPSG:4490"),
+    )

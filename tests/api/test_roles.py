@@ -256,3 +256,14 @@ def test_load_batches_for_staff_and_rejects_for_admins(app, logins, demo_engine:
     else:
         assert rejects.status_code == 403
     assert get(app, login, "/api/etl/batches", status="bogus'--").status_code in (403, 422)
+
+
+def test_the_published_index_needs_no_login(app: TestClient) -> None:
+    """The monthly index is public (PINGAN_AUTH_ANONYMOUS_COLLECTIONS, default the two index
+    collections); nothing else is."""
+    for lid in ("index-villages", "index-towns"):
+        assert app.get(f"/ogc/collections/{lid}/items").status_code == 200
+        assert app.get(f"/ogc/collections/{lid}").status_code == 200
+        assert app.get(f"/ogc/collections/{lid}/tiles/WebMercatorQuad/10/409/857").status_code == 200
+    for lid in ("towns", "persons-by-village", "hotspots"):
+        assert app.get(f"/ogc/collections/{lid}/items").status_code == 401

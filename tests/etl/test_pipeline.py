@@ -225,7 +225,7 @@ def test_sigkill_mid_batch_then_rerun_loads_exactly_once(etl_engine, tmp_path) -
         "from layers.settings import DatabaseSettings\n"
         f"e = make_engine(DatabaseSettings(database_url={url!r}))\n"
         f"r = load_file(e, Path({str(path)!r}), 'hazards', source='test-kill', "
-        "progress=lambda m: print(m, flush=True))\nprint('result', r.status, r.loaded, flush=True)\n"
+        "progress=lambda m, *_: print(m, flush=True))\nprint('result', r.status, r.loaded, flush=True)\n"
     )
     child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
     for line in child.stdout:

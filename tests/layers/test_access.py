@@ -35,11 +35,15 @@ SELECT_MATRIX: dict[str, frozenset[str]] = {
     "person_counts": frozenset(), "person_counts_by_area": frozenset(), "persons_by_area": frozenset(),
     # tile shapes (0008): derived polygons; every shapes statement also reads the layer's table
     "tile_shapes": EVERYONE, "tile_shape_versions": frozenset({"service"}),
+    # monthly hot spots (0010): counts per hexagon for staff and analysts
+    "hotspot_runs": PLACES, "hotspot_cells": PLACES, "hotspots_latest": PLACES,
     # the index (0007): published index and stars to everyone; explanations to places; ladder to staff
     "index_villages": EVERYONE, "index_towns": EVERYONE, "index_star_villages": EVERYONE,
     "index_stars": EVERYONE,
     "index_scores": PLACES, "index_models": PLACES, "index_survey": PLACES,
     "index_warnings": STAFF, "index_warning_events": STAFF,
+    # patrol plans (0009): routes through places, not individuals, but when a place is watched: staff
+    "patrol_plans": STAFF, "patrol_routes": STAFF, "patrol_stops": STAFF,
 }
 # Relations the identity migration owns (tests/api/auth checks their privileges).
 IDENTITY = {"users", "sessions", "api_tokens", "login_throttle"}

@@ -97,6 +97,9 @@ def test_owslib(server: str, count) -> None:
         "persons",
         "persons-by-grid",
         "persons-by-village",
+        "hotspots",
+        "index-villages",
+        "index-towns",
     ]
     assert "level" in api.collection_queryables("hazards")["properties"]
     assert api.collection("cases")["id"] == "cases"

@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from layers.catalog import default_registry
 
 SERVED = ["towns", "villages", "grids", "key-sites", "hazards", "cases", "persons", "persons-by-grid",
-          "persons-by-village"]
+          "persons-by-village", "hotspots", "index-villages", "index-towns"]
 TILESETS = "http://www.opengis.net/def/rel/ogc/1.0/tilesets-vector"
 
 

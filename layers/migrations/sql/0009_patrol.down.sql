@@ -1,0 +1,1 @@
+DROP TABLE IF EXISTS pingan.patrol_stops, pingan.patrol_routes, pingan.patrol_plans;

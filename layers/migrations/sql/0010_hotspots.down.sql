@@ -1,0 +1,3 @@
+DROP VIEW pingan.hotspots_latest;
+DROP TABLE pingan.hotspot_cells;
+DROP TABLE pingan.hotspot_runs;
