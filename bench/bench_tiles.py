@@ -245,12 +245,10 @@ def current_shapes(url: str) -> set[str]:
 
 
 def build_shapes(owner_url: str) -> dict[str, int]:
-    """Create the shapes tables if absent and rebuild them (as an ETL refresh would)."""
+    """Rebuild the shapes (as `pingan etl refresh` does; the tables come with migration 0008)."""
     engine = make_engine(DatabaseSettings(database_url=owner_url))
     try:
         with engine.begin() as conn:
-            if not tile_shapes.table_exists(conn):
-                tile_shapes.create(conn)
             written = tile_shapes.rebuild(conn, default_registry())
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.exec_driver_sql("ANALYZE pingan.tile_shapes")

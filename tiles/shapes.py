@@ -17,8 +17,7 @@ uses a layer's shapes only when that stamp equals the version the tile is keyed 
 (never built, stale after a refresh, table absent) it renders from the base table as before. So
 a stale store costs speed, never correctness.
 
-``DDL`` and ``GRANTS`` are the schema (to be added as a migration; the tests and the benchmark
-create them in their own databases).
+The tables and their grants are migration 0008 (layers/migrations/sql/0008_tile_shapes.up.sql).
 """
 
 from __future__ import annotations
@@ -34,36 +33,6 @@ from tiles.tms import HALF_WORLD, MVT_EXTENT, TILE_SIZE
 SHAPES_MAXZOOM = 14  # above it polygon tiles hold few features and render cheaply from the table
 TABLE = "pingan.tile_shapes"
 VERSIONS_TABLE = "pingan.tile_shape_versions"
-
-DDL = """
-CREATE TABLE pingan.tile_shapes (
-    layer_id  text NOT NULL,
-    zoom      smallint NOT NULL CHECK (zoom BETWEEN 0 AND 18),
-    key       text NOT NULL,   -- the feature's id (the layer's id column, as text)
-    geom      geometry NOT NULL,   -- MVT units of the whole zoom (4096 per tile), y down, SRID 0
-    props     jsonb NOT NULL,  -- the layer's tile properties
-    PRIMARY KEY (layer_id, zoom, key)
-);
-CREATE INDEX tile_shapes_geom_idx ON pingan.tile_shapes USING gist (geom);
-CREATE TABLE pingan.tile_shape_versions (
-    layer_id  text PRIMARY KEY,
-    version   bigint NOT NULL,   -- pingan.layer_versions.version the shapes were built from
-    built_at  timestamptz NOT NULL DEFAULT now()
-);
-"""
-# Who reads them (after the access migration, 0005): the service role reads the build versions
-# before any caller is known, as it reads pingan.layer_versions; the per-caller roles read the
-# shapes. That does not widen what a caller sees: every shapes statement also reads the layer's
-# own table (the exact edge test, the aggregated branch), so a role without SELECT on it is
-# refused as before, and only layers without row-level security get shapes (``eligible``).
-GRANTS = """
-GRANT SELECT ON pingan.tile_shape_versions TO pingan_service;
-GRANT SELECT ON pingan.tile_shapes TO pingan_as_admin, pingan_as_command, pingan_as_town, pingan_as_grid,
-    pingan_as_analyst, pingan_as_public, pingan_as_system;
-"""
-
-DROP = "DROP TABLE IF EXISTS pingan.tile_shapes, pingan.tile_shape_versions"
-
 
 def eligible(layer: Layer) -> bool:
     """Polygon layers of the administrative kind get shapes (points are cheap to draw from the
@@ -162,13 +131,3 @@ def rebuild(conn: Connection, registry: Registry, layer_ids: Iterable[str] | Non
             " ON CONFLICT (layer_id) DO UPDATE SET version = EXCLUDED.version, built_at = now()"),
             {"id": layer.id, "v": version})
     return written
-
-
-def create(conn: Connection) -> None:
-    """Create the tables (``DDL``, and ``GRANTS`` where the access roles exist): for tests and
-    benchmarks on their own databases, until a migration does it."""
-    for statement in DDL.split(";"):
-        if statement.strip():
-            conn.execute(text(statement))
-    if conn.execute(text("SELECT count(*) FROM pg_roles WHERE rolname LIKE 'pingan\\_as\\_%'")).scalar_one():
-        conn.execute(text(GRANTS))

@@ -28,17 +28,10 @@ ADMIN = Principal(user="test", role="admin")
 
 @pytest.fixture(scope="module")
 def built(demo_engine: Engine) -> Iterator[dict[str, int]]:
-    """The shapes of the demo database, rebuilt (the tables come with migration 0008; an older
-    schema gets them here, for this module only)."""
+    """The shapes of the demo database, rebuilt (the tables come with migration 0008)."""
     with demo_engine.begin() as conn:
-        created = not shapes.table_exists(conn)
-        if created:
-            shapes.create(conn)
         written = shapes.rebuild(conn, default_registry())
     yield written
-    if created:
-        with demo_engine.begin() as conn:
-            conn.execute(text(shapes.DROP))
 
 
 def _render_all(url: str, layer: Layer, tiles: list[tuple[int, int, int]], *, use: bool) -> list[bytes]:
@@ -150,7 +143,7 @@ def test_rebuild_without_the_table_does_nothing(demo_engine) -> None:
     with demo_engine.connect() as conn:
         tx = conn.begin()
         try:  # DDL is transactional: the tables come back with the rollback
-            conn.execute(text(shapes.DROP))
+            conn.execute(text("DROP TABLE pingan.tile_shapes, pingan.tile_shape_versions"))
             assert shapes.rebuild(conn, Registry().register(GRIDS)) == {}
         finally:
             tx.rollback()
