@@ -54,13 +54,13 @@ PEERS = [
         "pingan",
         [*UVICORN, "--port", "{port}", "--factory", "api.asgi:app"],
         "{base}/ogc/collections/{layer}/items?limit=1000&bbox={bbox}",
-        {"PINGAN_DATABASE_URL": "{db}"},
+        {"PINGAN_SERVICE_DATABASE_URL": "{service_db}"},
     ),
     Peer(
         "pingan via pygeoapi",
         [*UVICORN, "--port", "{port}", "--factory", "bench.bench_features:pygeoapi_only"],
         "{base}/ogc/collections/{layer}/items?limit=1000&bbox={bbox}",
-        {"PINGAN_DATABASE_URL": "{db}"},
+        {"PINGAN_SERVICE_DATABASE_URL": "{service_db}"},
     ),
     Peer(
         "tipg",
@@ -90,6 +90,15 @@ def _peers():  # noqa: ANN202 - bench/peers.py, imported when used
     from bench import peers
 
     return peers
+
+
+# Set by main(): the service role's URL of the database, and the headers every request sends.
+SERVICE_DB = [""]
+HEADERS: dict[str, str] = {}
+
+
+def _request(url: str) -> urllib.request.Request:
+    return urllib.request.Request(url, headers=HEADERS)  # noqa: S310 - our own loopback servers
 
 
 def pygeoapi_only():  # noqa: ANN201 - a uvicorn factory
@@ -126,7 +135,8 @@ def free_port() -> int:
 def start(peer: Peer, db: str) -> tuple[subprocess.Popen, str]:
     port = free_port()
     cmd = [c.replace("{port}", str(port)) for c in peer.command]
-    env = {**os.environ, "PYTHONPATH": str(ROOT), **{k: v.replace("{db}", db) for k, v in peer.env.items()}}
+    env = {**os.environ, "PYTHONPATH": str(ROOT),
+           **{k: v.replace("{service_db}", SERVICE_DB[0]).replace("{db}", db) for k, v in peer.env.items()}}
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
@@ -134,7 +144,7 @@ def start(peer: Peer, db: str) -> tuple[subprocess.Popen, str]:
         if proc.poll() is not None:
             raise RuntimeError(f"{peer.name} exited: {proc.stderr.read().decode()[-800:]}")
         try:
-            urllib.request.urlopen(base + "/", timeout=2)  # noqa: S310 - our own loopback server
+            urllib.request.urlopen(_request(base + "/"), timeout=2)  # noqa: S310 - our loopback server
             return proc, base
         except OSError as err:
             if getattr(err, "code", None):  # an HTTP error: the server answers
@@ -175,7 +185,8 @@ def load(url: str, seconds: int, clients: int) -> Result:
 
 def wrk(url: str, seconds: int, clients: int) -> Result:
     out = subprocess.run(
-        ["wrk", "-t2", f"-c{clients}", f"-d{seconds}s", "--latency", "--timeout", "60s", url],
+        ["wrk", "-t2", f"-c{clients}", f"-d{seconds}s", "--latency", "--timeout", "60s",
+         *[a for k, v in HEADERS.items() for a in ("-H", f"{k}: {v}")], url],
         capture_output=True,
         text=True,
         check=True,
@@ -210,7 +221,7 @@ async def python_load(url: str, seconds: int, clients: int) -> Result:
             latencies.append(time.perf_counter() - t)
             errors += r.status_code != 200
 
-    async with httpx.AsyncClient(timeout=60) as http:
+    async with httpx.AsyncClient(timeout=60, headers=HEADERS) as http:
         await asyncio.gather(*(client(http) for _ in range(clients)))
     return summarise(latencies, seconds, errors)
 
@@ -269,7 +280,7 @@ def drain(url: str) -> None:
     """One more request, waited for: requests that the load left queued in the server are done
     when it returns, so they do not slow down what is measured next."""
     with contextlib.suppress(OSError):
-        urllib.request.urlopen(url, timeout=180).read()  # noqa: S310 - our own loopback server
+        urllib.request.urlopen(_request(url), timeout=180).read()  # noqa: S310 - our loopback server
 
 
 def check(url: str) -> tuple[str, float]:
@@ -277,7 +288,7 @@ def check(url: str) -> tuple[str, float]:
     import json
 
     t0 = time.perf_counter()
-    with urllib.request.urlopen(url, timeout=60) as r:  # noqa: S310 - our own loopback server
+    with urllib.request.urlopen(_request(url), timeout=60) as r:  # noqa: S310 - our loopback server
         body = r.read()
     seconds = time.perf_counter() - t0
     doc = json.loads(body)
@@ -294,6 +305,11 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=20)
     parser.add_argument("--only", default=None, help="comma-separated peer names")
     parser.add_argument("--json", default=None, help="also write the rows to this file")
+    parser.add_argument("--token", default=os.environ.get("PINGAN_BENCH_TOKEN"),
+                        help="API token of a command or admin user of the database (pingan tokens create);"
+                             " sent to every server (others ignore it)")
+    parser.add_argument("--service-url", default=None,
+                        help="the service role's URL for the database (default: the private cluster's)")
     parser.add_argument("--max-duration", type=int, default=40,
                         help="longest run for a slow peer (2.5 x clients x one page alone,"
                              " at least --duration)")
@@ -303,6 +319,11 @@ def main() -> None:
     from layers.db import libpq_url
 
     db = libpq_url(args.database_url or database_target().url)
+    from cli.config import _private_service_url
+
+    SERVICE_DB[0] = args.service_url or _private_service_url(db) or ""
+    if args.token:
+        HEADERS["Authorization"] = f"Bearer {args.token}"
     registry = default_registry()
     rows: list[tuple[str, str, Result, str]] = []
     for layer_id, bbox in WORKLOADS.items():
