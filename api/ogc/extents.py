@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 from psycopg import AsyncConnection, sql
 
@@ -29,6 +29,15 @@ class CollectionInfo:
     id_is_integer: bool
 
 
+def _utc(t: datetime | date | None) -> datetime | None:
+    """A timestamp in UTC; a date (monthly layers: the index, hot spots) as its midnight UTC."""
+    if t is None:
+        return None
+    if isinstance(t, datetime):
+        return t.astimezone(UTC)
+    return datetime(t.year, t.month, t.day, tzinfo=UTC)
+
+
 async def collection_info(conn: AsyncConnection, layer: Layer) -> CollectionInfo:
     schema, _, name = layer.table.partition(".")
     table = sql.Identifier(schema, name)
@@ -45,7 +54,7 @@ async def collection_info(conn: AsyncConnection, layer: Layer) -> CollectionInfo
         col = sql.Identifier(prop.column or prop.name)
         cur = await conn.execute(sql.SQL("SELECT min({}), max({}) FROM {}").format(col, col, table))
         # in UTC, as the features' timestamps are (the session's zone is the server's default)
-        interval = tuple(t.astimezone(UTC) if t is not None else None for t in await cur.fetchone())
+        interval = tuple(_utc(t) for t in await cur.fetchone())
     cur = await conn.execute(
         "SELECT column_name, data_type FROM information_schema.columns"
         " WHERE table_schema = %s AND table_name = %s",

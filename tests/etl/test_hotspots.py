@@ -78,3 +78,29 @@ def test_latest_view_shows_each_layers_newest_month(district: Engine) -> None:
             "SELECT layer, max(period) FROM pingan.hotspots_latest GROUP BY 1")).all())
         months = c.execute(text("SELECT count(DISTINCT period) FROM pingan.hotspot_cells")).scalar_one()
     assert shown == latest and months == 2
+
+
+def test_served_as_a_collection_with_its_month(district: Engine, databases) -> None:
+    """A layer whose datetime property is a date (hot spots, the index) gets a temporal extent
+    (a date column once made every collection answer 500)."""
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from api.auth import store
+    from api.settings import ApiSettings
+    from layers.settings import DatabaseSettings
+    from tests.conftest import Login
+
+    refresh_hotspots(district)
+    login = Login("hs-command", "a-long-enough-password", "command", ())
+    with district.begin() as c:
+        store.add_user(c, store.Actor("tests"), login.name, "command", [], login.password)
+    url = databases.service_url(district.url.render_as_string(hide_password=False))
+    app = create_app(ApiSettings(environment="test"), DatabaseSettings(database_url=url))
+    with TestClient(app, headers=login.headers) as client:
+        doc = client.get("/ogc/collections/hotspots").json()
+        latest = max(latest_periods(district).values())
+        assert doc["extent"]["temporal"]["interval"][0][1].startswith(latest.isoformat())
+        items = client.get("/ogc/collections/hotspots/items", params={"limit": 10, "bin": 3}).json()
+        assert items["numberReturned"] > 0 and all(f["properties"]["bin"] == 3 for f in items["features"])
+        assert client.get("/ogc/collections/index-villages").status_code == 200
