@@ -1,7 +1,8 @@
 # syntax=docker/dockerfile:1
 # The Pingan Map service. Built by docker-compose.yml; see README "Production".
 
-# Offline reference data from npm (administrative divisions for the demo district).
+# Offline assets from npm: administrative divisions for the demo district, MapLibre GL for the map
+# screen (served by the app itself: nothing comes from a CDN).
 FROM node:20-bookworm-slim AS assets
 WORKDIR /src
 COPY package.json package-lock.json ./
@@ -13,6 +14,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PINGAN_DIVISIONS_DIR=/app/assets/china-division \
+    PINGAN_ASSETS_DIR=/app/assets \
     PINGAN_DATA_DIR=/app/data
 RUN apt-get update \
  && apt-get install -y --no-install-recommends postgresql-client \
@@ -30,6 +32,7 @@ RUN pip install .
 COPY --from=assets /src/node_modules/china-division/dist/streets.csv \
                    /src/node_modules/china-division/dist/villages.csv \
                    /app/assets/china-division/
+COPY --from=assets /src/node_modules/maplibre-gl/dist/ /app/assets/maplibre-gl/dist/
 COPY docker/entrypoint.sh /usr/local/bin/pingan-entrypoint
 RUN mkdir -p /app/data && chown pingan:pingan /app/data
 USER pingan

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI
 from sqlalchemy.exc import OperationalError
@@ -13,7 +14,7 @@ from api import ogc
 from api.auth import AuthSettings
 from api.auth import install as install_auth
 from api.hardening import HardeningMiddleware
-from api.routes import etl, health, persons, tiles
+from api.routes import etl, health, persons, screen, tiles
 from api.settings import ApiSettings
 from layers.catalog import default_registry
 from layers.crypto import DataKeyError, KeyRing
@@ -77,6 +78,9 @@ def create_app(
     app.include_router(tiles.router)
     app.include_router(persons.router)
     app.include_router(etl.router)
+    app.include_router(screen.router)
+    assets = settings.assets_dir or (Path.cwd() / "node_modules")
+    screen.mount_static(app, assets if assets.is_dir() else None)
     app.add_middleware(HardeningMiddleware, max_body_bytes=settings.max_body_bytes,
                        max_query_bytes=settings.max_query_bytes)
     return app

@@ -3,7 +3,7 @@
 A plain ASGI middleware (not Starlette's BaseHTTPMiddleware, which costs a task and a queue per
 request: the tile path serves thousands a second).
 
-- Security headers: no MIME sniffing, no framing, no referrer, a same-origin content security
+- Security headers: no MIME sniffing, no framing, no referrer to other sites, a same-origin content security
   policy (everything the pages use is served by the app itself), HSTS when served over HTTPS.
 - Bounded requests: a body larger than ``max_body_bytes`` is refused with 413 (by its
   Content-Length, and while streaming for chunked bodies); a query string longer than
@@ -32,7 +32,9 @@ CSP = (
 _HEADERS = [
     (b"x-content-type-options", b"nosniff"),
     (b"x-frame-options", b"DENY"),
-    (b"referrer-policy", b"no-referrer"),
+    # same-origin, not no-referrer: with no-referrer a browser sends "Origin: null" on our own form
+    # posts, which the login's cross-site check must refuse
+    (b"referrer-policy", b"same-origin"),
     (b"cross-origin-opener-policy", b"same-origin"),
     (b"cross-origin-resource-policy", b"same-origin"),
     (b"permissions-policy", b"geolocation=(), camera=(), microphone=()"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
@@ -19,5 +20,8 @@ class ApiSettings(BaseSettings):
     public_url: str | None = Field(
         default=None, description="the URL clients reach the service at, for links"
     )
+    assets_dir: Path | None = Field(
+        default=None, description="npm assets (node_modules; MapLibre GL for the map screen);"
+        " default ./node_modules when it exists")
     max_body_bytes: int = Field(default=1 << 20, ge=1024, description="larger request bodies: 413")
     max_query_bytes: int = Field(default=8192, ge=256, description="longer query strings: 414")

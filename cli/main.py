@@ -180,7 +180,10 @@ def _derive_layers(engine, *, since: int | None = None, full: bool = False) -> l
     lines = [f"monthly statistics: {r.pairs:,} grid-months touched, {r.rows:,} rows ({r.seconds:.1f} s)"]
     if r.rows or full:
         with engine.connect() as conn:
-            last = conn.execute(text("SELECT max(period) FROM pingan.monthly_stats")).scalar()
+            # the newest complete month: a month still running would score on part of its data
+            last = conn.execute(text(
+                "SELECT max(period) FROM pingan.monthly_stats"
+                " WHERE period < date_trunc('month', now() AT TIME ZONE 'Asia/Shanghai')")).scalar()
             first = data_start(conn) if last is not None else None
         if last is not None:
             try:
@@ -360,11 +363,13 @@ def serve(
                    "role that is not the owner, not a superuser and NOBYPASSRLS (docs/security.md)")
     # the worker processes build their settings from the environment
     os.environ["PINGAN_SERVICE_DATABASE_URL"] = target.service_url
+    os.environ.setdefault("PINGAN_ASSETS_DIR", str(config.project_root() / "node_modules"))
     if not os.environ.get("PINGAN_DATA_KEY") and not os.environ.get("PINGAN_DATA_KEY_FILE"):
         _keyring()  # the development key (created once under the data dir): person files open
         os.environ["PINGAN_DATA_KEY_FILE"] = str(config.data_dir() / "data.key")
     base = f"http://{host}:{port}"
     typer.echo("Pingan Map is serving:")
+    typer.echo(f"  map screen  {base}/  (平安一张图; log in first)")
     typer.echo(f"  login       {base}/login  (users: pingan users add; demo users: .data/demo-users.txt)")
     typer.echo(f"  OGC API     {base}/ogc  (QGIS: add an OGC API - Features connection with Basic auth)")
     typer.echo(f"  collections {base}/ogc/collections")

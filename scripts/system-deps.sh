@@ -16,7 +16,7 @@ have_pkg gdal-bin || need+=(gdal-bin)
 # `--test`: the real clients the OGC tests drive (GDAL above; QGIS 3.22 headless, ~900 MB) and
 # the load tool of the benchmarks; `make demo` does not need them.
 if [ "${1:-}" = "--test" ]; then
-  for p in python3-qgis qgis-providers wrk; do have_pkg "$p" || need+=("$p"); done
+  for p in python3-qgis qgis-providers wrk chromium fonts-noto-cjk; do have_pkg "$p" || need+=("$p"); done
 fi
 command -v npm >/dev/null 2>&1 || need+=(npm)
 for extra in ${PINGAN_EXTRA_APT:-}; do have_pkg "$extra" || need+=("$extra"); done

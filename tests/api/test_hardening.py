@@ -92,7 +92,7 @@ def test_security_headers_everywhere(client: TestClient) -> None:
         assert r.headers["x-content-type-options"] == "nosniff", path
         assert r.headers["x-frame-options"] == "DENY", path
         assert "frame-ancestors 'none'" in r.headers["content-security-policy"], path
-        assert r.headers["referrer-policy"] == "no-referrer", path
+        assert r.headers["referrer-policy"] == "same-origin", path
         assert "server" not in r.headers, path
 
 

@@ -29,7 +29,8 @@ Z14 = "/ogc/collections/{c}/tiles/WebMercatorQuad/{z}/{y}/{x}"
 
 # Every GET route and how this file covers it ("public": no login needed).
 READ_ROUTES = {
-    "/healthz": "public", "/login": "public", "/auth/me": "identity tests (tests/api/auth)",
+    "/healthz": "public", "/login": "public", "/": "redirect (the map screen: tests/web)",
+    "/auth/me": "identity tests (tests/api/auth)",
     "/ogc": "listing", "/ogc/conformance": "listing", "/ogc/openapi": "listing",
     "/ogc/collections": "listing", "/ogc/collections/{collection_id}": "collections",
     "/ogc/collections/{collection_id}/queryables": "collections",
@@ -83,7 +84,13 @@ def test_every_read_route_is_covered(app: TestClient) -> None:
     assert get_paths(app.app.routes) == set(READ_ROUTES), "cover new routes in READ_ROUTES and below"
 
 
-@pytest.mark.parametrize("path", [p for p, how in READ_ROUTES.items() if how not in ("public",)])
+def test_the_map_screen_sends_anonymous_callers_to_the_login(app: TestClient) -> None:
+    r = app.get("/", follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"].startswith("/login?next=/")
+
+
+@pytest.mark.parametrize("path", [p for p, how in READ_ROUTES.items()
+                                  if how != "public" and not how.startswith("redirect")])
 def test_anonymous_gets_401_everywhere(app: TestClient, path: str) -> None:
     concrete = (path.replace("{collection_id}", "towns").replace("{collectionId}", "towns")
                 .replace("{feature_id}", "330304001").replace("{tileMatrixSetId}", "WebMercatorQuad")
