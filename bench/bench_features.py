@@ -319,9 +319,9 @@ def main() -> None:
     from layers.db import libpq_url
 
     db = libpq_url(args.database_url or database_target().url)
-    from cli.config import _private_service_url
+    from cli.config import private_service_url
 
-    SERVICE_DB[0] = args.service_url or _private_service_url(db) or ""
+    SERVICE_DB[0] = args.service_url or private_service_url(db) or ""
     if args.token:
         HEADERS["Authorization"] = f"Bearer {args.token}"
     registry = default_registry()

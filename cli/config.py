@@ -46,7 +46,7 @@ def database_target(*, start: bool = False) -> DatabaseTarget:
     """Resolve the database; with ``start`` the private cluster is initialised/started."""
     external = os.environ.get("PINGAN_DATABASE_URL")
     if external:
-        service = os.environ.get("PINGAN_SERVICE_DATABASE_URL") or _private_service_url(external)
+        service = os.environ.get("PINGAN_SERVICE_DATABASE_URL") or private_service_url(external)
         return DatabaseTarget(external, os.environ.get("PINGAN_ADMIN_DATABASE_URL", external), False,
                               service)
     c = cluster()
@@ -55,7 +55,7 @@ def database_target(*, start: bool = False) -> DatabaseTarget:
                           info.url(service=True) if info.service_password else None)
 
 
-def _private_service_url(url: str) -> str | None:
+def private_service_url(url: str) -> str | None:
     """The service role's URL for ``url`` when ``url`` is a database on our own private cluster
     (tests and benchmarks make such databases); None otherwise."""
     from sqlalchemy.engine import make_url

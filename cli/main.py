@@ -170,30 +170,10 @@ def demo_load(
 
 
 def _derive_layers(engine, *, since: int | None = None, full: bool = False) -> list[str]:  # noqa: ANN001
-    """The derived layers after a load: monthly statistics (only what changed), the index of the
-    months they cover, the newest month's hot spots, and the prepared polygon tile shapes."""
-    from etl.hotspots import refresh_hotspots
-    from etl.refresh import refresh
-    from layers.index import IndexInputError, compute, data_start
+    """The derived layers (etl/derive.py), then the prepared polygon tile shapes."""
+    from etl.derive import derive
 
-    r = refresh(engine, since_batch=since, full=full)
-    lines = [f"monthly statistics: {r.pairs:,} grid-months touched, {r.rows:,} rows ({r.seconds:.1f} s)"]
-    if r.rows or full:
-        with engine.connect() as conn:
-            # the newest complete month: a month still running would score on part of its data
-            last = conn.execute(text(
-                "SELECT max(period) FROM pingan.monthly_stats"
-                " WHERE period < date_trunc('month', now() AT TIME ZONE 'Asia/Shanghai')")).scalar()
-            first = data_start(conn) if last is not None else None
-        if last is not None:
-            try:
-                idx = compute(engine, first, last=last)
-                lines.append(f"safety index: {first:%Y-%m}..{last:%Y-%m} ({idx.seconds:.1f} s)")
-            except IndexInputError as exc:
-                lines.append(f"safety index: not computed ({exc})")
-        for run in refresh_hotspots(engine):
-            lines.append(f"hot spots {run.layer} {run.period:%Y-%m}: {run.n_hot} hot, {run.n_cold} cold"
-                         f" cells of {run.n_cells}")
+    lines = derive(engine, since=since, full=full)
     shapes = rebuild_shapes(engine)
     lines.append(f"tile shapes: {sum(shapes.values()):,} ({', '.join(shapes) or 'none'})")
     return lines

@@ -41,21 +41,12 @@ CENTRE_OF_A_VILLAGE = """() => {
 @pytest.fixture(scope="module")
 def district(databases) -> Iterator[Engine]:
     """The demo district with its derived layers (statistics, index, hot spots), as demo load makes it."""
-    from etl.hotspots import refresh_hotspots
-    from etl.refresh import refresh
-    from layers.index import compute, data_start
+    from etl.derive import derive
 
     eng = make_engine(DatabaseSettings(database_url=databases.create()))
     migrate.upgrade(eng)
     load(eng)
-    refresh(eng, full=True)
-    with eng.connect() as c:
-        last = c.execute(text(  # the newest complete month, as pingan demo load computes it
-            "SELECT max(period) FROM pingan.monthly_stats"
-            " WHERE period < date_trunc('month', now() AT TIME ZONE 'Asia/Shanghai')")).scalar_one()
-        first = data_start(c)
-    compute(eng, first, last=last)
-    refresh_hotspots(eng)
+    derive(eng, full=True)
     yield eng
     eng.dispose()
 
