@@ -174,8 +174,8 @@ def _derive_layers(engine, *, since: int | None = None, full: bool = False) -> l
     from etl.derive import derive
 
     lines = derive(engine, since=since, full=full)
-    shapes = rebuild_shapes(engine)
-    lines.append(f"tile shapes: {sum(shapes.values()):,} ({', '.join(shapes) or 'none'})")
+    shapes = rebuild_shapes(engine, only_stale=not full)
+    lines.append(f"tile shapes: {sum(shapes.values()):,} ({', '.join(shapes) or 'none were stale'})")
     return lines
 
 

@@ -16,13 +16,22 @@ from cli.common import engine
 tiles_app = typer.Typer(help="Vector tiles: prepared polygon shapes.", no_args_is_help=True)
 
 
-def rebuild_shapes(eng, layer_ids: list[str] | None = None) -> dict[str, int]:  # noqa: ANN001 - Engine
-    """Rebuild the shapes of ``layer_ids`` (default: every eligible layer) in one transaction."""
-    from layers.catalog import default_registry
-    from tiles.shapes import rebuild
+def rebuild_shapes(eng, layer_ids: list[str] | None = None, *, only_stale: bool = False) -> dict[str, int]:  # noqa: ANN001
+    """Rebuild the shapes of ``layer_ids`` (default: every eligible layer) in one transaction;
+    with ``only_stale``, only layers whose shapes were built from an older version (or never)."""
+    from sqlalchemy import text
 
+    from layers.catalog import default_registry
+    from tiles.shapes import rebuild, table_exists
+
+    registry = default_registry()
     with eng.begin() as conn:
-        return rebuild(conn, default_registry(), layer_ids)
+        if only_stale and table_exists(conn):
+            fresh = set(conn.execute(text(
+                "SELECT s.layer_id FROM pingan.tile_shape_versions s JOIN pingan.layer_versions v"
+                " ON v.layer_id = s.layer_id AND v.version = s.version")).scalars())
+            layer_ids = [lid for lid in (layer_ids or list(registry)) if lid not in fresh]
+        return rebuild(conn, registry, layer_ids)
 
 
 @tiles_app.command("build")
