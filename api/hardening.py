@@ -24,11 +24,18 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-CSP = (
-    "default-src 'self'; img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; "
-    "script-src 'self'; worker-src 'self' blob:; connect-src 'self'; font-src 'self' data:; "
-    "frame-ancestors 'none'; base-uri 'self'; form-action 'self'"
-)
+def content_security_policy(extra_origins: tuple[str, ...] = ()) -> str:
+    """Same-origin only; ``extra_origins`` (a configured basemap's, e.g. 天地图) may add images
+    and fetches, nothing else. Only the map page asks for them, and only when configured."""
+    extra = "".join(f" {o}" for o in extra_origins)
+    return (
+        f"default-src 'self'; img-src 'self' data: blob:{extra}; style-src 'self' 'unsafe-inline'; "
+        f"script-src 'self'; worker-src 'self' blob:; connect-src 'self'{extra}; font-src 'self' data:; "
+        "frame-ancestors 'none'; base-uri 'self'; form-action 'self'"
+    )
+
+
+CSP = content_security_policy()
 _HEADERS = [
     (b"x-content-type-options", b"nosniff"),
     (b"x-frame-options", b"DENY"),

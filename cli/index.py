@@ -11,7 +11,8 @@ import typer
 from cli.common import engine, fail
 
 index_app = typer.Typer(
-    help="The safety governance index: compute, show, warnings, stars.", no_args_is_help=True
+    help="The safety governance index: compute, show, warnings, stars, documents, exports.",
+    no_args_is_help=True,
 )
 
 PeriodOpt = Annotated[str, typer.Option("--period", help="a month YYYY-MM, or a range YYYY-MM..YYYY-MM")]
@@ -177,18 +178,56 @@ def stars(
 @index_app.command("document")
 def document(
     warning_id: Annotated[int, typer.Option("--id", help="the ladder item (see `pingan index warnings`)")],
-    out: Annotated[Path, typer.Option(help="folder for the .docx")] = Path("."),
-    template: Annotated[Path | None, typer.Option(help="a .docx whose styles to use")] = None,
+    out: Annotated[Path, typer.Option(help="folder for the document")] = Path("."),
+    template: Annotated[Path | None, typer.Option(help="a .docx whose styles to use (DOCX only)")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="docx | pdf")] = "docx",
 ) -> None:
-    """Write the item's 预警通知单 / 抄告单 / 督办单 / 挂牌督办通知书 (DOCX) and record it."""
-    from layers.index_documents import DocumentError, ladder_document
+    """Write the item's 预警通知单 / 抄告单 / 督办单 / 挂牌督办通知书 (DOCX or PDF) and record it."""
+    from layers.index_documents import FORMATS, DocumentError, ladder_document
 
+    if fmt not in FORMATS:
+        raise fail(f"--format must be one of {', '.join(FORMATS)}")
     eng = engine()
     try:
         with eng.begin() as conn:
-            d = ladder_document(conn, warning_id, out, template)
+            d = ladder_document(conn, warning_id, out, template, fmt)
     except DocumentError as exc:
         raise fail(str(exc)) from None
     finally:
         eng.dispose()
     typer.echo(f"{d.title} written: {d.path}")
+
+
+@index_app.command("export")
+def export(
+    period: Annotated[str, typer.Option("--period", help="the month YYYY-MM")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="the file to write")],
+    level: Annotated[str, typer.Option(help="village | town")] = "village",
+    fmt: Annotated[str, typer.Option("--format", help="html (standalone page) | png (printed)")] = "html",
+    width: Annotated[int, typer.Option(help="PNG width in pixels")] = 1600,
+    height: Annotated[int, typer.Option(help="PNG height in pixels")] = 1200,
+) -> None:
+    """A month's index map: a standalone HTML page (no CDN, works offline) or a PNG with legend,
+    north arrow, scale bar, title and date."""
+    from layers.index_exports import FORMATS, ExportError, export_html, export_png, read_map
+
+    if fmt not in FORMATS:
+        raise fail(f"--format must be one of {', '.join(FORMATS)}")
+    p, last = _periods(period)
+    if last != p:
+        raise fail("--period takes one month")
+    eng = engine()
+    try:
+        with eng.connect() as conn:
+            frame = read_map(conn, p, level)
+        if fmt == "html":
+            output.write_text(export_html(frame, p, level), encoding="utf-8")
+        else:
+            output.write_bytes(export_png(frame, p, level, width, height).data)
+    except ExportError as exc:
+        raise fail(str(exc)) from None
+    except OSError as exc:
+        raise fail(f"{output}: {exc.strerror}") from None
+    finally:
+        eng.dispose()
+    typer.echo(f"{fmt.upper()} map of {len(frame)} {level} unit(s), {p:%Y-%m}, written: {output}")

@@ -1,4 +1,5 @@
-"""`pingan patrol plan`: routes through the places that need a patrol, for the devices patrols carry."""
+"""`pingan patrol plan|plans|export`: routes through the places that need a patrol, for the devices
+patrols carry; the saved plans and their exports."""
 
 from __future__ import annotations
 
@@ -68,6 +69,12 @@ def plan(
     sources: Annotated[
         str, typer.Option(help="stop sources, comma-separated")
     ] = "key_sites,hazards,villages",
+    hotspots: Annotated[
+        bool, typer.Option("--hotspots", help="also the hot-spot cells of the latest month (Gi* bin >= 2)")
+    ] = False,
+    hotspot_priority: Annotated[
+        str, typer.Option(help="priority per hot-spot confidence bin, BIN=PRIORITY,... (3: 99 %, 2: 95 %)")
+    ] = "3=3,2=2",
     stops: Annotated[
         Path | None, typer.Option(help="CSV of given stops (id,lon,lat[,name,priority]) instead")
     ] = None,
@@ -102,8 +109,10 @@ def plan(
     """Plan patrol routes for TEAMS through the places that need a patrol; export and/or store them."""
     from gis.patrol import DATUMS, FORMATS, MODES, ExportError, Options, PatrolError, parse_shift
     from gis.patrol import export as write
-    from layers.patrol import CHINA, TeamSpec, candidate_stops, plan_patrol, save_plan
+    from layers.patrol import CHINA, Priorities, TeamSpec, candidate_stops, plan_patrol, save_plan
 
+    priorities = Priorities(hotspots=_bins(hotspot_priority))
+    wanted = [s.strip() for s in sources.split(",") if s.strip()] + (["hotspots"] if hotspots else [])
     if mode not in MODES:
         raise fail(f"--mode {mode!r}: one of {', '.join(MODES)}")
     if export is not None and (export not in FORMATS or out is None):
@@ -131,7 +140,7 @@ def plan(
                 found, notes = _given_stops(stops, input_datum), []
             else:
                 found, notes = candidate_stops(
-                    conn, town=town, sources=[s.strip() for s in sources.split(",")]
+                    conn, town=town, sources=list(dict.fromkeys(wanted)), priorities=priorities
                 )
             found = found[:max_stops]
             names: list[str] = []
@@ -158,6 +167,7 @@ def plan(
                 solver=solver,
                 options=Options(service_s=service * 60, time_limit_s=time_limit, balance=balance),
                 title=name or f"patrol {plan_date} {shift}",
+                town=town,
             )
             plan_id = save_plan(conn, planned, name or planned.geometry.title) if save else None
         if export is not None:
@@ -167,6 +177,20 @@ def plan(
     finally:
         eng.dispose()
     _report(planned, notes, plan_id, export and out, datum)
+
+
+def _bins(spec: str) -> dict[int, float]:
+    """``"3=3,2=2"``: the priority of each hot-spot confidence bin (bins left out are no stops)."""
+    out: dict[int, float] = {}
+    for part in filter(None, (p.strip() for p in spec.split(","))):
+        b, _, prio = part.partition("=")
+        try:
+            out[int(b)] = float(prio)
+        except ValueError:
+            raise fail(f"--hotspot-priority {spec!r}: expected BIN=PRIORITY,... e.g. 3=3,2=2") from None
+        if int(b) not in (1, 2, 3) or not out[int(b)] > 0:
+            raise fail(f"--hotspot-priority {spec!r}: bins are 1, 2 or 3, priorities positive")
+    return out
 
 
 def _team_depots(conn, town: str | None, teams: int) -> tuple[list, list]:  # noqa: ANN001 - Connection
@@ -203,13 +227,77 @@ def _report(planned, notes: list[str], plan_id: int | None, out: Path | None, da
         typer.echo(f"  unsnapped: {c.id} {c.name}: {reason}")
     for d in plan.dropped:
         typer.echo(f"  left out: {d.stop.id} {d.stop.name} (priority {d.stop.priority:g}): {d.reason}")
-    sites = planned.coverage.get("key_sites")
-    if sites and sites["total"]:
-        typer.echo(
-            f"  coverage: {sites['covered']} of {sites['total']} key sites in the area within "
-            f"{planned.coverage['within_m']:.0f} m of a route ({sites['share']:.0%})"
-        )
+    for key, what in (("key_sites", "key sites"), ("hotspots", "hot-spot cells")):
+        got = planned.coverage.get(key)
+        if got and got["total"]:
+            typer.echo(
+                f"  coverage: {got['covered']} of {got['total']} {what} in the area within "
+                f"{planned.coverage['within_m']:.0f} m of a route ({got['share']:.0%})"
+            )
     if out:
         typer.echo(f"written {out} ({datum})")
     if plan_id is not None:
         typer.echo(f"saved as plan {plan_id}")
+
+
+@patrol_app.command("plans")
+def plans(
+    town: Annotated[str | None, typer.Option(help="only plans of this town (9-digit code)")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=10_000, help="at most this many, newest first")] = 50,
+) -> None:
+    """List the saved plans, newest first."""
+    from layers.patrol import list_plans
+
+    eng = engine()
+    try:
+        with eng.connect() as conn:
+            rows = list_plans(conn, town=town, limit=limit)
+    finally:
+        eng.dispose()
+    if not rows:
+        typer.echo("no saved plans")
+        return
+    for r in rows:
+        hot = (r["coverage"] or {}).get("hotspots") or {}
+        sites = (r["coverage"] or {}).get("key_sites") or {}
+        cover = "".join(
+            f", {what} {c['share']:.0%}" for what, c in (("key sites", sites), ("hot spots", hot))
+            if c.get("share") is not None
+        )
+        typer.echo(
+            f"{r['id']:>6}  {r['plan_date']}  {r['town_code'] or 'district':<9}  {r['name']}: "
+            f"{r['stops_visited']}/{r['stops_total']} stops, {r['teams']} team(s), "
+            f"{r['length_m'] / 1000:.2f} km ({r['status']}{cover})"
+        )
+
+
+@patrol_app.command("export")
+def export_plan(
+    plan_id: Annotated[int, typer.Argument(min=1, help="a saved plan's id (pingan patrol plans)")],
+    out: Annotated[Path, typer.Option(help="file to write")],
+    format: Annotated[str, typer.Option("--format", help="gpx | kml | geojson | csv")] = "gpx",  # noqa: A002
+    datum: Annotated[str, typer.Option(help="wgs84 (GPX devices) | gcj02 (Amap apps)")] = "wgs84",
+) -> None:
+    """Write a saved plan for a device: GPX, KML, GeoJSON or CSV in WGS84 or GCJ-02."""
+    from gis.patrol import DATUMS, FORMATS, ExportError
+    from gis.patrol import export as write
+    from layers.patrol import load_plan
+
+    if format not in FORMATS:
+        raise fail(f"--format {format!r}: one of {', '.join(FORMATS)}")
+    if datum not in DATUMS:
+        raise fail(f"--datum {datum!r}: one of {', '.join(DATUMS)}")
+    eng = engine()
+    try:
+        with eng.connect() as conn:
+            geo = load_plan(conn, plan_id)
+        if geo is None:
+            raise fail(f"no saved plan {plan_id}")
+        try:
+            text = write(geo, format, datum)
+            out.write_text(text, encoding="utf-8")
+        except (ExportError, OSError) as exc:
+            raise fail(str(exc)) from None
+    finally:
+        eng.dispose()
+    typer.echo(f"written {out} ({format}, {datum}): plan {plan_id} {geo.title}")

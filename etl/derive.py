@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from sqlalchemy import Engine, text
 
+from etl.density import refresh_density
 from etl.hotspots import refresh_hotspots
 from etl.refresh import refresh
 from layers.index import IndexInputError, compute, data_start
@@ -36,4 +37,5 @@ def derive(engine: Engine, *, since: int | None = None, full: bool = False) -> l
     for run in refresh_hotspots(engine):
         lines.append(f"hot spots {run.layer} {run.period:%Y-%m}: {run.n_hot} hot, {run.n_cold} cold"
                      f" cells of {run.n_cells}")
+    lines.extend(run.summary() for run in refresh_density(engine))  # monthly kernel density (COGs)
     return lines

@@ -7,24 +7,28 @@ neighbours (the six adjacent hexagons and the cell itself) and False Discovery R
 marks the hot and cold cells with ArcGIS's confidence bins. One transaction per layer and month
 replaces that month's cells; the layer version of ``hotspots`` is bumped so tile caches drop.
 
-Computed as the owner (the events are individual rows); served read-only to staff and analysts
-as counts per cell (migration 0010, layer ``hotspots``).
+Computed as the owner, reading the events through ``layers.analysis`` (the same door,
+``pingan.analysis_events``, as the OGC API processes, here for the system role: the district);
+served read-only to staff and analysts as counts per cell (migration 0010, layer ``hotspots``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, time
 
 import numpy as np
 import shapely
 from sqlalchemy import Engine, text
 
-from gis.hotspots.cells import aggregate_points, hex_grid
 from gis.hotspots.gistar import gi_star
+from layers.analysis import METRIC_SRID, AnalysisInputError, EventQuery, area_mask, hexagon_cells, read_events
+from layers.analysis import month_add as _month_add
+from layers.analysis import nullable as _nullable
+from layers.db import SYSTEM, set_principal
 from layers.versions import bump
 
-METRIC_SRID = 4549  # CGCS2000 / 3-degree Gauss-Kruger CM 120E: the Wenzhou area in metres
+__all__ = ["LAYERS", "METRIC_SRID", "WINDOW_MONTHS", "HotspotRun", "latest_periods", "refresh_hotspots"]
 LAYERS = {"hazards": "found_at", "cases": "accepted_at"}
 CELL_SIDE_M = 400.0  # a hexagon of ~0.42 km²: a few village blocks
 WINDOW_MONTHS = 3
@@ -50,11 +54,6 @@ class HotspotRun:
     n_cold: int
 
 
-def _month_add(d: date, months: int) -> date:
-    m = d.year * 12 + d.month - 1 + months
-    return date(m // 12, m % 12 + 1, 1)
-
-
 def latest_periods(engine: Engine) -> dict[str, date]:
     """The newest month with events, per layer."""
     out = {}
@@ -75,29 +74,25 @@ def refresh_hotspots(engine: Engine, periods: dict[str, list[date]] | None = Non
     if periods is None:
         periods = {layer: [p] for layer, p in latest_periods(engine).items()}
     with engine.connect() as conn:
-        wkb = conn.execute(text(
-            f"SELECT ST_AsBinary(ST_Transform(ST_Union(geom), {METRIC_SRID})) FROM pingan.towns"  # noqa: S608
-        )).scalar()
-    if wkb is None:
-        return []
-    district = shapely.from_wkb(bytes(wkb))
-    grid = hex_grid(district.bounds, cell_side_m, mask=district)
-    weights = grid.neighbours()
-    polygons = grid.polygons()
-    cells = [f"{q},{r}" for q, r in zip(grid.q.tolist(), grid.r.tolist(), strict=True)]
+        try:
+            district = area_mask(conn)
+        except AnalysisInputError:  # no district loaded
+            return []
+    grid = hexagon_cells(district, cell_side_m)
+    weights = grid.lattice
+    polygons = grid.polygons
+    cells = grid.ids
     runs = []
     for layer, months in periods.items():
-        column = LAYERS[layer]
         for period in months:
             period = date(period.year, period.month, 1)
             start, end = _month_add(period, 1 - window_months), _month_add(period, 1)
             with engine.begin() as conn:
-                xy = conn.execute(text(
-                    f"SELECT ST_X(p), ST_Y(p) FROM (SELECT ST_Transform(geom, {METRIC_SRID}) AS p"  # noqa: S608
-                    f" FROM pingan.{layer} WHERE {column} >= :s AND {column} < :e) t"),
-                    {"s": start, "e": end}).all()
-                points = np.asarray(xy, dtype=float).reshape(-1, 2)
-                counts = aggregate_points(grid, points)[0] if len(points) else np.zeros(len(cells))
+                set_principal(conn, SYSTEM)  # the district's events, through pingan.analysis_events
+                # naive bounds: midnight in the session's time zone, as the refresh always counted
+                points = read_events(conn, EventQuery(layer, datetime.combine(start, time()),
+                                                      datetime.combine(end, time()))).xy
+                counts = grid.counts(points)[0] if len(points) else np.zeros(len(cells))
                 if len(points) and counts.min() != counts.max():
                     gi = gi_star(counts, weights, fdr=True)
                     z, p, p_fdr, bins = gi.z, gi.p, gi.p_fdr, gi.bins
@@ -126,5 +121,3 @@ def refresh_hotspots(engine: Engine, periods: dict[str, list[date]] | None = Non
     return runs
 
 
-def _nullable(values: np.ndarray) -> list[float | None]:
-    return [None if not np.isfinite(v) else float(v) for v in np.asarray(values, dtype=float)]

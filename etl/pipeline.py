@@ -25,7 +25,7 @@ import pandas as pd
 import psycopg
 from sqlalchemy import Connection, Engine, text
 
-from etl import persons
+from etl import persons, survey
 from etl.areas import containment_rejects, prepare_areas
 from etl.copy import copy_frame, copy_text
 from etl.locate import locate
@@ -160,6 +160,8 @@ def _early_rejects(
     """Layer-specific checks before the database: ID numbers of persons, boundaries of areas."""
     if target.shape == "polygon":
         return prepare_areas(mapped, raw, target, profile.datum)
+    if target.layer == "survey":
+        return survey.prepare(mapped, raw)
     if target.layer != "persons" or keys is None:
         return None
     f = mapped.frame

@@ -15,7 +15,7 @@ class Target:
     event_fk: str | None = None
     location: tuple[str, ...] = ()  # set below: the location columns the table has
     key: tuple[str, ...] = ("source", "source_id")  # the upsert's conflict target
-    shape: str = "point"  # "point": located records; "polygon": administrative areas
+    shape: str = "point"  # "point": located records; "polygon": administrative areas; "table": neither
     parent: str | None = None  # polygons: the table of the area each one must lie in
 
 
@@ -119,6 +119,12 @@ TARGETS: dict[str, Target] = {
         ("address", "normalized", "road", "number", "building"),
         location=("geom", "grid_code", "village_code", "town_code", "src_datum"),
     ),
+    # the public survey per village and month (etl/survey.py): no location, keyed on the place
+    "survey": Target(
+        "survey", "survey", "pingan.index_survey",
+        ("period", "level", "code", "name", "respondents", "awareness", "participation", "satisfaction"),
+        key=("period", "level", "code"), shape="table",
+    ),
 }
 
 LOCATION = (
@@ -156,8 +162,11 @@ CONSTRAINT_REASONS = {
     "villages_town_code_fkey": "村社代码's town (its first 9 digits) is not loaded: load the towns first",
     "grids_village_code_fkey": "网格编码's village (its first 12 digits) is not loaded: "
     "load the villages first",
+    "index_survey_place": "村社代码 is not a loaded village (or 村社 names no single village): "
+    "load the villages first, or give the 12-digit code",
+    "index_survey_some_rate": "no rate: give at least one of 知晓率, 参与率, 满意度",
 }
 
 for _name, _t in list(TARGETS.items()):
-    if not _t.location:
+    if not _t.location and _t.shape != "table":  # a table (the survey) has no location columns
         TARGETS[_name] = Target(**{**_t.__dict__, "location": LOCATION})

@@ -203,10 +203,101 @@ HOTSPOTS = Layer(
     description_en="Hot spots of hazards and disputes in the latest month (Getis-Ord Gi*, FDR, hexagons).",
 )
 
+# -- patrol plans (issue 9; migration 0013): saved routes and stops, for staff; a town's plans
+# for its own users only (row-level security on pingan.patrol_plans decides)
+_PLAN = (
+    P("plan_id", "integer", "方案编号", "Plan"),
+    P("plan_name", "string", "方案名称", "Plan name"),
+    P("plan_date", "date", "巡逻日期", "Patrol date"),
+    P("town_code", "string", "所属镇街", "Town"),
+)
+PATROL_ROUTES = Layer(
+    id="patrol-routes", title_zh="巡逻路线", title_en="Patrol routes", table="pingan.patrol_routes_served",
+    geometry_type="LineString", sensitivity="internal", roles=STAFF, datetime_property="plan_date",
+    properties=(
+        *_PLAN,
+        P("network", "string", "路网", "Road network"),
+        P("solver", "string", "求解器", "Solver", enum=("ortools", "greedy")),
+        P("team", "string", "队伍", "Team"),
+        P("team_name", "string", "队伍名称", "Team name"),
+        P("travel_mode", "string", "出行方式", "Travel mode", enum=("foot", "bicycle", "car")),
+        P("shift_start", "datetime", "班次开始", "Shift start"),
+        P("shift_end", "datetime", "班次结束", "Shift end"),
+        P("start_at", "datetime", "出发时间", "Leaves at"),
+        P("end_at", "datetime", "返回时间", "Back at"),
+        P("stops", "integer", "巡逻点数", "Stops"),
+        P("length_m", "number", "路线长度（米）", "Length (m)"),
+        P("duration_s", "number", "用时（秒）", "Duration (s)"),
+    ),
+    tiles=Tiles(minzoom=10, maxzoom=18, simplify_px=0.5,
+                properties=("plan_id", "plan_name", "plan_date", "team", "team_name", "travel_mode", "stops",
+                            "length_m")),
+    style=Style(color="#1f78b4", outline="#ffffff", opacity=0.9, radius=3),
+    description_zh="已保存巡逻方案的各队路线（沿路网）；按 plan_id 或 plan_date 过滤。",
+    description_en="The road routes of each team of the saved patrol plans; filter by plan_id or plan_date.",
+)
+PATROL_STOPS = Layer(
+    id="patrol-stops", title_zh="巡逻点位", title_en="Patrol stops", table="pingan.patrol_stops_served",
+    geometry_type="Point", sensitivity="internal", roles=STAFF, datetime_property="plan_date",
+    properties=(
+        *_PLAN,
+        P("team", "string", "队伍", "Team"),
+        P("seq", "integer", "顺序", "Order"),
+        P("stop_id", "string", "点位编号", "Stop"),
+        P("kind", "string", "点位类型", "Kind"),
+        P("ref", "string", "来源编号", "Source code"),
+        P("name", "string", "名称", "Name"),
+        P("priority", "number", "优先级", "Priority"),
+        P("status", "string", "状态", "Status", enum=("visited", "dropped", "unsnapped")),
+        P("reason", "string", "未巡原因", "Why left out"),
+        P("arrival", "datetime", "到达时间", "Arrival"),
+        P("departure", "datetime", "离开时间", "Departure"),
+        P("snap_m", "number", "距路网（米）", "Metres to the road"),
+        P("leg_m", "number", "上一段（米）", "Leg (m)"),
+    ),
+    tiles=Tiles(minzoom=10, maxzoom=18, detail_zoom=13, group_by="status",
+                properties=("plan_id", "team", "seq", "name", "kind", "status", "arrival")),
+    style=Style(color="#1f78b4", outline="#ffffff", radius=4),
+    description_zh="已保存巡逻方案的全部候选点位：已巡（含顺序与到达时间）、未排入（含原因）、无路可达。",
+    description_en="Every candidate stop of the saved patrol plans: visited (order, arrival), dropped (why), "
+                   "unsnapped.",
+)
+
+# -- processes (issue 7; migration 0011): each caller's own hot-spot job results (filter by job_id)
+HOTSPOT_RESULTS = Layer(
+    id="hotspot-results", title_zh="热点分析结果", title_en="Hot-spot results",
+    table="pingan.hotspot_results",
+    geometry_type="MultiPolygon", id_column="id", sensitivity="internal", roles=STAFF | {"analyst"},
+    datetime_property="finished", per_user=True,
+    properties=(
+        P("job_id", "string", "任务编号", "Job"),
+        P("process_id", "string", "分析方法", "Process",
+          enum=("hotspot-gistar", "hotspot-local-moran", "emerging-hotspots")),
+        P("finished", "date", "完成日期", "Finished"),
+        P("cell", "string", "单元", "Cell"),
+        P("events", "integer", "事件数", "Events"),
+        P("z", "number", "z 值", "z-score"),
+        P("p", "number", "p 值", "p-value"),
+        P("p_fdr", "number", "p 值（FDR 校正）", "p-value (FDR)"),
+        P("bin", "integer", "置信度分级", "Confidence bin"),
+        P("local_i", "number", "局部 Moran's I", "Local Moran's I"),
+        P("code", "integer", "类别代码", "Class code"),
+        P("label", "string", "类别", "Class"),
+    ),
+    tiles=Tiles(minzoom=8, maxzoom=16, simplify_px=0.5,
+                properties=("job_id", "process_id", "events", "z", "bin", "code", "label")),
+    style=Style(color="#e6550d", outline="#ffffff", opacity=0.5),
+    description_zh="本人提交的热点分析任务的单元结果（按 job_id 过滤）；仅本人与管理员可见。",
+    description_en="The cell results of your own hot-spot analysis jobs (filter by job_id); visible to you "
+                   "and admins only.",
+)
+
 
 def default_registry() -> Registry:
     """The registry the service and the ETL refreshes use."""
     return Registry().register(
         TOWNS, VILLAGES, GRIDS, KEY_SITES, HAZARDS, CASES, PERSONS, PERSONS_BY_GRID, PERSONS_BY_VILLAGE,
         HOTSPOTS, INDEX_VILLAGES, INDEX_TOWNS,
-    ).validate()
+    ).register(PATROL_ROUTES, PATROL_STOPS).register(
+        HOTSPOT_RESULTS,  # processes (issue 7)
+    ).validate()  # patrol plans (issue 9)

@@ -6,6 +6,8 @@ accountability ladder from the stored scores. The API and the CLI call the same 
 
 - :func:`compute` (engine, first period, model[, last period]) → :class:`ComputeSummary`
 - :func:`open_warnings` (connection[, town]) → the ladder's open items, overdue flagged
+- :func:`warning`, :func:`warning_history` (connection, id) → one item and its steps (evidence:
+  :mod:`layers.index_evidence`; documents: :mod:`layers.index_documents`)
 - :func:`compute_stars` (engine, year, model) → star ratings of the villages
 - :func:`scores` (connection, period, level) → stored rows for display
 
@@ -301,7 +303,7 @@ def compute(
                 {f"{p:%Y-%m} {level}: {n}" for t in ts for p in [result.periods[t]] for n in result.notes[p]}
             )
         n_open = rebuild_ladder(conn, model)
-        versions.bump(conn, LAYERS)
+        # the layers' versions are renewed by the scores' statements (migration 0015's trigger)
     return ComputeSummary(
         first,
         last,
@@ -451,6 +453,13 @@ def rebuild_ladder(conn: Connection, model: IndexModel) -> int:
             ),
             items,
         )
+    # evidence of an item a rebuild deleted (another model) waits, unlinked, for the item to return
+    conn.execute(
+        text(
+            "UPDATE pingan.index_warning_evidence e SET warning_id = w.id FROM pingan.index_warnings w "
+            "WHERE e.warning_id IS NULL AND (w.level, w.code, w.opened) = (e.level, e.code, e.opened)"
+        )
+    )
     conn.execute(text("DELETE FROM pingan.index_warning_events"))
     if events:
         conn.execute(
@@ -480,6 +489,22 @@ def open_warnings(conn: Connection, town: str | None = None) -> list:
         ),
         {"town": town},
     ).all()
+
+
+def warning(conn: Connection, warning_id: int):  # noqa: ANN201 - a Row or None
+    """One ladder item with its place's name and overdue flag (None: no such item for this caller)."""
+    return conn.execute(
+        text(
+            "SELECT w.id, w.level, w.code, coalesce(v.name, t.name) AS name, w.town_code, "
+            "tw.name AS town_name, w.step, w.status, w.opened, w.step_since, w.closed, w.owner, w.deadline, "
+            "w.status = 'open' AND w.deadline < current_date AS overdue, w.updated_at "
+            "FROM pingan.index_warnings w "
+            "LEFT JOIN pingan.villages v ON w.level = 'village' AND v.code = w.code "
+            "LEFT JOIN pingan.towns t ON w.level = 'town' AND t.code = w.code "
+            "LEFT JOIN pingan.towns tw ON tw.code = w.town_code WHERE w.id = :i"
+        ),
+        {"i": warning_id},
+    ).first()
 
 
 def warning_history(conn: Connection, warning_id: int) -> list:

@@ -522,6 +522,8 @@ class LoginThrottle(Base):
 from layers import (  # noqa: E402,F401 - 0007 index, 0008 tile shapes, 0009 patrol, 0010 hot spots
     models_hotspots,
     models_index,
+    models_jobs,  # 0011 jobs
     models_patrol,
+    models_rasters,  # 0012 rasters
     models_tiles,
 )

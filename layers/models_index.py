@@ -16,6 +16,7 @@ from sqlalchemy import (
     Date,
     Index,
     Integer,
+    LargeBinary,
     Numeric,
     SmallInteger,
     Text,
@@ -66,11 +67,16 @@ class IndexSurvey(Base):
     period: Mapped[date] = mapped_column(Date, primary_key=True)
     level: Mapped[str] = mapped_column(Text, primary_key=True)
     code: Mapped[str] = mapped_column(Text, primary_key=True)
-    respondents: Mapped[int] = mapped_column(Integer)
+    respondents: Mapped[int | None] = mapped_column(Integer)
     awareness: Mapped[float | None] = mapped_column(REAL)
     participation: Mapped[float | None] = mapped_column(REAL)
     satisfaction: Mapped[float | None] = mapped_column(REAL)
     batch_id: Mapped[int | None] = mapped_column(BigInteger, _fk("etl_batches.id"))
+    # 0014: an ETL layer (etl/targets.py "survey")
+    name: Mapped[str | None] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(Text, server_default="'import'")
+    source_id: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(TZ, server_default="now()")
 
 
 class IndexWarning(Base):
@@ -104,6 +110,32 @@ class IndexWarningEvent(Base):
     from_step: Mapped[int] = mapped_column(SmallInteger)
     to_step: Mapped[int] = mapped_column(SmallInteger)
     reason: Mapped[str] = mapped_column(Text)
+
+
+class IndexWarningEvidence(Base):
+    """Evidence notes of ladder items, append-only (migration 0014)."""
+
+    __tablename__ = "index_warning_evidence"
+    __table_args__ = (
+        Index("index_warning_evidence_warning_idx", "warning_id", "id"),
+        Index("index_warning_evidence_item_idx", "level", "code", "opened"),
+    )
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    warning_id: Mapped[int | None] = mapped_column(BigInteger, _fk("index_warnings.id", ondelete="SET NULL"))
+    level: Mapped[str] = mapped_column(Text)
+    code: Mapped[str] = mapped_column(Text)
+    town_code: Mapped[str] = mapped_column(Text)
+    opened: Mapped[date] = mapped_column(Date)
+    step: Mapped[int] = mapped_column(SmallInteger)
+    note: Mapped[str] = mapped_column(Text)
+    file_name: Mapped[str | None] = mapped_column(Text)
+    media_type: Mapped[str | None] = mapped_column(Text)
+    file_size: Mapped[int | None] = mapped_column(Integer)
+    file_sha256: Mapped[str | None] = mapped_column(Text)
+    content: Mapped[bytes | None] = mapped_column(LargeBinary)
+    created_by: Mapped[str] = mapped_column(Text)
+    created_role: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(TZ, server_default="now()")
 
 
 class IndexStar(Base):

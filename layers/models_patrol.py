@@ -1,4 +1,4 @@
-"""GeoAlchemy2/SQLAlchemy models of the patrol plan tables (migration 0009, issue 9).
+"""GeoAlchemy2/SQLAlchemy models of the patrol plan tables (migrations 0009 and 0013, issue 9).
 
 Imported at the end of ``layers.models`` so that ``Base.metadata`` holds them and
 tests/layers/test_migrations.py checks them against the migrated schema.
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import ARRAY, BigInteger, Date, Index, Integer, Text, UniqueConstraint
+from sqlalchemy import ARRAY, BigInteger, Date, Index, Integer, Text, UniqueConstraint, text
 from sqlalchemy.dialects.postgresql import DOUBLE_PRECISION, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -17,6 +17,7 @@ from layers.models import TZ, Base, _fk, _geom
 
 class PatrolPlan(Base):
     __tablename__ = "patrol_plans"
+    __table_args__ = (Index("patrol_plans_town_idx", "town_code"),)
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     name: Mapped[str] = mapped_column(Text)
     network: Mapped[str] = mapped_column(Text)
@@ -30,8 +31,10 @@ class PatrolPlan(Base):
     stops_visited: Mapped[int] = mapped_column(Integer)
     length_m: Mapped[float] = mapped_column(DOUBLE_PRECISION)
     coverage: Mapped[dict] = mapped_column(JSONB, server_default="{}")
-    created_by: Mapped[str] = mapped_column(Text, server_default="CURRENT_USER")
+    created_by: Mapped[str] = mapped_column(
+        Text, server_default=text("COALESCE(NULLIF(pingan.ctx_user(), ''), CURRENT_USER)"))
     created_at: Mapped[datetime] = mapped_column(TZ, server_default="now()")
+    town_code: Mapped[str | None] = mapped_column(Text, _fk("towns.code"))  # 0013: who may read it
 
 
 class PatrolRoute(Base):
@@ -79,3 +82,4 @@ class PatrolStop(Base):
     vertex: Mapped[int | None] = mapped_column(BigInteger)
     snap_m: Mapped[float | None] = mapped_column(DOUBLE_PRECISION)
     geom: Mapped[object] = mapped_column(_geom("POINT"))
+    leg_m: Mapped[float | None] = mapped_column(DOUBLE_PRECISION)  # 0013

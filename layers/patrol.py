@@ -19,10 +19,26 @@ import numpy as np
 import shapely
 from sqlalchemy import Connection, text
 
-from gis.patrol import MODES, Options, PatrolError, Plan, PlanGeometry, Stop, Team, greedy, solve
+from gis.patrol import (
+    MODES,
+    Dropped,
+    Options,
+    PatrolError,
+    Plan,
+    PlanGeometry,
+    Route,
+    Stop,
+    Team,
+    Visit,
+    greedy,
+    solve,
+)
 
 CHINA = timezone(timedelta(hours=8))  # no daylight saving: plan times are Beijing time
 COVERAGE_M = 200.0  # a place within this many metres of a route counts as covered (issue 9)
+HOT_BIN = 2  # a hot-spot cell is one of Gi* confidence bin >= 2 (95 %, FDR) in the latest month
+SOURCES = ("key_sites", "hazards", "villages", "hotspots")
+LAYERS = ("patrol-routes", "patrol-stops")  # the registry layers a saved plan changes
 # Walkers use one-way streets in both directions; bicycles and cars follow the signs.
 _REVERSE = {
     "foot": "CASE WHEN reverse_cost < 0 THEN cost ELSE reverse_cost END",
@@ -58,6 +74,8 @@ class Priorities:
     key_sites: dict[str, float] = field(default_factory=lambda: {"high": 3.0, "medium": 2.0})
     hazards: dict[str, float] = field(default_factory=lambda: {"severe": 3.0, "major": 2.0})
     villages: dict[str, float] = field(default_factory=lambda: {"red": 3.0, "orange": 2.0})
+    # hot-spot cells of the latest month by Gi* confidence bin (3: 99 %, 2: 95 %, 1: 90 %)
+    hotspots: dict[int, float] = field(default_factory=lambda: {3: 3.0, 2: 2.0})
 
 
 @dataclass(frozen=True)
@@ -107,6 +125,7 @@ class PlannedPatrol:
     # the solver's input, for a second solver on the same problem (bench: the greedy peer)
     matrices: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     teams: tuple[Team, ...] = ()
+    town: str | None = None  # the town planned for (who may read the saved plan: migration 0013)
 
     @property
     def plan(self) -> Plan:
@@ -138,11 +157,17 @@ def candidate_stops(
     """The places that need a patrol, highest priority first, and notes on sources not available.
 
     Key sites by risk level, open hazards by level, villages by their latest index colour (the
-    index tables are optional: without them the villages are skipped and a note says so)."""
+    index tables are optional: without them the villages are skipped and a note says so), and,
+    with source ``hotspots``, the hot-spot cells of the latest month by confidence bin (one stop
+    per cell at a point inside it, ``ST_PointOnSurface``; a cell hot for both hazards and cases
+    is one stop at the higher bin; in a town: the cells whose point lies in it)."""
     p = priorities or Priorities()
-    unknown = sorted(set(sources) - {"key_sites", "hazards", "villages"})
+    unknown = sorted(set(sources) - set(SOURCES))
     if unknown:
-        raise PatrolError(f"unknown stop source(s) {', '.join(unknown)}: key_sites, hazards, villages")
+        raise PatrolError(f"unknown stop source(s) {', '.join(unknown)}: {', '.join(SOURCES)}")
+    bad_bins = sorted(str(b) for b in p.hotspots if not (isinstance(b, int) and 1 <= b <= 3))
+    if bad_bins:
+        raise PatrolError(f"hot-spot priorities are per confidence bin 1, 2 or 3, not {', '.join(bad_bins)}")
     out: list[Candidate] = []
     notes: list[str] = []
     if "key_sites" in sources and p.key_sites:
@@ -190,8 +215,44 @@ def candidate_stops(
             ]
         else:
             notes.append("no safety index in this database (pingan.index_scores): villages skipped")
+    if "hotspots" in sources and p.hotspots:
+        out += _hotspot_stops(conn, town, p.hotspots, notes)
     out.sort(key=lambda c: (-c.priority, c.id))
     return out, notes
+
+
+def _hotspot_stops(
+    conn: Connection, town: str | None, bins: dict[int, float], notes: list[str]
+) -> list[Candidate]:
+    """One stop per hot cell of ``pingan.hotspots_latest`` (the stored Gi* of the latest month)."""
+    if not conn.execute(text("SELECT EXISTS (SELECT 1 FROM pingan.hotspots_latest)")).scalar_one():
+        notes.append("no hot spots stored (pingan.hotspots_latest is empty; `pingan etl refresh` "
+                     "computes them): hot spots skipped")
+        return []
+    rows = conn.execute(
+        text(
+            "SELECT c.cell, max(c.bin) AS bin, string_agg(c.layer, '+' ORDER BY c.layer) AS layers, "
+            "sum(c.events) AS events, min(c.period) AS period, ST_X(pt) AS lon, ST_Y(pt) AS lat "
+            "FROM pingan.hotspots_latest c, LATERAL ST_PointOnSurface(c.geom) pt "
+            "WHERE c.bin = ANY (:bins) AND (CAST(:town AS text) IS NULL OR EXISTS (SELECT 1 FROM "
+            "pingan.towns t WHERE t.code = :town AND ST_Intersects(t.geom, pt))) "
+            "GROUP BY c.cell, c.geom, pt ORDER BY c.cell"
+        ),
+        {"bins": [int(b) for b in bins], "town": town},
+    )
+    confidence = {3: "99%", 2: "95%", 1: "90%"}
+    return [
+        Candidate(
+            f"hs-{r.layers}-{r.cell}",
+            "hotspot",
+            r.lon,
+            r.lat,
+            bins[r.bin],
+            f"热点 {r.layers} {r.period:%Y-%m} ({confidence[r.bin]}, {r.events} events)",
+            r.cell,
+        )
+        for r in rows
+    ]
 
 
 # -- the network ------------------------------------------------------------------------------
@@ -310,11 +371,14 @@ def plan_patrol(
     max_snap_m: float = 250.0,
     solver: str = "ortools",
     title: str = "patrol plan",
+    town: str | None = None,
 ) -> PlannedPatrol:
     """Snap, cost, solve and draw a patrol plan on ``network``.
 
     A depot with no road within ``max_snap_m`` is an error (nothing can be planned from it); a
     stop with none is reported in ``unsnapped`` and the messages, never silently dropped.
+    ``town`` (9-digit code) is the town planned for: coverage is then measured in the town, and
+    the saved plan belongs to it (its users may read it).
     """
     options = options or Options()
     if solver not in ("ortools", "greedy"):
@@ -368,6 +432,7 @@ def plan_patrol(
     geo = PlanGeometry(plan, coords, origin, tracks, title)
     params = {
         "network": network,
+        "town": town,
         "solver": solver,
         "max_snap_m": max_snap_m,
         "service_s": options.service_s,
@@ -395,47 +460,84 @@ def plan_patrol(
         network,
         plan_date,
         params,
-        coverage(conn, geo),
+        coverage(conn, geo, town=town),
         matrices,
         tuple(gis_teams),
+        town,
     )
 
 
-def coverage(conn: Connection, geo: PlanGeometry, within_m: float = COVERAGE_M) -> dict:
-    """Share of the key sites in the routes' area that lie within ``within_m`` of a route.
+def coverage(
+    conn: Connection, geo: PlanGeometry, within_m: float = COVERAGE_M, *, town: str | None = None
+) -> dict:
+    """Share of the key sites and of the hot-spot cells in the plan's area within ``within_m``
+    of a route.
 
-    The area is the routes' bounding box grown by ``within_m``; hot-spot cells join when the
-    hot-spot layer is stored (it is not yet: ``hotspots`` is then None)."""
+    The area is the town when the plan has one, else the routes' bounding box grown by
+    ``within_m``. Hot-spot cells are the stored ones (``pingan.hotspots_latest``, bin >= 2, a
+    cell hot for both layers counted once); a cell counts as covered when its point (the one
+    a hot-spot stop is placed at) is within reach. ``hotspots`` is None when no hot spot is
+    stored at all, ``share`` None when the area holds none."""
     lines = [geo.track(r) for r in geo.moving]
     if not lines:
-        return {"within_m": within_m, "key_sites": None, "hotspots": None}
+        return {"within_m": within_m, "area": "town" if town else "routes", "key_sites": None,
+                "hotspots": None}
     wkb = shapely.to_wkb(shapely.multilinestrings([shapely.linestrings(x) for x in lines]))
+    area = (
+        "area AS (SELECT geom AS a FROM pingan.towns WHERE code = :town)"
+        if town
+        else "area AS (SELECT ST_Expand(r.g, :deg) AS a FROM r)"
+    )
     row = conn.execute(
         text(
-            "WITH r AS (SELECT ST_SetSRID(ST_GeomFromWKB(:wkb), 4490) AS g), "
-            "box AS (SELECT ST_Expand(r.g, :deg) AS b, r.g FROM r) "
-            "SELECT count(*) FILTER (WHERE ST_DWithin(k.geom::geography, box.g::geography, :m)) AS near, "
-            "count(*) AS n "
-            "FROM pingan.key_sites k, box WHERE k.geom && box.b"
+            "WITH r AS (SELECT ST_SetSRID(ST_GeomFromWKB(:wkb), 4490) AS g), "  # noqa: S608 - fixed text
+            + area
+            + ", sites AS (SELECT ST_DWithin(k.geom::geography, r.g::geography, :m) AS near "
+            "  FROM pingan.key_sites k, area, r WHERE k.geom && area.a AND ST_Intersects(area.a, k.geom)), "
+            "cells AS (SELECT DISTINCT ON (c.cell, c.geom) ST_PointOnSurface(c.geom) AS pt "
+            "  FROM pingan.hotspots_latest c, area WHERE c.bin >= :hot AND c.geom && area.a), "
+            "hot AS (SELECT ST_DWithin(cells.pt::geography, r.g::geography, :m) AS near "
+            "  FROM cells, area, r WHERE ST_Intersects(area.a, cells.pt)) "
+            "SELECT (SELECT count(*) FILTER (WHERE near) FROM sites) AS sites_near, "
+            "(SELECT count(*) FROM sites) AS sites_n, "
+            "(SELECT count(*) FILTER (WHERE near) FROM hot) AS hot_near, "
+            "(SELECT count(*) FROM hot) AS hot_n, "
+            "EXISTS (SELECT 1 FROM pingan.hotspots_latest) AS stored"
         ),
-        {"wkb": wkb, "deg": within_m / 111_320.0 * 1.2, "m": within_m},
+        {"wkb": wkb, "deg": within_m / 111_320.0 * 1.2, "m": within_m, "town": town, "hot": HOT_BIN},
     ).one()
-    sites = {"covered": row.near, "total": row.n, "share": round(row.near / row.n, 4) if row.n else None}
-    return {"within_m": within_m, "key_sites": sites, "hotspots": None}
+
+    def share(near: int, n: int) -> dict:
+        return {"covered": near, "total": n, "share": round(near / n, 4) if n else None}
+
+    return {
+        "within_m": within_m,
+        "area": "town" if town else "routes",
+        "key_sites": share(row.sites_near, row.sites_n),
+        "hotspots": share(row.hot_near, row.hot_n) if row.stored else None,
+    }
 
 
 # -- storage ----------------------------------------------------------------------------------
-def save_plan(conn: Connection, planned: PlannedPatrol, name: str) -> int:
-    """Store the plan, its routes and every candidate stop (visited, dropped or unsnapped)."""
+def save_plan(conn: Connection, planned: PlannedPatrol, name: str, *, town: str | None = None) -> int:
+    """Store the plan, its routes and every candidate stop (visited, dropped or unsnapped).
+
+    The plan belongs to ``town``, else to the town it was planned for, else to the one town
+    holding all its candidate stops (none: a district-wide plan). Who may read it follows
+    (migration 0013). Works as the owner and, on the service side, for callers the database
+    lets write plans (admin, command, system; town users for their own town). The layers
+    ``patrol-routes`` and ``patrol-stops`` get a new version, so cached tiles are not reused."""
     geo, plan = planned.geometry, planned.plan
+    town = town or planned.town or _only_town(conn, list(planned.candidates.values()))
     plan_id = conn.execute(
         text(
             "INSERT INTO pingan.patrol_plans (name, network, plan_date, solver, status, messages, params, "
-            "teams, stops_total, stops_visited, length_m, coverage) VALUES (:name, :net, :day, :solver, "
-            ":status, :msgs, CAST(:params AS jsonb), :teams, :total, :visited, :length, "
-            "CAST(:coverage AS jsonb)) RETURNING id"
+            "teams, stops_total, stops_visited, length_m, coverage, town_code) VALUES (:name, :net, :day, "
+            ":solver, :status, :msgs, CAST(:params AS jsonb), :teams, :total, :visited, :length, "
+            "CAST(:coverage AS jsonb), :town) RETURNING id"
         ),
         {
+            "town": town,
             "name": name,
             "net": planned.network,
             "day": planned.plan_date,
@@ -486,6 +588,7 @@ def save_plan(conn: Connection, planned: PlannedPatrol, name: str) -> int:
                     k + 1,
                     geo.when(v.arrival_s),
                     geo.when(v.departure_s),
+                    v.leg_m,
                 )
             )
     stop_rows += [_stop_row(planned, d.stop.id, "dropped", d.reason) for d in plan.dropped]
@@ -494,14 +597,29 @@ def save_plan(conn: Connection, planned: PlannedPatrol, name: str) -> int:
         conn.execute(
             text(
                 "INSERT INTO pingan.patrol_stops (plan_id, route_id, seq, stop_id, kind, ref, name, "
-                "priority, status, reason, arrival, departure, vertex, snap_m, geom) "
+                "priority, status, reason, arrival, departure, vertex, snap_m, leg_m, geom) "
                 "VALUES (:plan, :route, :seq, :id, :kind, :ref, "
-                ":name, :priority, :status, :reason, :arrival, :departure, :vertex, :snap_m, "
+                ":name, :priority, :status, :reason, :arrival, :departure, :vertex, :snap_m, :leg_m, "
                 "ST_SetSRID(ST_MakePoint(:lon, :lat), 4490))"
             ),
             [{"plan": plan_id, **row} for row in stop_rows],
         )
-    return plan_id
+    return plan_id  # the layers' versions were renewed by the database (migration 0013's trigger)
+
+
+def _only_town(conn: Connection, places: Sequence[Candidate]) -> str | None:
+    """The one town whose area holds every place, if there is one."""
+    if not places:
+        return None
+    return conn.execute(
+        text(
+            "SELECT min(t.code) FROM pingan.towns t, "
+            "(SELECT ST_Collect(ST_SetSRID(ST_MakePoint(x, y), 4490)) AS g "
+            "FROM unnest(CAST(:lon AS float8[]), CAST(:lat AS float8[])) u(x, y)) p "
+            "WHERE t.geom && p.g AND ST_Covers(t.geom, p.g) HAVING count(*) = 1"
+        ),
+        {"lon": [c.lon for c in places], "lat": [c.lat for c in places]},
+    ).scalar()
 
 
 def _stop_row(
@@ -513,9 +631,11 @@ def _stop_row(
     seq: int | None = None,
     arrival: datetime | None = None,
     departure: datetime | None = None,
+    leg_m: float | None = None,
 ) -> dict:
     c, s = planned.candidates[stop_id], planned.snaps[stop_id]
     return {
+        "leg_m": leg_m,
         "route": route,
         "seq": seq,
         "id": c.id,
@@ -532,3 +652,129 @@ def _stop_row(
         "lon": c.lon,
         "lat": c.lat,
     }
+
+
+# -- saved plans ------------------------------------------------------------------------------
+# Read in the caller's transaction (layers.db.transaction): row-level security decides which
+# plans exist for the caller (migration 0013), so "not yours" and "no such plan" look the same.
+_PLAN_COLUMNS = (
+    "id, name, plan_date, town_code, network, solver, status, teams, stops_total, stops_visited, "
+    "length_m, coverage, created_at"
+)
+
+
+def list_plans(conn: Connection, *, town: str | None = None, limit: int = 100, offset: int = 0) -> list[dict]:
+    """Saved plans the caller may read, newest first (of ``town`` when given)."""
+    rows = conn.execute(
+        text(
+            f"SELECT {_PLAN_COLUMNS} FROM pingan.patrol_plans "  # noqa: S608 - fixed columns
+            "WHERE CAST(:town AS text) IS NULL OR town_code = :town "
+            "ORDER BY created_at DESC, id DESC LIMIT :limit OFFSET :offset"
+        ),
+        {"town": town, "limit": limit, "offset": offset},
+    ).mappings()
+    return [dict(r) for r in rows]
+
+
+def plan_summary(conn: Connection, plan_id: int) -> dict | None:
+    """One saved plan: totals, coverage, messages, its routes and the stops left out (with why)."""
+    row = conn.execute(
+        text(f"SELECT {_PLAN_COLUMNS}, messages, params FROM pingan.patrol_plans WHERE id = :id"),  # noqa: S608
+        {"id": plan_id},
+    ).mappings().one_or_none()
+    if row is None:
+        return None
+    out = dict(row)
+    params = out.pop("params") or {}
+    out["max_snap_m"] = params.get("max_snap_m")
+    out["service_s"] = params.get("service_s")
+    out["routes"] = [
+        dict(r)
+        for r in conn.execute(
+            text(
+                "SELECT id, team, team_name, travel_mode, shift_start, shift_end, start_at, end_at, stops, "
+                "length_m, duration_s FROM pingan.patrol_routes WHERE plan_id = :id ORDER BY id"
+            ),
+            {"id": plan_id},
+        ).mappings()
+    ]
+    out["left_out"] = [
+        dict(r)
+        for r in conn.execute(
+            text(
+                "SELECT stop_id, kind, ref, name, priority, status, reason, snap_m FROM pingan.patrol_stops "
+                "WHERE plan_id = :id AND status <> 'visited' ORDER BY priority DESC, stop_id"
+            ),
+            {"id": plan_id},
+        ).mappings()
+    ]
+    return out
+
+
+def load_plan(conn: Connection, plan_id: int) -> PlanGeometry | None:
+    """A saved plan rebuilt for the exports (``gis.patrol.export``): the routes with their stops,
+    times and legs, the road geometry, and the depots the plan was made from."""
+    head = conn.execute(
+        text("SELECT name, plan_date, solver, messages, params FROM pingan.patrol_plans WHERE id = :id"),
+        {"id": plan_id},
+    ).one_or_none()
+    if head is None:
+        return None
+    origin = datetime(head.plan_date.year, head.plan_date.month, head.plan_date.day, tzinfo=CHINA)
+
+    def secs(t: datetime) -> float:
+        return (t - origin).total_seconds()
+
+    teams = {t["id"]: t for t in (head.params or {}).get("teams", [])}
+    routes = conn.execute(
+        text(
+            "SELECT id, team, team_name, travel_mode, shift_start, shift_end, start_at, end_at, length_m, "
+            "ST_AsBinary(geom) AS wkb FROM pingan.patrol_routes WHERE plan_id = :id ORDER BY id"
+        ),
+        {"id": plan_id},
+    ).all()
+    stops = conn.execute(
+        text(
+            "SELECT route_id, stop_id, kind, name, priority, status, reason, arrival, departure, leg_m, "
+            "ST_X(geom) AS lon, ST_Y(geom) AS lat FROM pingan.patrol_stops WHERE plan_id = :id "
+            "ORDER BY route_id, seq, stop_id"
+        ),
+        {"id": plan_id},
+    ).all()
+    coords: list[tuple[float, float]] = []
+
+    def node(lon: float, lat: float) -> int:
+        coords.append((float(lon), float(lat)))
+        return len(coords) - 1
+
+    out_routes, tracks = [], {}
+    for r in routes:
+        mine = [s for s in stops if s.route_id == r.id]
+        track = shapely.get_coordinates(shapely.from_wkb(bytes(r.wkb))) if r.wkb is not None else None
+        spec = teams.get(r.team, {})
+        first = mine[0] if mine else None
+        start_xy = spec.get("depot") or (track[0] if track is not None else (first.lon, first.lat))
+        end_xy = spec.get("end_depot") or spec.get("depot") or (
+            track[-1] if track is not None else (first.lon, first.lat)
+        )
+        team = Team(r.team, node(*start_xy), -1, (secs(r.shift_start), secs(r.shift_end)), r.travel_mode,
+                    spec.get("speed_kmh"), r.team_name or "")
+        visits = [Visit(team.start, None, secs(r.start_at), secs(r.start_at), 0.0)]
+        for s in mine:
+            k = node(s.lon, s.lat)
+            stop = Stop(s.stop_id, k, s.priority, s.name or "", s.kind)
+            visits.append(Visit(k, stop, secs(s.arrival), secs(s.departure), s.leg_m or 0.0))
+        end = node(*end_xy)
+        back = max(r.length_m - sum(v.leg_m for v in visits), 0.0)  # the leg home is not stored
+        visits.append(Visit(end, None, secs(r.end_at), secs(r.end_at), back))
+        team = Team(team.id, team.start, end, team.shift, team.mode, team.speed_kmh, team.name)
+        out_routes.append(Route(team, tuple(visits)))
+        if track is not None:
+            tracks[r.team] = track
+    dropped = tuple(
+        Dropped(Stop(s.stop_id, node(s.lon, s.lat), s.priority, s.name or "", s.kind), s.reason or s.status)
+        for s in stops
+        if s.route_id is None
+    )
+    plan = Plan(tuple(out_routes), dropped, head.solver, 0.0, tuple(head.messages or ()))
+    return PlanGeometry(plan, np.asarray(coords, np.float64).reshape(-1, 2), origin, tracks, head.name)

@@ -18,7 +18,8 @@ from types import MappingProxyType
 from typing import Literal
 
 PropertyType = Literal["string", "integer", "number", "boolean", "datetime", "date", "array"]
-GeometryType = Literal["Point", "MultiPolygon"]
+GeometryType = Literal["Point", "LineString", "MultiLineString", "MultiPolygon"]
+_DIMENSION = {"Point": 0, "LineString": 1, "MultiLineString": 1, "MultiPolygon": 2}
 Sensitivity = Literal["public", "internal", "personal"]
 
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]*$")
@@ -56,10 +57,12 @@ class Property:
 class Tiles:
     """How the layer becomes vector tiles.
 
-    Polygons are simplified to ``simplify_px`` tile pixels at every zoom. Points are aggregated
-    into square cells of ``cell_px`` pixels (counts per ``group_by`` value) below
+    Polygons and lines are simplified to ``simplify_px`` tile pixels at every zoom. Points are
+    aggregated into square cells of ``cell_px`` pixels (counts per ``group_by`` value) below
     ``detail_zoom``; from ``detail_zoom`` on, every feature is in the tile. ``max_features``
-    bounds a detailed tile: past it the tile is aggregated too, never silently truncated.
+    bounds a detailed point or polygon tile: past it the tile is aggregated too, never silently
+    truncated. Line tiles are never aggregated (a line has no one place to count it at): every
+    line crossing the tile is in it, simplified.
     """
 
     minzoom: int = 8
@@ -99,6 +102,7 @@ class Layer:
     roles: frozenset[str] = STAFF
     instead: str | None = None  # the layer shown to roles outside ``roles`` (aggregates)
     served: bool = True
+    per_user: bool = False  # rows depend on the caller's user (owner RLS): caches key on the user
     tiles: Tiles = field(default_factory=Tiles)
     style: Style = field(default_factory=Style)
     description_zh: str = ""
@@ -120,8 +124,16 @@ class Layer:
         for ref in (self.datetime_property, self.tiles.group_by, *self.tiles.properties):
             if ref is not None and ref not in known:
                 raise RegistryError(f"layer {self.id}: {ref!r} is not one of its properties")
+        if self.geometry_type not in _DIMENSION:
+            raise RegistryError(f"layer {self.id}: geometry type {self.geometry_type!r} is not one of "
+                                f"{', '.join(_DIMENSION)}")
         if not self.roles <= ALL_ROLES:
             raise RegistryError(f"layer {self.id}: unknown roles {sorted(self.roles - ALL_ROLES)}")
+
+    @property
+    def dimension(self) -> int:
+        """0 for points, 1 for lines, 2 for polygons (OGC tiles' ``geometryDimension``)."""
+        return _DIMENSION[self.geometry_type]
 
     def readable_by(self, role: str) -> bool:
         """May a caller of ``role`` read this layer at all? The system role reads every layer.

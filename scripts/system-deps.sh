@@ -13,6 +13,8 @@ if [ -z "${PINGAN_DATABASE_URL:-}" ]; then
   done
 fi
 have_pkg gdal-bin || need+=(gdal-bin)
+# a TrueType CJK font the ladder's PDF documents embed (reportlab cannot embed Noto CJK's CFF)
+have_pkg fonts-wqy-microhei || need+=(fonts-wqy-microhei)
 # `--test`: the real clients the OGC tests drive (GDAL above; QGIS 3.22 headless, ~900 MB) and
 # the load tool of the benchmarks; `make demo` does not need them.
 if [ "${1:-}" = "--test" ]; then

@@ -57,7 +57,9 @@ def properties_schema(layer: Layer) -> dict[str, Any]:
         if p.enum:
             entry["enum"] = list(p.enum)
         props[name] = entry
-    # Any layer may come aggregated: points below detail_zoom, and any tile past max_features.
+    if layer.dimension == 1:  # lines are never aggregated
+        return {"type": "object", "properties": props}
+    # Points and polygons may come aggregated: points below detail_zoom, any tile past max_features.
     props["count"] = {"type": "integer", "title": "Features in the cell (aggregated tiles)"}
     props["aggregated"] = {"type": "boolean", "title": "True on aggregated cells"}
     for value in _aggregate_values(layer):
@@ -78,7 +80,7 @@ def _layer_entry(layer: Layer) -> dict[str, Any]:
         "title": layer.title_en,
         "description": layer.description_en or layer.title_zh,
         "dataType": "vector",
-        "geometryDimension": 0 if layer.geometry_type == "Point" else 2,
+        "geometryDimension": layer.dimension,
         "minTileMatrix": str(layer.tiles.minzoom),
         "maxTileMatrix": str(layer.tiles.maxzoom),
         "propertiesSchema": properties_schema(layer),

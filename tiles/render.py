@@ -57,7 +57,8 @@ def served_layer(registry: Registry, layer_id: str, role: str | None = None) -> 
 
 
 def tile_kind(layer: Layer, z: int) -> Kind:
-    """Points below ``detail_zoom`` are aggregated; everything else is detailed (with the cap)."""
+    """Points below ``detail_zoom`` are aggregated; everything else is detailed (with the cap;
+    lines without one)."""
     if layer.geometry_type == "Point" and z < layer.tiles.detail_zoom:
         return "aggregate"
     return "detail"

@@ -46,6 +46,7 @@ class TileKey:
     multi: bool  # a dataset tile (several layers, no filters) rather than one collection's
     # per layer: drawn from prepared shapes (tiles.shapes); the same features either way
     shapes: tuple[bool, ...] = ()
+    user: str | None = None  # set when a layer's rows depend on the user (Layer.per_user)
 
     @property
     def etag(self) -> str:
@@ -101,7 +102,8 @@ class TileService:
         """
         tms = get_tms(tms_id)
         ids = list(dict.fromkeys(layer_ids)) if layer_ids is not None else [
-            layer.id for layer in self.registry.served() if layer.readable_by(principal.role)]
+            layer.id for layer in self.registry.served() if layer.readable_by(principal.role)
+            and not layer.per_user]  # per-user layers only when asked for (they key tiles on the user)
         if not ids:
             raise UnknownCollectionError("no collections requested")
         layers = [served_layer(self.registry, layer_id, principal.role) for layer_id in ids]
@@ -119,6 +121,7 @@ class TileService:
             z=z, x=x, y=y, role=principal.role, areas=principal.areas, filters=filters, multi=multi,
             shapes=tuple(not filters and z in stored_zooms(layer) and self.clock.shapes_current(layer.id)
                          for layer in layers),
+            user=principal.user if any(layer.per_user for layer in layers) else None,
         )
 
     async def tile(self, pool: AsyncConnectionPool, principal: Principal, key: TileKey) -> tuple[bytes, bool]:

@@ -35,9 +35,9 @@ TABLE = "pingan.tile_shapes"
 VERSIONS_TABLE = "pingan.tile_shape_versions"
 
 def eligible(layer: Layer) -> bool:
-    """Polygon layers of the administrative kind get shapes (points are cheap to draw from the
-    table; a personal layer's rows depend on the caller, which one shared store cannot)."""
-    return (layer.geometry_type != "Point" and layer.sensitivity != "personal"
+    """Polygon layers of the administrative kind get shapes (points and lines are cheap to draw
+    from the table; a personal layer's rows depend on the caller, which one shared store cannot)."""
+    return (layer.dimension == 2 and layer.sensitivity != "personal"
             and layer.tiles.minzoom <= SHAPES_MAXZOOM)
 
 

@@ -15,6 +15,9 @@ Why the statements look the way they do:
 - Polygons must intersect the tile (``ST_Intersects`` after ``&&``); they are simplified in 3857
   to ``simplify_px`` tile pixels before ``ST_AsMVTGeom`` (which snaps to the 4096 grid and clips
   with a 64-unit buffer), and dropped only if their whole area is below one pixel.
+- Lines are drawn like polygons (intersect, simplify by zoom, snap and clip), without the area
+  test, and never aggregated: a line tile is the detailed statement alone, every line crossing
+  the tile (a line has no single place where a cell could count it).
 - A detailed tile is first counted with ``LIMIT max_features + 1`` (the cheapest bounded
   count); the same statement then runs either the detailed branch or the aggregated one, so the
   decision costs no extra round trip. The branches are gated by an uncorrelated sub-select,
@@ -128,7 +131,9 @@ def _compile(layer: Layer, kind: Kind, filter_names: tuple[str, ...], shapes: bo
     if shapes and (kind != "detail" or filter_names or not eligible(layer)):
         raise ValueError(f"no shapes statement for {layer.id} ({kind}, filters {filter_names})")
     where = _where(layer, filter_names)
-    if kind == "aggregate":
+    if layer.dimension == 1:  # lines are never aggregated: one statement whatever the kind
+        body = _lines_only(layer, where)
+    elif kind == "aggregate":
         body = _aggregate_only(layer, where)
     elif shapes:
         body = _shapes_with_fallback(layer, where)
@@ -247,16 +252,24 @@ def _detail_cte(layer: Layer, where: sql.Composable, gate: sql.Composable) -> sq
             "detail AS (SELECT {mvt_geom} AS geom{props} FROM {table} t, tile WHERE {where}{gate})"
         ).format(mvt_geom=_mvt_geom(point), props=_properties(layer), table=_table(layer), where=where,
                  gate=gate)
+    # Polygons under one pixel are dropped; lines keep their collapsed ends (ST_Simplify with
+    # preserveCollapsed), and ST_AsMVTGeom drops what snaps to a single point.
+    small = sql.SQL(" AND ST_Area(m.g) >= tile.px * tile.px") if layer.dimension == 2 else sql.SQL("")
     return sql.SQL(
         "detail AS (SELECT {mvt_geom} AS geom{props}"
         " FROM {table} t CROSS JOIN tile CROSS JOIN LATERAL (SELECT ST_Transform(t.{geom}, 3857) AS g) m"
-        " WHERE {where} AND ST_Intersects(t.{geom}, tile.env_g)"
-        " AND ST_Area(m.g) >= tile.px * tile.px{gate})"
-    ).format(
+        " WHERE {where} AND ST_Intersects(t.{geom}, tile.env_g){small}{gate})"
+    ).format(small=small,
         mvt_geom=_mvt_geom(
             sql.SQL("ST_Simplify(m.g, tile.px * {}, true)").format(sql.Literal(layer.tiles.simplify_px))),
         props=_properties(layer), table=_table(layer), geom=geom, where=where, gate=gate,
     )
+
+
+def _lines_only(layer: Layer, where: sql.Composable) -> sql.Composable:
+    """Every line of the tile, simplified to the zoom: no cap, no aggregated fallback."""
+    return sql.SQL("WITH {tile}, {detail} SELECT {mvt}").format(
+        tile=_tile_cte(), detail=_detail_cte(layer, where, sql.SQL("")), mvt=_asmvt("detail", layer))
 
 
 def _detail_with_fallback(layer: Layer, where: sql.Composable) -> sql.Composable:

@@ -13,6 +13,7 @@ from typing import Any
 from api.ogc.crs import CRS84, STORAGE_URI, URIS
 from api.ogc.extents import CollectionInfo
 from api.ogc.params import DEFAULT_LIMIT, MAX_LIMIT
+from api.ogc.processes.descriptions import pygeoapi_resources
 
 PROVIDER = "api.ogc.provider.PinganProvider"
 TILESETS_VECTOR = "http://www.opengis.net/def/rel/ogc/1.0/tilesets-vector"
@@ -36,7 +37,10 @@ def pygeoapi_config(service_key: str, infos: dict[str, CollectionInfo], base_url
         },
         "logging": {"level": "WARNING"},
         "metadata": _metadata(),
-        "resources": {lid: _resource(service_key, info, base_url) for lid, info in infos.items()},
+        "resources": {
+            **{lid: _resource(service_key, info, base_url) for lid, info in infos.items()},
+            **pygeoapi_resources(),  # OGC API - Processes descriptions (api/ogc/processes)
+        },
     }
 
 

@@ -13,6 +13,7 @@ _F1 = "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/"
 _F3 = "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/"
 _CQL2 = "http://www.opengis.net/spec/cql2/1.0/conf/"
 _TILES = "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/"
+_PROC = "http://www.opengis.net/spec/ogcapi-processes-1/1.0/conf/"
 
 CONFORMANCE: tuple[str, ...] = (
     *(_COMMON + c for c in ("core", "landing-page", "json", "html", "oas30")),
@@ -38,4 +39,6 @@ CONFORMANCE: tuple[str, ...] = (
     "http://www.opengis.net/spec/ogcapi-features-8/1.0/conf/sorting",
     "http://www.opengis.net/spec/ogcapi-features-6/1.0/conf/properties-features",
     *(_TILES + c for c in ("core", "mvt", "tileset", "tilesets-list")),
+    # OGC API - Processes Part 1 (api/ogc/processes): no callbacks, no HTML job pages
+    *(_PROC + c for c in ("core", "ogc-process-description", "json", "oas30", "job-list", "dismiss")),
 )

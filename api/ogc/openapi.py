@@ -13,6 +13,7 @@ from typing import Any
 from api.ogc.crs import URIS
 from api.ogc.extents import CollectionInfo
 from api.ogc.params import DEFAULT_LIMIT, FILTER_LANGS, MAX_LIMIT, RESERVED
+from api.ogc.processes.openapi import process_paths
 from layers.registry import Layer, Property
 
 _REF = "#/components/parameters/"
@@ -281,6 +282,7 @@ def openapi_document(infos: dict[str, CollectionInfo], base_url: str) -> dict[st
     for info in infos.values():
         paths.update(_collection_tile_paths(info.layer))
     paths.update(_dataset_tile_paths([info.layer for info in infos.values()]))
+    paths.update(process_paths())  # OGC API - Processes (api/ogc/processes)
     error = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/exception"}}}}
     exception = {
         "type": "object",
@@ -299,6 +301,7 @@ def openapi_document(infos: dict[str, CollectionInfo], base_url: str) -> dict[st
         "tags": [
             {"name": "server"},
             {"name": "tiles", "description": "Tiles of several collections"},
+            {"name": "processes", "description": "OGC API - Processes: analyses, the index, patrol plans"},
             *({"name": i.layer.id, "description": i.layer.title_zh} for i in infos.values()),
         ],
         "paths": paths,

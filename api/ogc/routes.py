@@ -71,13 +71,9 @@ async def landing(request: Request, principal: PrincipalDep) -> Response:
 
 
 def _landing_links(doc: dict[str, Any], base: str) -> None:
-    """pygeoapi links processes and jobs (none served yet) and /TileMatrixSets (ours is
-    /tileMatrixSets)."""
-    drop = (
-        "http://www.opengis.net/def/rel/ogc/1.0/processes",
-        "http://www.opengis.net/def/rel/ogc/1.0/job-list",
-    )
-    links = [link for link in doc.get("links", []) if link.get("rel") not in drop]
+    """pygeoapi links /TileMatrixSets (ours is /tileMatrixSets). Its processes and job-list
+    links stay: api/ogc/processes serves them."""
+    links = list(doc.get("links", []))
     for link in links:
         if link.get("rel", "").endswith("/tiling-schemes"):
             link["href"] = link["href"].replace(f"{base}/TileMatrixSets", f"{base}/tileMatrixSets")

@@ -46,7 +46,26 @@ READ_ROUTES = {
     "/ogc/tiles/{tileMatrixSetId}/{tileMatrix}/{tileRow}/{tileCol}": "tiles",
     "/api/persons/{person_id}": "person file (tests/layers/test_persons.py has the per-role fields)",
     "/api/etl/batches": "etl", "/api/etl/batches/{batch_id}/rejects": "etl",
+    # saved patrol plans (issue 9): roles and towns in tests/api/test_patrol_api.py
+    "/api/patrol/plans": "patrol", "/api/patrol/plans/{plan_id}": "patrol",
+    "/api/patrol/plans/{plan_id}/export": "patrol",
+    # ladder items, evidence, documents, index map exports (issue 6): tests/api/test_warnings.py
+    "/api/warnings/{warning_id}": "warnings", "/api/warnings/{warning_id}/document": "warnings",
+    "/api/warnings/{warning_id}/evidence/{evidence_id}/file": "warnings", "/api/index/export": "warnings",
+    # the map screen's panels (issue 8): roles, RLS and numbers in tests/web/test_dashboard_api.py
+    "/api/warnings": "map screen", "/api/kpis": "map screen", "/api/places/{code}": "map screen",
+    "/api/hazards/{ref}/history": "map screen", "/api/cases/{ref}/history": "map screen",
+    "/api/labels": "map screen", "/api/versions": "map screen",
+    "/static/glyphs/{fontstack}/{name}": "public",  # label glyphs (no data)
     "/docs": "public", "/docs/oauth2-redirect": "public", "/redoc": "public", "/openapi.json": "public",
+    # OGC API - Processes (issue 7): roles, owners and jobs in tests/api/ogc/test_processes.py
+    "/ogc/processes": "processes", "/ogc/processes/{process_id}": "processes", "/ogc/jobs": "processes",
+    "/ogc/jobs/{job_id}": "processes", "/ogc/jobs/{job_id}/results": "processes",
+    # raster products (issue 7): roles, owners and RLS in tests/api/test_rasters.py
+    "/api/rasters": "rasters", "/api/rasters/{raster_id}": "rasters",
+    "/api/rasters/{raster_id}/cog.tif": "rasters",
+    "/api/rasters/{raster_id}/tiles/{tileMatrixSetId}/tilejson.json": "rasters",
+    "/api/rasters/{raster_id}/tiles/{tileMatrixSetId}/{tileMatrix}/{tileRow}/{tileCol}.png": "rasters",
 }
 
 

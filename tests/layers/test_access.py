@@ -42,8 +42,38 @@ SELECT_MATRIX: dict[str, frozenset[str]] = {
     "index_stars": EVERYONE,
     "index_scores": PLACES, "index_models": PLACES, "index_survey": PLACES,
     "index_warnings": STAFF, "index_warning_events": STAFF,
+    # ladder evidence (0014): staff, rows by the item's jurisdiction (tests/api/test_warnings.py)
+    "index_warning_evidence": STAFF,
     # patrol plans (0009): routes through places, not individuals, but when a place is watched: staff
     "patrol_plans": STAFF, "patrol_routes": STAFF, "patrol_stops": STAFF,
+    # rasters (0012): monthly densities to staff and analysts; job rasters to owner and admins (RLS)
+    "rasters": PLACES,
+    # saved plans as layers (0013): staff, and row-level security by town (tests/layers/test_patrol_layer.py)
+    "patrol_routes_served": STAFF, "patrol_stops_served": STAFF,
+    # processes (0011): own jobs and their cell results, for every role that may run a process
+    "jobs": PLACES, "job_cells": PLACES, "hotspot_results": PLACES,
+}
+# What the service side may append (INSERT only; never UPDATE/DELETE), besides the audit log.
+INDEX_WRITERS = frozenset({"admin", "command"})
+INSERTS: dict[str, frozenset[str]] = {
+    "rasters": PLACES,  # 0012: a caller's own job rasters only (RLS: owner, audience, job)
+    "index_warning_evidence": frozenset({"admin", "command", "town", "grid"}),  # 0014, append-only
+    # 0013: the process patrol-plan saves plans for its caller; a town user its own town's only (RLS)
+    "patrol_plans": frozenset({"admin", "command", "town", "system"}),
+    "patrol_routes": frozenset({"admin", "command", "town", "system"}),
+    "patrol_stops": frozenset({"admin", "command", "town", "system"}),
+    # 0011: a caller's own jobs and their cells (RLS: owner), written by the job runner for the caller
+    "jobs": PLACES, "job_cells": PLACES,
+    # 0015: the process index-compute, for the district-wide roles that lead the index
+    **dict.fromkeys(("index_models", "index_scores", "index_warnings", "index_warning_events"),
+                    INDEX_WRITERS),
+}
+# 0011: besides INSERT: the runner updates its caller's job status; dismissing drops the job's cells
+CHANGES: dict[tuple[str, str], frozenset[str]] = {
+    ("jobs", "UPDATE"): PLACES, ("job_cells", "DELETE"): PLACES,
+    # 0015: a computation replaces the month's scores and rebuilds the ladder
+    **dict.fromkeys((("index_models", "UPDATE"), ("index_scores", "DELETE"), ("index_warnings", "UPDATE"),
+                     ("index_warnings", "DELETE"), ("index_warning_events", "DELETE")), INDEX_WRITERS),
 }
 # Relations the identity migration owns (tests/api/auth checks their privileges).
 IDENTITY = {"users", "sessions", "api_tokens", "login_throttle"}
@@ -99,7 +129,8 @@ def test_service_side_cannot_write_anything_but_audit(demo_engine: Engine) -> No
                 for priv in ("INSERT", "UPDATE", "DELETE", "TRUNCATE"):
                     has = c.execute(text("SELECT has_table_privilege(:r, :t, :p)"),
                                     {"r": _db_role(role), "t": f"pingan.{rel}", "p": priv}).scalar_one()
-                    expected = rel == "audit_log" and priv == "INSERT"
+                    expected = priv == "INSERT" and (rel == "audit_log" or role in INSERTS.get(rel, ()))
+                    expected = expected or role in CHANGES.get((rel, priv), ())
                     assert has == expected, f"{_db_role(role)} {priv} on {rel}"
 
 

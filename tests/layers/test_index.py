@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import date
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -293,6 +294,36 @@ def test_ladder_document(idx, tmp_path) -> None:
                          {"i": item.id}).scalar_one() == str(d.path)
     with idx.begin() as c, pytest.raises(DocumentError, match="no ladder item 0"):
         ladder_document(c, 0, tmp_path)
+
+
+def test_ladder_document_pdf(idx, tmp_path, monkeypatch) -> None:
+    """The PDF embeds a CJK TrueType subset: the place, step and deadline extract back as text."""
+    from pypdf import PdfReader
+
+    from layers.index_documents import DocumentError, ladder_document
+
+    with idx.connect() as c:
+        item = c.execute(text("SELECT w.id, w.code, w.step, w.deadline, w.owner, v.name, t.name AS town "
+                              "FROM pingan.index_warnings w JOIN pingan.villages v ON v.code = w.code "
+                              "JOIN pingan.towns t ON t.code = w.town_code WHERE w.status = 'open' "
+                              "ORDER BY w.step DESC, w.id LIMIT 1")).one()
+    with idx.begin() as c:
+        d = ladder_document(c, item.id, tmp_path, fmt="pdf")
+    assert d.path.suffix == ".pdf" and d.path.read_bytes().startswith(b"%PDF-")
+    body = "".join(p.extract_text() for p in PdfReader(d.path).pages)
+    assert f"{item.town}{item.name}平安建设{d.title}" in body
+    assert f"{item.deadline:%Y年%m月%d日}" in body and f"致：{item.owner}" in body
+    assert {1: "预警", 2: "抄告", 3: "督办", 4: "挂牌"}[item.step] in body
+    with idx.begin() as c, pytest.raises(DocumentError, match="DOCX only"):
+        ladder_document(c, item.id, tmp_path, template=tmp_path / "x.docx", fmt="pdf")
+    monkeypatch.setenv("PINGAN_CJK_FONT", str(tmp_path / "none.ttf"))
+    with idx.begin() as c, pytest.raises(DocumentError, match="no such file"):
+        ladder_document(c, item.id, tmp_path, fmt="pdf")
+    cff = Path("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc")
+    if cff.exists():  # CFF outlines: refused with the reason, not a broken PDF
+        monkeypatch.setenv("PINGAN_CJK_FONT", str(cff))
+        with idx.begin() as c, pytest.raises(DocumentError, match="cannot be embedded"):
+            ladder_document(c, item.id, tmp_path, fmt="pdf")
 
 
 # -- who reads what (migration 0007 grants, rows by jurisdiction) ----------------------------------

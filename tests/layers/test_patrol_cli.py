@@ -130,3 +130,56 @@ def test_given_stops_and_depot_csv(pingan, tmp_path, demo_engine) -> None:
 def test_bad_input_is_a_message_not_a_traceback(pingan, args, message) -> None:
     r = pingan(*args)
     assert r.exit_code == 2 and message in r.output and "Traceback" not in r.output
+
+
+# -- hot spots, saved plans: `pingan patrol plan --hotspots --save`, `plans`, `export` ----------
+@pytest.fixture(scope="module")
+def hot_demo(demo_engine):
+    """The demo district with hot cells (and three saved plans) from the layer tests' fixture."""
+    from tests.layers.test_patrol_layer import saved_demo_plans
+
+    with saved_demo_plans(demo_engine) as ids:
+        yield ids
+
+
+@pytest.fixture
+def cli(demo_engine, monkeypatch):
+    monkeypatch.setenv("PINGAN_DATABASE_URL", demo_engine.url.render_as_string(hide_password=False))
+    runner = CliRunner()
+    return lambda *args: runner.invoke(app, ["patrol", *args])
+
+
+def test_hotspots_saved_listed_and_exported(cli, hot_demo, demo_engine, tmp_path) -> None:
+    town = hot_demo["towns"][0]
+    r = cli("plan", "--teams", "1", "--town", town, "--sources", "key_sites", "--hotspots",
+            "--hotspot-priority", "3=9,2=8", "--max-stops", "4", "--time-limit", "0.3", "--save",
+            "--name", "cli hot", "--date", "2026-11-24")
+    assert r.exit_code == 0, r.output
+    plan_id = int(r.output.split("saved as plan ")[1].split()[0])
+    try:
+        with demo_engine.connect() as c:
+            kinds = c.execute(text("SELECT kind, priority, status FROM pingan.patrol_stops"
+                                   " WHERE plan_id = :p"), {"p": plan_id}).all()
+            owner = c.execute(text("SELECT town_code FROM pingan.patrol_plans WHERE id = :p"),
+                              {"p": plan_id}).scalar_one()
+        # hot spots outrank every key site at these priorities: the 4 stops are hot cells
+        assert {k for k, _, _ in kinds} == {"hotspot"} and {p for _, p, _ in kinds} <= {9.0, 8.0}
+        assert owner == town and "hot-spot cells in the area within 200 m" in r.output
+        listed = cli("plans", "--town", town)
+        assert listed.exit_code == 0 and f"{plan_id:>6}  2026-11-24  {town}  cli hot: " in listed.output
+        out = tmp_path / "p.kml"
+        r = cli("export", str(plan_id), "--format", "kml", "--datum", "gcj02", "--out", str(out))
+        assert r.exit_code == 0, r.output
+        assert "datum: gcj02" in out.read_text(encoding="utf-8")
+        assert cli("export", "999999999", "--out", str(out)).output.count("no saved plan 999999999") == 1
+        bad = cli("export", str(plan_id), "--format", "shp", "--out", str(out))
+        assert bad.exit_code == 2 and "--format 'shp'" in bad.output
+    finally:
+        with demo_engine.begin() as c:
+            c.execute(text("DELETE FROM pingan.patrol_plans WHERE id = :p"), {"p": plan_id})
+
+
+@pytest.mark.parametrize("spec", ["3=x", "4=1", "2=-1", "hot"])
+def test_bad_hotspot_priority(cli, spec) -> None:
+    r = cli("plan", "--hotspots", "--hotspot-priority", spec)
+    assert r.exit_code == 2 and "--hotspot-priority" in r.output and "Traceback" not in r.output

@@ -1,2 +1,1 @@
--- placeholder
-SELECT 1;
+DROP TABLE pingan.rasters;

@@ -7,12 +7,6 @@ after autovacuum.
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +17,7 @@ from sqlalchemy import Engine, text
 from api.app import create_app
 from api.settings import ApiSettings
 from layers.settings import DatabaseSettings
+from tests.serve import uvicorn_app
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -64,61 +59,8 @@ def exact_counts(client: TestClient) -> Iterator[None]:
         service.exact_count_limit = before
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def server(demo_url: str, demo_service_url: str) -> Iterator[str]:
     """The app served by uvicorn on 127.0.0.1 (for GDAL, OWSLib, schemathesis); its base URL."""
-    port = _free_port()
-    env = {**os.environ, "PINGAN_SERVICE_DATABASE_URL": demo_service_url, "PINGAN_ENVIRONMENT": "test"}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "--factory",
-            "api.asgi:app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-            "--no-access-log",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        _wait(proc, base + "/healthz")
+    with uvicorn_app(demo_service_url) as base:
         yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        if proc.stderr is not None:
-            proc.stderr.close()
-
-
-def _wait(proc: subprocess.Popen, url: str) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"uvicorn exited: {proc.stderr.read().decode()[-2000:]}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as r:  # noqa: S310 - our own server
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError("uvicorn did not answer /healthz within 60 s")

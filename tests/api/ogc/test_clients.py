@@ -100,6 +100,9 @@ def test_owslib(server: str, count) -> None:
         "hotspots",
         "index-villages",
         "index-towns",
+        "patrol-routes",  # saved patrol plans (issue 9)
+        "patrol-stops",
+        "hotspot-results",  # the caller's own process results (issue 7)
     ]
     assert "level" in api.collection_queryables("hazards")["properties"]
     assert api.collection("cases")["id"] == "cases"
