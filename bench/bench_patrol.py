@@ -149,7 +149,7 @@ def main() -> None:
     ap.add_argument("--stops", type=int, default=60)
     ap.add_argument("--teams", type=int, default=5)
     ap.add_argument("--mode", default="foot")
-    ap.add_argument("--time-limit", type=float, default=5.0)
+    ap.add_argument("--time-limit", type=float, default=8.5, help="OR-Tools seconds (goal: a plan < 10 s)")
     ap.add_argument("--repeat", type=int, default=1)
     args = ap.parse_args()
 

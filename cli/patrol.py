@@ -87,7 +87,7 @@ def plan(
     input_datum: Annotated[str, typer.Option(help="datum of --depot and --stops coordinates")] = "wgs84",
     service: Annotated[float, typer.Option(min=0, help="minutes spent at each stop")] = 5.0,
     snap: Annotated[float, typer.Option(min=1, help="metres a stop may lie from the nearest road")] = 250.0,
-    time_limit: Annotated[float, typer.Option(min=0.1, help="seconds of optimisation")] = 5.0,
+    time_limit: Annotated[float, typer.Option(min=0.1, help="seconds of optimisation")] = 8.5,
     balance: Annotated[
         float,
         typer.Option(

@@ -357,7 +357,7 @@ PROCESSES: dict[str, dict[str, Any]] = {
                 "time_limit_s": _inp(
                     "求解时限（秒）",
                     "Solver time (s)",
-                    {"type": "number", "minimum": 0.5, "maximum": 60, "default": 5},
+                    {"type": "number", "minimum": 0.5, "maximum": 60, "default": 8.5},
                 ),
                 "name": _inp("名称", "Name", {"type": "string", "maxLength": 200}),
             },

@@ -318,7 +318,7 @@ def patrol_inputs(inputs: dict[str, Any]) -> PatrolInputs:
         shift,
         _choice(inputs, "mode", ("foot", "bicycle", "car"), "foot"),  # type: ignore[arg-type]
         _integer(inputs, "max_stops", 60, lo=1, hi=500),  # type: ignore[arg-type]
-        _number(inputs, "time_limit_s", 5.0, lo=0.5, hi=60),
+        _number(inputs, "time_limit_s", 8.5, lo=0.5, hi=60),
         name,
         _strings(inputs, "sources", PATROL_SOURCES) or PATROL_SOURCES,
     )  # type: ignore[arg-type]
