@@ -2,6 +2,9 @@
 
 Run with ``.venv/bin/python bench/bench_index.py [--villages 30000] [--months 60] [--repeat 3]``.
 
+With ``--database`` [``--towns 300``] it measures instead what ``pingan index compute`` does end to
+end against PostGIS (a fresh database, filled by COPY, dropped at the end): see bench/index_db.py.
+
 Inputs are synthetic at that scale, drawn like the demo district's (etl/demo, scale 1, seed 42,
 refreshed monthly stats, 2024-11..2026-10): populations log-normal around 3,000 (251..46,000 in
 the demo), every source of the default model as Poisson counts at the demo's mean rate per
@@ -76,7 +79,15 @@ def main() -> None:
     ap.add_argument("--months", type=int, default=60)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--method", choices=("fixed", "quantiles", "natural_breaks"), default="fixed")
+    ap.add_argument("--database", action="store_true", help="end to end against PostGIS (bench/index_db.py)")
+    ap.add_argument("--towns", type=int, default=300, help="towns, with --database")
+    ap.add_argument("--profile", action="store_true", help="with --database: cProfile the input read")
     a = ap.parse_args()
+    if a.database:
+        from index_db import run as run_database
+
+        run_database(a.towns, a.villages, a.months, a.repeat, a.profile)
+        return
     model = default_model()
     model = replace(model, classification=replace(model.classification, method=a.method))
     t0 = time.perf_counter()
