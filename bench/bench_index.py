@@ -81,12 +81,14 @@ def main() -> None:
     ap.add_argument("--method", choices=("fixed", "quantiles", "natural_breaks"), default="fixed")
     ap.add_argument("--database", action="store_true", help="end to end against PostGIS (bench/index_db.py)")
     ap.add_argument("--towns", type=int, default=300, help="towns, with --database")
-    ap.add_argument("--profile", action="store_true", help="with --database: cProfile the input read")
+    ap.add_argument("--profile", action="store_true", help="with --database: cProfile one whole compute")
+    ap.add_argument("--keep", metavar="DB", help="with --database: keep the filled database under this name "
+                    "(and reuse it when it exists) instead of dropping it")
     a = ap.parse_args()
     if a.database:
         from index_db import run as run_database
 
-        run_database(a.towns, a.villages, a.months, a.repeat, a.profile)
+        run_database(a.towns, a.villages, a.months, a.repeat, a.profile, a.keep)
         return
     model = default_model()
     model = replace(model, classification=replace(model.classification, method=a.method))

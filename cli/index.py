@@ -83,7 +83,7 @@ def show(
     ] = None,
 ) -> None:
     """The stored index of a month, best first (or one place explained)."""
-    from layers.index import scores
+    from layers.index import contributions, scores
 
     if level not in ("village", "town"):
         raise fail("level must be village or town")
@@ -92,6 +92,7 @@ def show(
     try:
         with eng.connect() as conn:
             rows = scores(conn, p, level)
+            parts = contributions(conn, p, level, explain) if explain else None
     finally:
         eng.dispose()
     if not rows:
@@ -104,9 +105,9 @@ def show(
             f"{row.code} {row.name}: score {row.score} ({row.class_key}), "
             f"rank {row.rank}" + (f", vetoed: {'; '.join(row.veto_reasons)}" if row.veto else "")
         )
-        typer.echo(f"  {'indicator':<22} {'raw':>9} {'value':>9} {'risk':>7} {'weight':>7} {'points':>7}")
+        typer.echo(f"  {'indicator':<22} {'value':>9} {'risk':>7} {'weight':>7} {'points':>7}")
         items = sorted(
-            row.contributions.items(),
+            (parts or {}).items(),
             key=lambda kv: (kv[1].get("skipped", False), -(kv[1].get("deduction") or 0), kv[0]),
         )
         for iid, c in items:
@@ -114,7 +115,7 @@ def show(
                 typer.echo(f"  {iid:<22} skipped (no data)")
                 continue
             typer.echo(
-                f"  {iid:<22} {_n(c['raw']):>9} {_n(c['value']):>9} {_n(c['risk']):>7} "
+                f"  {iid:<22} {_n(c['value']):>9} {_n(c['risk']):>7} "
                 f"{_n(c['weight']):>7} {-c['deduction']:>7.2f}"
             )
         return

@@ -200,7 +200,8 @@ def breakdown(conn: Connection, code: str, period: date) -> dict[str, Any] | Non
     level = "village" if len(code) == 12 else "town"
     row = conn.execute(text(
         "SELECT s.code, s.level, s.period, s.score::float8 AS score, s.class, s.colour_hex, s.rank,"
-        " s.rank_change, s.change::float8 AS change, s.veto, s.veto_reasons, s.contributions, s.notes,"
+        " s.rank_change, s.change::float8 AS change, s.veto, s.veto_reasons,"
+        " pingan.index_contributions(s.period, s.level, s.code) AS contributions, s.notes,"
         " m.name AS model, m.version AS model_version, m.toml"
         " FROM pingan.index_scores s JOIN pingan.index_models m ON m.id = s.model_id"
         " WHERE s.level = :l AND s.code = :c AND s.period = :p"),
@@ -213,7 +214,7 @@ def breakdown(conn: Connection, code: str, period: date) -> dict[str, Any] | Non
         if c.get("skipped"):
             items.append({"id": ind, "label": labels.get(ind, ind), "skipped": True})
             continue
-        items.append({"id": ind, "label": labels.get(ind, ind), "raw": c.get("raw"), "value": c.get("value"),
+        items.append({"id": ind, "label": labels.get(ind, ind), "value": c.get("value"),
                       "risk": c.get("risk"), "weight": c.get("weight"), "deduction": c.get("deduction")})
     items.sort(key=lambda i: (i.get("skipped", False), -(i.get("deduction") or 0.0)))
     keys = ("code", "level", "score", "class", "colour_hex", "rank", "rank_change", "change", "veto", "model",

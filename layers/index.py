@@ -34,7 +34,7 @@ from gis.index import compute as compute_panel
 from gis.index.classify import CLASS_KEYS
 from gis.index.ladder import run_ladder
 from gis.index.stars import scorecards
-from layers import versions
+from layers import pgcopy, versions
 
 # Every source a model may name: what it counts (per place and month) and where from. Counts are
 # additive (towns sum their villages); rates are not (towns: population-weighted mean).
@@ -163,6 +163,16 @@ GROUP BY 1, 2""",
 }
 
 
+_SQL_COLUMNS = {
+    "monthly_stats": _MONTHLY_STATS,
+    "cases": ("cases_criminal", "petitions", "accidents"),
+    "escalated": ("disputes_escalated",),
+    "severe": ("hazards_severe_overdue",),
+    "persons": ("persons_red", "persons_yellow", "person_visits_overdue"),
+    "survey": ("survey_awareness", "survey_participation", "survey_satisfaction"),
+}
+
+
 @dataclass(frozen=True)
 class Inputs:
     villages: Panel
@@ -172,7 +182,11 @@ class Inputs:
 
 
 def read_inputs(conn: Connection, first: date, last: date, sources: Iterable[str] | None = None) -> Inputs:
-    """Every source (or ``sources``) per village and town, for the months first..last."""
+    """Every source (or ``sources``) per village and town, for the months first..last.
+
+    Each source query is read with one binary COPY straight into numpy arrays (month index,
+    village index, values): at 30,000 villages × 60 months that is 1.8 million rows, which as
+    Python rows took 22 s."""
     periods = tuple(add_months(first, i) for i in range(month_index(last) - month_index(first) + 1))
     vil = conn.execute(text("SELECT code, town_code, population FROM pingan.villages ORDER BY code")).all()
     towns = conn.execute(text("SELECT code, population FROM pingan.towns ORDER BY code")).all()
@@ -180,25 +194,33 @@ def read_inputs(conn: Connection, first: date, last: date, sources: Iterable[str
         raise IndexInputError("no villages or towns loaded: load the areas first "
                               "(pingan demo load / etl load)")
     codes = np.array([r.code for r in vil])
-    pos = {c: i for i, c in enumerate(codes)}
     wanted = set(SOURCES if sources is None else sources)
     values: dict[str, np.ndarray] = {}
     params = {"first": first, "last": last}
-    for key, sql in _SQL.items():
-        result = conn.execute(text(sql), params)
-        keys = list(result.keys())
-        cols = [c for c in keys if c not in ("period", "code")]
-        frame = pd.DataFrame(result.all(), columns=keys)
-        for col in cols:
-            if col not in wanted:
+    literals = {k: f"DATE '{v:%Y-%m-%d}'" for k, v in params.items()}  # COPY takes no parameters
+    with conn.connection.driver_connection.cursor() as cur:
+        for key, query in _SQL.items():
+            cols = [c for c in _SQL_COLUMNS[key] if c in wanted]
+            if not cols:
                 continue
-            arr = np.full((len(periods), len(codes)), np.nan if key == "survey" else 0.0)
-            if len(frame):
-                t = np.array([month_index(p) - month_index(first) for p in frame["period"]])
-                n = frame["code"].map(pos).to_numpy()
-                ok = ~pd.isna(n) & ~pd.isna(frame[col].to_numpy())
-                arr[t[ok], n[ok].astype(int)] = frame[col].to_numpy(dtype=float)[ok]
-            values[col] = arr
+            missing = "'NaN'" if key == "survey" else "0"
+            body = query.replace("CAST(:first AS timestamp)", f"CAST({literals['first']} AS timestamp)")
+            body = body.replace("CAST(:last AS timestamp)", f"CAST({literals['last']} AS timestamp)")
+            body = body.replace(":first", literals["first"]).replace(":last", literals["last"])
+            select = ", ".join(f"coalesce(q.{c}::float8, {missing})" for c in cols)
+            got = pgcopy.read_fixed(
+                cur,
+                f"SELECT ((extract(year FROM q.period) * 12 + extract(month FROM q.period) - 1)::int4 "  # noqa: S608
+                f"- {month_index(first)})::int4, p.i, {select} FROM ({body}) q "
+                "JOIN (SELECT code, (row_number() OVER (ORDER BY code) - 1)::int4 AS i "
+                "FROM pingan.villages) p "
+                "ON p.code = q.code",
+                [("t", "int4"), ("n", "int4")] + [(c, "float8") for c in cols],
+            )
+            for col in cols:
+                arr = np.full((len(periods), len(codes)), np.nan if key == "survey" else 0.0)
+                arr[got["t"], got["n"]] = got[col]
+                values[col] = arr
     notes: list[str] = []
     stats_used = bool(wanted & set(_MONTHLY_STATS))
     has_stats = "SELECT EXISTS (SELECT 1 FROM pingan.monthly_stats WHERE period BETWEEN :first AND :last)"
@@ -286,7 +308,7 @@ def compute(
         inputs = read_inputs(conn, max(start, begins), last, model.sources())
         model_id = _store_model(conn, model)
         conn.execute(
-            text("DELETE FROM pingan.index_scores WHERE period BETWEEN :a AND :b"), {"a": first, "b": last}
+            text("DELETE FROM pingan.index_months WHERE period BETWEEN :a AND :b"), {"a": first, "b": last}
         )
         rows, classes, vetoed, notes = 0, {}, {}, list(inputs.notes)
         for level, panel, towns in (
@@ -295,7 +317,7 @@ def compute(
         ):
             result = compute_panel(model.for_level(level), panel)
             ts = range(result.t(first), result.t(last) + 1)
-            rows += _store_scores(conn, level, result, ts, towns, model_id)
+            rows += _store_months(conn, level, result, ts, towns, model_id)
             t_last = result.t(last)
             classes[level] = {k: int((result.klass[t_last] == i).sum()) for i, k in enumerate(CLASS_KEYS)}
             vetoed[level] = int(result.veto[t_last].sum())
@@ -328,41 +350,64 @@ def _store_model(conn: Connection, model: IndexModel) -> int:
     ).scalar_one()
 
 
-_SCORE_COLUMNS = ("period", "level", "code", "town_code", "model_id", "score", "class", "colour_hex", "rank",
-                  "rank_change", "change", "veto", "veto_reasons", "contributions", "notes")
+_MONTH_COLUMNS = ("period", "level", "model_id", "class_keys", "class_hex", "indicators", "weights",
+                  "veto_reasons", "notes", "codes", "town_codes", "score_x100", "class", "rank",
+                  "rank_change", "change_x100", "veto_mask", "value", "risk")
 
 
-def _store_scores(conn: Connection, level: str, r, ts: range, towns: np.ndarray, model_id: int) -> int:  # noqa: ANN001
-    """One COPY per level: one statement, so the statement trigger that renews the index layers'
-    versions (migration 0015) fires once, not once per row as an executemany of INSERTs made it
-    (1.8M firings on one row of layer_versions for 30,000 villages × 60 months)."""
-    n_rows = 0
-    raw = conn.connection.driver_connection
-    with raw.cursor() as cur, cur.copy(
-        f"COPY pingan.index_scores ({', '.join(_SCORE_COLUMNS)}) FROM STDIN"  # noqa: S608 - fixed names
-    ) as cp:
-        for t in ts:
-            period, notes = r.periods[t], r.notes[r.periods[t]]
-            for n, code in enumerate(r.codes):
-                cls = CLASS_KEYS[r.klass[t, n]]
-                rc, ch = r.rank_change[t, n], r.change[t, n]
-                cp.write_row((
-                    period, level, str(code), str(towns[n])[:9], model_id, float(r.score[t, n]), cls,
-                    COLOURS[cls][2], int(r.rank[t, n]), None if np.isnan(rc) else int(rc),
-                    None if np.isnan(ch) else float(ch), bool(r.veto[t, n]), list(r.veto_reasons(t, n)),
-                    json.dumps(r.contributions(t, n), ensure_ascii=False), list(notes),
-                ))
-                n_rows += 1
-    return n_rows
+def _store_months(conn: Connection, level: str, r, ts: range, towns: np.ndarray, model_id: int) -> int:  # noqa: ANN001
+    """One row per month of ``ts`` (migration 0016), all sent by one binary COPY: one statement,
+    so the statement trigger that renews the index layers' versions fires once. Returns the
+    number of place-months stored."""
+    if len(r.veto_reasons_list) > 31:
+        raise IndexInputError("a model may have at most 31 vetoes")
+    codes = pgcopy.text_array([str(c) for c in r.codes])
+    town_codes = pgcopy.text_array([str(t)[:9] for t in towns])
+    keys = pgcopy.text_array(CLASS_KEYS)
+    hexes = pgcopy.text_array([COLOURS[k][2] for k in CLASS_KEYS])
+    indicators = pgcopy.text_array(r.indicator_ids)
+    reasons = pgcopy.text_array(r.veto_reasons_list)
+    bits = (1 << np.arange(len(r.veto_reasons_list), dtype=np.int64))[:, None]
+
+    def month(t: int) -> tuple:
+        skipped = ~np.isfinite(r.value[:, t, :]).any(axis=1)
+        rc, ch = r.rank_change[t], r.change[t]
+        mask = (r.veto_hits[:, t, :].astype(np.int64) * bits).sum(axis=0) if len(bits) else 0 * r.rank[t]
+        return (
+            r.periods[t], level, model_id, keys, hexes, indicators,
+            pgcopy.array(np.where(skipped, np.nan, r.weight[:, t]), "float8"),
+            reasons, pgcopy.text_array(r.notes[r.periods[t]]), codes, town_codes,
+            pgcopy.array(np.rint(r.score[t] * 100), "int4"),
+            pgcopy.array(r.klass[t], "int2"),
+            pgcopy.array(r.rank[t], "int4"),
+            pgcopy.array(np.nan_to_num(rc), "int4", null=np.isnan(rc)),
+            pgcopy.array(np.rint(np.nan_to_num(ch) * 100), "int4", null=np.isnan(ch)),
+            pgcopy.array(mask, "int4"),
+            pgcopy.array(r.value[:, t, :], "float4"),
+            pgcopy.array(r.risk[:, t, :], "float4"),
+        )
+
+    with conn.connection.driver_connection.cursor() as cur:
+        pgcopy.copy_rows(cur, "pingan.index_months", _MONTH_COLUMNS, (month(t) for t in ts))
+    return len(ts) * len(r.codes)
+
+
+def contributions(conn: Connection, period: date, level: str, code: str) -> dict | None:
+    """Each indicator's part in one place's stored score: {indicator: {value, risk, weight,
+    deduction} | {skipped: True}}; None when there is no such score."""
+    return conn.execute(
+        text("SELECT pingan.index_contributions(:p, :l, :c)"), {"p": period, "l": level, "c": code}
+    ).scalar_one()
 
 
 def scores(conn: Connection, period: date, level: str = "village") -> list:
-    """Stored scores of a month, best first (works under the service's row security too)."""
+    """Stored scores of a month, best first (works under the service's row security too); what
+    each indicator contributed: :func:`contributions`."""
     return conn.execute(
         text(
             "SELECT s.code, coalesce(v.name, t.name) AS name, s.score, s.class AS class_key, s.colour_hex, "
             "s.rank, s.rank_change, "
-            "s.change, s.veto, s.veto_reasons, s.contributions FROM pingan.index_scores s "
+            "s.change, s.veto, s.veto_reasons FROM pingan.index_scores s "
             "LEFT JOIN pingan.villages v ON s.level = 'village' AND v.code = s.code "
             "LEFT JOIN pingan.towns t ON s.level = 'town' AND t.code = s.code "
             "WHERE s.period = :p AND s.level = :l ORDER BY s.rank, s.code"
@@ -372,72 +417,114 @@ def scores(conn: Connection, period: date, level: str = "village") -> list:
 
 
 # -- the ladder --------------------------------------------------------------------------------
+@dataclass
+class _History:
+    """A level's stored months: class (-1: no score that month) and rank change per place."""
+
+    periods: list[date]
+    codes: np.ndarray
+    towns: np.ndarray
+    klass: np.ndarray  # (T, N) class index into CLASS_KEYS
+    rank_change: np.ndarray  # (T, N) float, NaN: none
+
+
+def _histories(conn: Connection) -> dict[str, _History]:
+    """Every stored month of each level, read with two binary COPYs (the places' code arrays are
+    read once per distinct list, not once per month)."""
+    out: dict[str, _History] = {}
+    with conn.connection.driver_connection.cursor() as cur:
+        months = pgcopy.read_rows(
+            cur,
+            "SELECT level, period, md5(array_to_string(codes, ',')), class_keys, class, rank_change "
+            "FROM pingan.index_months ORDER BY level, period",
+        )
+        lists: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        for level_b, period_b, h_b, *_ in months:
+            h = bytes(h_b).decode()
+            if h not in lists:
+                period = pgcopy.decode_date(period_b)
+                ((codes_b, towns_b),) = pgcopy.read_rows(
+                    cur,
+                    "SELECT codes, town_codes FROM pingan.index_months "  # noqa: S608 - literals from the rows
+                    f"WHERE level = '{bytes(level_b).decode()}' AND period = DATE '{period:%Y-%m-%d}'",
+                )
+                lists[h] = (pgcopy.decode_array(codes_b, "text"), pgcopy.decode_array(towns_b, "text"))
+    by_level: dict[str, list] = {}
+    for level_b, period_b, h_b, keys_b, class_b, rc_b in months:
+        by_level.setdefault(bytes(level_b).decode(), []).append((period_b, h_b, keys_b, class_b, rc_b))
+    for level, rows in by_level.items():
+        hs = [bytes(r[1]).decode() for r in rows]
+        if len(set(hs)) == 1:
+            codes, towns = lists[hs[0]]
+        else:  # places came or went between months: every place ever scored
+            allc = pd.concat([pd.Series(lists[h][1], index=lists[h][0]) for h in dict.fromkeys(hs)])
+            allc = allc[~allc.index.duplicated()].sort_index()
+            codes, towns = allc.index.to_numpy(), allc.to_numpy()
+        klass = np.full((len(rows), len(codes)), -1, dtype=np.int16)
+        rank_change = np.full((len(rows), len(codes)), np.nan)
+        for t, (_, h, keys_b, class_b, rc_b) in enumerate(rows):
+            at = pd.Index(codes).get_indexer(lists[bytes(h).decode()][0])
+            keys = pgcopy.decode_array(keys_b, "text")
+            order = np.array([CLASS_KEYS.index(k) for k in keys])  # stored class index -> ours
+            klass[t, at] = order[pgcopy.decode_array(class_b, "int2")]
+            rank_change[t, at] = pgcopy.decode_array(rc_b, "int4")
+        out[level] = _History([pgcopy.decode_date(r[0]) for r in rows], codes, towns, klass, rank_change)
+    return out
+
+
 def rebuild_ladder(conn: Connection, model: IndexModel) -> int:
     """Replay the ladder of every place over every stored month; keep people's notes (evidence,
-    document) of the items that still exist. Returns the number of open items."""
+    document) of the items that still exist. Returns the number of open items.
+
+    Only places that were ever in a trigger class can be on the ladder, so only their months are
+    replayed (in Python, :func:`gis.index.ladder.run_ladder`); the rest is numpy."""
     rules = model.ladder
-    frame = pd.DataFrame(
-        conn.execute(
-            text(
-                "SELECT level, code, town_code, period, class, rank_change FROM pingan.index_scores "
-                "ORDER BY level, code, period"
-            )
-        )
-        .mappings()
-        .all()
-    )
+    trigger = np.array([k in rules.trigger for k in CLASS_KEYS] + [False])  # index -1: no score
     items, events = [], []
-    if len(frame):
-        for (level, code), g in frame.groupby(["level", "code"], sort=False):
-            drops = [None if pd.isna(x) else -float(x) for x in g["rank_change"]]
-            for ep in run_ladder(list(g["period"]), list(g["class"]), drops, rules):
-                items.append(
-                    {
-                        "level": level,
-                        "code": code,
-                        "town": g["town_code"].iat[0],
-                        "opened": ep.opened,
-                        "step": ep.step,
-                        "since": ep.step_since,
-                        "status": "open" if ep.closed is None else "closed",
-                        "closed": ep.closed,
-                        "owner": ep.owner(rules),
-                        "deadline": ep.deadline(rules),
-                    }
-                )
-                events += [
-                    {
-                        "level": level,
-                        "code": code,
-                        "opened": ep.opened,
-                        "period": e.period,
-                        "from": e.from_step,
-                        "to": e.to_step,
-                        "reason": e.reason,
-                    }
-                    for e in ep.events
-                ]
-    conn.execute(text("CREATE TEMP TABLE ladder_items (level text, code text, opened date) ON COMMIT DROP"))
-    if items:
-        conn.execute(text("INSERT INTO ladder_items VALUES (:level, :code, :opened)"), items)
+    for level, h in _histories(conn).items():
+        for n in np.flatnonzero(trigger[h.klass].any(axis=0)):
+            scored = np.flatnonzero(h.klass[:, n] >= 0)
+            periods = [h.periods[t] for t in scored]
+            classes = [CLASS_KEYS[k] for k in h.klass[scored, n]]
+            drops = [None if np.isnan(x) else -float(x) for x in h.rank_change[scored, n]]
+            code, town = str(h.codes[n]), str(h.towns[n])
+            for ep in run_ladder(periods, classes, drops, rules):
+                status = "open" if ep.closed is None else "closed"
+                items.append((level, code, town, ep.opened, ep.step, ep.step_since, status, ep.closed,
+                              ep.owner(rules), ep.deadline(rules)))
+                events += [(level, code, ep.opened, e.period, e.from_step, e.to_step, e.reason,
+                            len(events) + i) for i, e in enumerate(ep.events)]
+    conn.execute(text(
+        "CREATE TEMP TABLE ladder_items (level text, code text, town text, opened date, step bigint, "
+        "since date, status text, closed date, owner text, deadline date) ON COMMIT DROP"))
+    conn.execute(text(
+        "CREATE TEMP TABLE ladder_events (level text, code text, opened date, period date, from_step bigint, "
+        "to_step bigint, reason text, seq bigint) ON COMMIT DROP"))
+    with conn.connection.driver_connection.cursor() as cur:
+        pgcopy.copy_rows(cur, "ladder_items", ("level", "code", "town", "opened", "step", "since", "status",
+                                               "closed", "owner", "deadline"), items)
+        pgcopy.copy_rows(cur, "ladder_events", ("level", "code", "opened", "period", "from_step", "to_step",
+                                                "reason", "seq"), events)
     conn.execute(
         text(
             "DELETE FROM pingan.index_warnings w WHERE NOT EXISTS (SELECT 1 FROM ladder_items i "
             "WHERE (i.level, i.code, i.opened) = (w.level, w.code, w.opened))"
         )
     )
-    if items:
-        conn.execute(
-            text(
-                "INSERT INTO pingan.index_warnings (level, code, town_code, opened, step, step_since, "
-                "status, closed, owner, deadline) VALUES (:level, :code, :town, :opened, :step, :since, "
-                ":status, :closed, :owner, :deadline) "
-                "ON CONFLICT (level, code, opened) DO UPDATE SET step = EXCLUDED.step, "
-                "step_since = EXCLUDED.step_since, status = EXCLUDED.status, closed = EXCLUDED.closed, "
-                "owner = EXCLUDED.owner, deadline = EXCLUDED.deadline, updated_at = now()"
-            ),
-            items,
+    conn.execute(
+        text(
+            "INSERT INTO pingan.index_warnings (level, code, town_code, opened, step, step_since, "
+            "status, closed, owner, deadline) SELECT level, code, town, opened, step, since, status, closed, "
+            "owner, deadline FROM ladder_items "
+            "ON CONFLICT (level, code, opened) DO UPDATE SET step = EXCLUDED.step, "
+            "step_since = EXCLUDED.step_since, status = EXCLUDED.status, closed = EXCLUDED.closed, "
+            "owner = EXCLUDED.owner, deadline = EXCLUDED.deadline, updated_at = now() "
+            "WHERE (index_warnings.step, index_warnings.step_since, index_warnings.status, "
+            "index_warnings.closed, index_warnings.owner, index_warnings.deadline) IS DISTINCT FROM "
+            "(EXCLUDED.step, EXCLUDED.step_since, EXCLUDED.status, EXCLUDED.closed, "
+            "EXCLUDED.owner, EXCLUDED.deadline)"
         )
+    )
     # evidence of an item a rebuild deleted (another model) waits, unlinked, for the item to return
     conn.execute(
         text(
@@ -446,17 +533,16 @@ def rebuild_ladder(conn: Connection, model: IndexModel) -> int:
         )
     )
     conn.execute(text("DELETE FROM pingan.index_warning_events"))
-    if events:
-        conn.execute(
-            text(
-                "INSERT INTO pingan.index_warning_events (warning_id, period, from_step, to_step, reason) "
-                "SELECT w.id, :period, :from, :to, :reason FROM pingan.index_warnings w "
-                "WHERE (w.level, w.code, w.opened) = (:level, :code, :opened)"
-            ),
-            events,
+    conn.execute(
+        text(
+            "INSERT INTO pingan.index_warning_events (warning_id, period, from_step, to_step, reason) "
+            "SELECT w.id, e.period, e.from_step, e.to_step, e.reason FROM ladder_events e "
+            "JOIN pingan.index_warnings w ON (w.level, w.code, w.opened) = (e.level, e.code, e.opened) "
+            "ORDER BY e.seq"
         )
-    conn.execute(text("DROP TABLE ladder_items"))
-    return sum(1 for i in items if i["status"] == "open")
+    )
+    conn.execute(text("DROP TABLE ladder_items, ladder_events"))
+    return sum(1 for i in items if i[6] == "open")
 
 
 def open_warnings(conn: Connection, town: str | None = None) -> list:

@@ -106,7 +106,8 @@ def document_content(conn: Connection, warning_id: int) -> Content:
     ).all()
     months = conn.execute(
         text(
-            "SELECT period, score, class, rank, veto_reasons, contributions FROM pingan.index_scores "
+            "SELECT period, score, class, rank, veto_reasons, "
+            "pingan.index_contributions(period, level, code) AS contributions FROM pingan.index_scores "
             "WHERE level = :l AND code = :c AND period <= :p ORDER BY period DESC LIMIT 6"
         ),
         {"l": item.level, "c": item.code, "p": item.step_since},

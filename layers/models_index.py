@@ -22,7 +22,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.dialects.postgresql import JSONB, REAL
+from sqlalchemy.dialects.postgresql import DOUBLE_PRECISION, JSONB, REAL
 from sqlalchemy.orm import Mapped, mapped_column
 
 from layers.models import TZ, Base, _fk
@@ -38,27 +38,30 @@ class IndexModelRow(Base):
     created_at: Mapped[datetime] = mapped_column(TZ, server_default="now()")
 
 
-class IndexScore(Base):
-    __tablename__ = "index_scores"
-    __table_args__ = (
-        Index("index_scores_code_idx", "level", "code", "period"),
-        Index("index_scores_town_idx", "town_code", "period"),
-    )
+class IndexMonth(Base):
+    """One month of one level (migration 0016): arrays over the places in the order of ``codes``;
+    ``pingan.index_scores`` is the view of one row per place."""
+
+    __tablename__ = "index_months"
     period: Mapped[date] = mapped_column(Date, primary_key=True)
     level: Mapped[str] = mapped_column(Text, primary_key=True)
-    code: Mapped[str] = mapped_column(Text, primary_key=True)
-    town_code: Mapped[str] = mapped_column(Text, _fk("towns.code", onupdate="CASCADE"))
     model_id: Mapped[int] = mapped_column(BigInteger, _fk("index_models.id"))
-    score: Mapped[Decimal] = mapped_column(Numeric(5, 2))
-    class_: Mapped[str] = mapped_column("class", Text)
-    colour_hex: Mapped[str] = mapped_column(Text)
-    rank: Mapped[int] = mapped_column(Integer)
-    rank_change: Mapped[int | None] = mapped_column(Integer)
-    change: Mapped[Decimal | None] = mapped_column(Numeric(6, 2))
-    veto: Mapped[bool] = mapped_column(Boolean, server_default="false")
+    class_keys: Mapped[list[str]] = mapped_column(ARRAY(Text))
+    class_hex: Mapped[list[str]] = mapped_column(ARRAY(Text))
+    indicators: Mapped[list[str]] = mapped_column(ARRAY(Text))
+    weights: Mapped[list[float]] = mapped_column(ARRAY(DOUBLE_PRECISION))
     veto_reasons: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default="{}")
-    contributions: Mapped[dict] = mapped_column(JSONB)
     notes: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default="{}")
+    codes: Mapped[list[str]] = mapped_column(ARRAY(Text))
+    town_codes: Mapped[list[str]] = mapped_column(ARRAY(Text))
+    score_x100: Mapped[list[int]] = mapped_column(ARRAY(Integer))
+    class_: Mapped[list[int]] = mapped_column("class", ARRAY(SmallInteger))
+    rank: Mapped[list[int]] = mapped_column(ARRAY(Integer))
+    rank_change: Mapped[list[int]] = mapped_column(ARRAY(Integer))
+    change_x100: Mapped[list[int]] = mapped_column(ARRAY(Integer))
+    veto_mask: Mapped[list[int]] = mapped_column(ARRAY(Integer))
+    value: Mapped[list[float]] = mapped_column(ARRAY(REAL))
+    risk: Mapped[list[float]] = mapped_column(ARRAY(REAL))
     computed_at: Mapped[datetime] = mapped_column(TZ, server_default="now()")
 
 

@@ -143,13 +143,15 @@ def test_gbk_csv_with_names_and_fractions_then_the_index_uses_it(survey_engine, 
     index.compute(survey_engine, period)
     with survey_engine.connect() as c:
         contrib = dict(c.execute(text(
-            "SELECT code, contributions FROM pingan.index_scores WHERE level = 'village' AND period = :p"),
+            "SELECT code, pingan.index_contributions(period, level, code) FROM pingan.index_scores "
+            "WHERE level = 'village' AND period = :p"),
             {"p": period}).all())
     final = stored(survey_engine, period)
     for code, (a, p, s, _) in final.items():
-        assert contrib[code]["survey_satisfaction"]["raw"] == pytest.approx(s)
-        assert contrib[code]["survey_awareness"]["raw"] == pytest.approx(a)
-        assert contrib[code]["survey_participation"]["raw"] == pytest.approx(p)
+        # a rate's value is the rate itself (no per-capita step)
+        assert contrib[code]["survey_satisfaction"]["value"] == pytest.approx(s)
+        assert contrib[code]["survey_awareness"]["value"] == pytest.approx(a)
+        assert contrib[code]["survey_participation"]["value"] == pytest.approx(p)
         # default model: satisfaction at risk 1 at 60 %, 0 at 100 %, weight 0.04 (layers/index_models)
         assert contrib[code]["survey_satisfaction"]["deduction"] == pytest.approx(
             100 * 0.04 * min(1, max(0, (100 - s) / 40)), abs=0.01)

@@ -41,6 +41,7 @@ SELECT_MATRIX: dict[str, frozenset[str]] = {
     "index_villages": EVERYONE, "index_towns": EVERYONE, "index_star_villages": EVERYONE,
     "index_stars": EVERYONE,
     "index_scores": PLACES, "index_models": PLACES, "index_survey": PLACES,
+    "index_months": PLACES,  # 0016: the scores' store; index_scores is its view
     "index_warnings": STAFF, "index_warning_events": STAFF,
     # ladder evidence (0014): staff, rows by the item's jurisdiction (tests/api/test_warnings.py)
     "index_warning_evidence": STAFF,
@@ -65,14 +66,14 @@ INSERTS: dict[str, frozenset[str]] = {
     # 0011: a caller's own jobs and their cells (RLS: owner), written by the job runner for the caller
     "jobs": PLACES, "job_cells": PLACES,
     # 0015: the process index-compute, for the district-wide roles that lead the index
-    **dict.fromkeys(("index_models", "index_scores", "index_warnings", "index_warning_events"),
+    **dict.fromkeys(("index_models", "index_months", "index_warnings", "index_warning_events"),
                     INDEX_WRITERS),
 }
 # 0011: besides INSERT: the runner updates its caller's job status; dismissing drops the job's cells
 CHANGES: dict[tuple[str, str], frozenset[str]] = {
     ("jobs", "UPDATE"): PLACES, ("job_cells", "DELETE"): PLACES,
     # 0015: a computation replaces the month's scores and rebuilds the ladder
-    **dict.fromkeys((("index_models", "UPDATE"), ("index_scores", "DELETE"), ("index_warnings", "UPDATE"),
+    **dict.fromkeys((("index_models", "UPDATE"), ("index_months", "DELETE"), ("index_warnings", "UPDATE"),
                      ("index_warnings", "DELETE"), ("index_warning_events", "DELETE")), INDEX_WRITERS),
 }
 # Relations the identity migration owns (tests/api/auth checks their privileges).

@@ -77,7 +77,7 @@ def test_months_before_the_records_are_unknown(idx) -> None:
     with pytest.raises(index.IndexInputError, match="start in 2024-11"):
         index.compute(idx, date(2024, 10, 1))
     with idx.begin() as c:
-        c.execute(text("DELETE FROM pingan.index_scores WHERE period = '2025-05-01'"))
+        c.execute(text("DELETE FROM pingan.index_months WHERE period = '2025-05-01'"))
     index.compute(idx, LAST)  # the ladder as it was
 
 
@@ -123,7 +123,7 @@ def test_stored_scores_are_the_computation_and_explain_themselves(idx) -> None:
         rows = c.execute(
             text(
                 "SELECT code, score, class, colour_hex, rank, rank_change, change, "
-                "veto, veto_reasons, contributions "
+                "veto, veto_reasons, pingan.index_contributions(period, level, code) AS contributions "
                 "FROM pingan.index_scores WHERE level = 'village' AND period = :p ORDER BY code"
             ),
             {"p": LAST},
@@ -134,7 +134,16 @@ def test_stored_scores_are_the_computation_and_explain_themselves(idx) -> None:
     assert [float(x.score) for x in rows] == r.score[t].tolist()
     assert [x[2] for x in rows] == [CLASS_KEYS[k] for k in r.klass[t]]
     assert [x.rank for x in rows] == r.rank[t].tolist()
-    for x in rows:
+    for n, x in enumerate(rows):
+        # each indicator's part as computed (stored as float4, so to 6 significant digits)
+        want = r.contributions(t, n)
+        assert set(x.contributions) == set(want)
+        for iid, c in x.contributions.items():
+            if want[iid].get("skipped"):
+                assert c == {"skipped": True}
+                continue
+            for key in ("value", "risk", "weight", "deduction"):
+                assert c[key] == pytest.approx(want[iid][key], rel=1e-6, abs=1e-4), (x.code, iid, key)
         deducted = sum(c.get("deduction", 0) for c in x.contributions.values())
         assert float(x.score) == pytest.approx(100 - deducted, abs=0.01)
         assert x.veto == bool(x.veto_reasons) and (not x.veto or x[2] == "red")
@@ -174,7 +183,8 @@ def test_survey_is_used_when_present(idx) -> None:
         with idx.connect() as c:
             w = c.execute(
                 text(
-                    "SELECT contributions -> 'survey_satisfaction' FROM pingan.index_scores "
+                    "SELECT pingan.index_contributions(period, level, code) -> 'survey_satisfaction' "
+                    "FROM pingan.index_scores "
                     "WHERE level = 'village' AND period = :p AND code >= :mid LIMIT 1"
                 ),
                 {"p": LAST, "mid": "330304005"},

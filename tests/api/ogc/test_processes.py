@@ -554,7 +554,7 @@ def test_index_compute_for_command_only(
     assert r.status_code == 403
     from etl.refresh import refresh
 
-    derived = ("monthly_stats", "index_warning_events", "index_warnings", "index_scores")
+    derived = ("monthly_stats", "index_warning_events", "index_warnings", "index_months")
     with demo_engine.connect() as c:
         empty = {t: not c.execute(text(f"SELECT EXISTS (SELECT 1 FROM pingan.{t})")).scalar_one()  # noqa: S608
                  for t in derived}
