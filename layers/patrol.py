@@ -205,7 +205,7 @@ def candidate_stops(
                     "LATERAL ST_PointOnSurface(v.geom) pt "
                     "WHERE s.level = 'village' AND s.class = ANY (:levels) "
                     "AND (CAST(:town AS text) IS NULL OR s.town_code = :town) AND s.period = "
-                    "(SELECT max(period) FROM pingan.index_scores WHERE level = 'village') ORDER BY s.code"
+                    "(SELECT max(period) FROM pingan.index_months WHERE level = 'village') ORDER BY s.code"
                 ),
                 {"levels": list(p.villages), "town": town},
             )
