@@ -82,13 +82,15 @@ def main() -> None:
     ap.add_argument("--database", action="store_true", help="end to end against PostGIS (bench/index_db.py)")
     ap.add_argument("--towns", type=int, default=300, help="towns, with --database")
     ap.add_argument("--profile", action="store_true", help="with --database: cProfile one whole compute")
+    ap.add_argument("--no-registers", action="store_true", help="with --database: monthly_stats only, the "
+                    "registers (cases, persons, severe hazards) left empty")
     ap.add_argument("--keep", metavar="DB", help="with --database: keep the filled database under this name "
                     "(and reuse it when it exists) instead of dropping it")
     a = ap.parse_args()
     if a.database:
         from index_db import run as run_database
 
-        run_database(a.towns, a.villages, a.months, a.repeat, a.profile, a.keep)
+        run_database(a.towns, a.villages, a.months, a.repeat, a.profile, a.keep, not a.no_registers)
         return
     model = default_model()
     model = replace(model, classification=replace(model.classification, method=a.method))

@@ -3,9 +3,11 @@
 A fresh database on the private cluster (as bench/bench_etl.py makes them), migrated, filled with
 ``towns`` towns and ``villages`` villages (a grid of small squares near Wenzhou, EPSG:4490) and
 ``months`` months of ``pingan.monthly_stats`` per village and per town at the demo's rates, loaded
-with COPY. The raw registers the index also reads (cases, persons) stay empty, so their queries
-cost nothing here; one grid and one hazard found in the first month make ``data_start`` begin the
-records there (so the panel is exactly ``months`` long, no baseline year before it).
+with COPY, and the registers the index also reads (cases, severe hazards, five-loss persons with
+their grades and visits) copied from the demo district's database onto the synthetic villages
+(:func:`fill_registers`; needs ``pingan demo load`` in the shared database). One hazard found in
+the first month makes ``data_start`` begin the records there (so the panel is exactly ``months``
+long, no baseline year before it).
 """
 
 from __future__ import annotations
@@ -134,13 +136,13 @@ def fill(url: str, towns: int, villages: int, months: int, first: date, seed: in
                     cp.write_row((p, "village", code, *(int(counts[c][m, v]) for c in cols)))
                 for t, code in enumerate(tcodes):
                     cp.write_row((p, "town", code, *(int(tsum[c][t]) for c in cols)))
-        # the one grid and the one hazard that make data_start() begin the records in ``first``
+        # one grid per village (the registers' records need one), and the one hazard that makes
+        # data_start() begin the records in ``first``
         v0 = vcodes[0]
         cur.execute(
             "INSERT INTO pingan.grids (code, village_code, name, population, households, geom, source, "
-            "source_id) SELECT %s, code, '测试网格', population, households, geom, 'bench', %s "
-            "FROM pingan.villages WHERE code = %s",
-            (v0 + "001", v0 + "001", v0),
+            "source_id) SELECT code || '001', code, '测试网格', population, households, geom, 'bench', "
+            "code || '001' FROM pingan.villages"
         )
         cur.execute(
             "INSERT INTO pingan.hazards (code, category, title, reporter_kind, state, found_at, grid_code, "
@@ -151,6 +153,114 @@ def fill(url: str, towns: int, villages: int, months: int, first: date, seed: in
         )
         conn.commit()
         cur.execute("ANALYZE")
+
+
+# The registers the index reads besides monthly_stats, and the instant that places a record in time
+REGISTERS = {"cases": "accepted_at", "hazards": "found_at", "persons": "registered_at",
+             "person_grades": "changed_at", "person_visits": "visited_at"}
+SHIFTS = (0, 24, 48)  # months back: the demo's 24 months of records, three times over 60 months
+
+
+def fill_registers(url: str, demo_url: str, first: date) -> dict[str, int]:
+    """The demo district's registers, from the demo database (``pingan demo load``), replicated onto
+    the synthetic villages: each village takes every case, severe hazard and five-loss person
+    (with grades and visits) of one demo village drawn at random, at each of ``SHIFTS``, keeping
+    what falls from ``first`` on. Non-severe hazards are not copied: the index reads them only
+    through monthly_stats (filled above), and its severe query reads the partial index
+    hazards_severe_idx (migration 0016), so their number does not change what is measured.
+    Returns rows per table."""
+    with psycopg.connect(url) as conn, psycopg.connect(demo_url) as demo, conn.cursor() as cur:
+        catalog = ("SELECT column_name FROM information_schema.columns WHERE table_schema = 'pingan' "
+                   "AND table_name = %s ORDER BY ordinal_position")
+        for t in REGISTERS:
+            # the columns both schemas have (the demo database may be at an older migration)
+            theirs = {r[0] for r in demo.execute(catalog, (t,))}
+            cols = sql.SQL(", ").join(sql.Identifier(r[0]) for r in cur.execute(catalog, (t,)).fetchall()
+                                      if r[0] in theirs)
+            make = sql.SQL("CREATE UNLOGGED TABLE public.{} AS SELECT {} FROM pingan.{} WITH NO DATA")
+            cur.execute(make.format(sql.Identifier(f"demo_{t}"), cols, sql.Identifier(t)))
+            where = sql.SQL("WHERE level = 'severe'" if t == "hazards" else "")
+            get = sql.SQL("COPY (SELECT {} FROM pingan.{} {}) TO STDOUT (FORMAT binary)").format(
+                cols, sql.Identifier(t), where)
+            put = sql.SQL("COPY public.{} FROM STDIN (FORMAT binary)").format(sql.Identifier(f"demo_{t}"))
+            with demo.cursor().copy(get) as out, cur.copy(put) as into:
+                for chunk in out:
+                    into.write(chunk)
+        cur.execute("CREATE UNLOGGED TABLE public.demo_villages (code text)")
+        get = "COPY (SELECT code FROM pingan.villages ORDER BY code) TO STDOUT"
+        with demo.cursor().copy(get) as out, cur.copy("COPY public.demo_villages FROM STDIN") as into:
+            for chunk in out:
+                into.write(chunk)
+        # each synthetic village: its number i and the demo village it copies
+        cur.execute(
+            "CREATE UNLOGGED TABLE public.vmap AS SELECT v.code, v.town_code, "
+            "ST_PointOnSurface(v.geom) AS pt, row_number() OVER (ORDER BY v.code) AS i, "
+            "d.codes[1 + abs(hashtext(v.code)) % cardinality(d.codes)] AS demo "
+            "FROM pingan.villages v, (SELECT array_agg(code ORDER BY code) AS codes "
+            "FROM public.demo_villages) d"
+        )
+        cur.execute("CREATE INDEX ON public.vmap (demo)")
+        cur.execute("CREATE UNLOGGED TABLE public.shifts (k integer)")
+        cur.execute("INSERT INTO public.shifts VALUES " + ", ".join(f"({k})" for k in SHIFTS))  # noqa: S608 - constants
+        cur.execute("ANALYZE")
+        since = f"TIMESTAMPTZ '{first:%Y-%m-%d} 00:00+08'"
+        counts = {}
+        for t, at in REGISTERS.items():
+            cols = cur.execute(
+                "SELECT column_name, data_type FROM information_schema.columns "
+                "WHERE table_schema = 'pingan' AND table_name = %s AND column_name <> 'id' "
+                "AND is_generated = 'NEVER' AND column_name IN (SELECT column_name FROM "
+                "information_schema.columns WHERE table_schema = 'public' AND table_name = 'demo_' || %s) "
+                "ORDER BY ordinal_position", (t, t)).fetchall()
+            exprs = []
+            for name, kind in cols:
+                col = f"c.{name}"
+                if name in ("code", "source_id"):
+                    exprs.append(f"{col} || '~' || m.i || '~' || s.k")
+                elif name == "village_code":
+                    exprs.append("m.code")
+                elif name == "grid_code":
+                    exprs.append("m.code || '001'")
+                elif name == "town_code":
+                    exprs.append("m.town_code")
+                elif name == "geom":
+                    exprs.append("m.pt")
+                elif name == "id_number_hash":
+                    exprs.append(f"decode(md5(encode({col}, 'hex') || '~' || m.i || '~' || s.k), 'hex')")
+                elif name in ("batch_id", "responsible_worker_id", "worker_id"):  # not copied
+                    exprs.append("NULL")
+                elif name == "person_id":
+                    exprs.append("np.id")
+                elif kind == "timestamp with time zone":
+                    exprs.append(f"{col} - make_interval(months => s.k)")
+                elif kind == "date":
+                    exprs.append(f"({col} - make_interval(months => s.k))::date")
+                else:
+                    exprs.append(col)
+            if t in ("person_grades", "person_visits"):  # the copied person's copy
+                source = (
+                    f"public.demo_{t} c JOIN public.demo_persons dp ON dp.id = c.person_id "
+                    "JOIN public.vmap m ON m.demo = dp.village_code CROSS JOIN public.shifts s "
+                    "JOIN pingan.persons np ON np.source = dp.source "
+                    "AND np.source_id = dp.source_id || '~' || m.i || '~' || s.k"
+                )
+            else:
+                source = (f"public.demo_{t} c JOIN public.vmap m ON m.demo = c.village_code "
+                          "CROSS JOIN public.shifts s")
+            insert = (
+                f"INSERT INTO pingan.{t} ({', '.join(n for n, _ in cols)}) "  # noqa: S608 - catalog names
+                f"SELECT {', '.join(exprs)} FROM {source} "
+                f"WHERE c.{at} - make_interval(months => s.k) >= {since}"
+            )
+            n = cur.execute(insert).rowcount
+            counts[t] = n
+            conn.commit()
+        for t in [*REGISTERS, "villages"]:
+            cur.execute(sql.SQL("DROP TABLE public.{}").format(sql.Identifier(f"demo_{t}")))
+        cur.execute("DROP TABLE public.vmap, public.shifts")
+        conn.commit()
+        cur.execute("ANALYZE")
+    return counts
 
 
 def _statement_timer(engine):  # noqa: ANN001, ANN202
@@ -172,24 +282,30 @@ def _statement_timer(engine):  # noqa: ANN001, ANN202
 
 
 def _kept(admin_url: str, app_url: str, name: str) -> tuple[bool, str]:
-    """(exists, URL) of the database ``name`` on the private cluster, made if it does not exist."""
+    """(filled, URL) of the database ``name`` on the private cluster: made anew unless it exists and
+    a fill completed in it (the table public.bench_filled says so)."""
     from sqlalchemy.engine import make_url
 
     from cli.devdb import create_database, create_extensions
 
+    admin_db = libpq_url(make_url(admin_url).set(database=name).render_as_string(hide_password=False))
     with psycopg.connect(libpq_url(admin_url), autocommit=True) as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is not None
-        if not exists:
-            create_database(conn, name, owner=make_url(app_url).username)
+    if exists:
+        with psycopg.connect(admin_db) as conn:
+            exists = conn.execute("SELECT to_regclass('public.bench_filled') IS NOT NULL").fetchone()[0]
     if not exists:
-        admin_db = libpq_url(make_url(admin_url).set(database=name).render_as_string(hide_password=False))
+        with psycopg.connect(libpq_url(admin_url), autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+            create_database(conn, name, owner=make_url(app_url).username)
         with psycopg.connect(admin_db, autocommit=True) as conn:
             create_extensions(conn)
     return exists, libpq_url(make_url(app_url).set(database=name).render_as_string(hide_password=False))
 
 
 def run(
-    towns: int, villages: int, months: int, repeat: int, profile: bool = False, keep: str | None = None
+    towns: int, villages: int, months: int, repeat: int, profile: bool = False, keep: str | None = None,
+    registers: bool = True,
 ) -> None:
     first = date(2021, 11, 1)
     last = date(first.year + (first.month - 1 + months - 1) // 12, (first.month - 1 + months - 1) % 12 + 1, 1)
@@ -209,6 +325,14 @@ def run(
             print(f"database {keep} reused (as filled before)")
         else:
             fill(libpq_url(url), towns, villages, months, first)
+            if registers:
+                t2 = time.perf_counter()
+                counts = fill_registers(libpq_url(url), libpq_url(target.url), first)
+                print(f"registers from the demo district in {time.perf_counter() - t2:.1f} s: "
+                      + ", ".join(f"{t} {n:,}" for t, n in counts.items()))
+            if keep:  # complete: a later run may reuse it
+                with psycopg.connect(libpq_url(url)) as conn:
+                    conn.execute("CREATE TABLE public.bench_filled ()")
         print(
             f"database {name or keep}: migrated in {t1 - t0:.1f} s; {towns:,} towns, {villages:,} villages, "
             f"{months} months of monthly_stats ({(villages + towns) * months:,} rows) "
@@ -246,7 +370,8 @@ def run(
                 pstats.Stats(prof).sort_stats("cumulative").print_stats(25)
             print(
                 f"  pingan index compute {first:%Y-%m}..{last:%Y-%m}: {times[-1]:.2f} s, {s.rows:,} scores, "
-                f"{s.open_warnings:,} open warnings   (load {_load()})"
+                f"{s.open_warnings:,} open warnings; "
+                + ", ".join(f"{k} {v:.2f} s" for k, v in s.phases.items()) + f"   (load {_load()})"
             )
         best, med = min(times), statistics.median(times)
         print(

@@ -108,61 +108,97 @@ def add_months(d: date, n: int) -> date:
 
 
 # -- inputs ------------------------------------------------------------------------------------
-_MONTHS = """
-WITH months AS (
-    SELECT m::date AS period, m AT TIME ZONE 'Asia/Shanghai' AS t0,
-           (m + interval '1 month') AT TIME ZONE 'Asia/Shanghai' AS t1
-    FROM generate_series(CAST(:first AS timestamp), CAST(:last AS timestamp), interval '1 month') m
+# Each register query buckets every record into the local months it counts in (a case in the month
+# it was accepted, a severe hazard in each month it was overdue, ...) and groups: its cost grows
+# with the records, not records × months (the former join of every month with every record took
+# seconds at 1.8M cases × 60 months). month(x) is the local calendar month of the instant x.
+_WINDOW = (
+    "(CAST(:first AS timestamp) AT TIME ZONE 'Asia/Shanghai')",
+    "((CAST(:last AS timestamp) + interval '1 month') AT TIME ZONE 'Asia/Shanghai')",
 )
-"""
+
+
+def _month(x: str) -> str:
+    return f"date_trunc('month', {x} AT TIME ZONE 'Asia/Shanghai')"
+
+
 _SQL = {
     "monthly_stats": "SELECT period, code, "  # noqa: S608 - fixed column names
     + ", ".join(_MONTHLY_STATS) + " FROM pingan.monthly_stats "
     "WHERE level = 'village' AND period BETWEEN :first AND :last",
-    "cases": _MONTHS
-    + """
-SELECT mo.period, c.village_code AS code,
+    # accepted in the month
+    "cases": f"""
+SELECT {_month("c.accepted_at")}::date AS period, c.village_code AS code,
     count(*) FILTER (WHERE c.kind = 'incident' AND c.category IN ('theft', 'fraud', 'fight', 'public_order'))
         AS cases_criminal,
     count(*) FILTER (WHERE c.channel = 'petition') AS petitions,
     count(*) FILTER (WHERE c.category = 'traffic_accident') AS accidents
-FROM months mo JOIN pingan.cases c ON c.accepted_at >= mo.t0 AND c.accepted_at < mo.t1
-GROUP BY 1, 2""",
-    "escalated": _MONTHS
-    + """
-SELECT mo.period, c.village_code AS code, count(*) AS disputes_escalated
-FROM months mo JOIN pingan.cases c ON c.kind = 'dispute'
-    AND ((c.transferred_at >= mo.t0 AND c.transferred_at < mo.t1)
-         OR (c.resolution_level = 'district' AND c.resolved_at >= mo.t0 AND c.resolved_at < mo.t1))
-GROUP BY 1, 2""",
-    "severe": _MONTHS
-    + """
-SELECT mo.period, h.village_code AS code, count(*) AS hazards_severe_overdue
-FROM months mo JOIN pingan.hazards h ON h.level = 'severe' AND h.found_at < mo.t1 AND h.deadline < mo.t1
-    AND (h.rectified_at IS NULL OR h.rectified_at >= mo.t1)
-    AND coalesce(h.closed_at, 'infinity') >= mo.t0
-GROUP BY 1, 2""",
-    "persons": _MONTHS  # noqa: S608 - constant text
-    + """
-SELECT mo.period, p.village_code AS code,
-    count(*) FILTER (WHERE g.grade = 'red') AS persons_red,
-    count(*) FILTER (WHERE g.grade = 'yellow') AS persons_yellow,
-    count(*) FILTER (WHERE g.grade IN ('red', 'yellow') AND (
-        (v.next_due IS NULL AND p.registered_at < mo.t1 - interval '30 days')
-        OR v.next_due < (mo.period + interval '1 month')::date)) AS person_visits_overdue
-FROM months mo
-JOIN pingan.persons p ON p.registered_at < mo.t1 AND (p.closed_at IS NULL OR p.closed_at >= mo.t1)
-CROSS JOIN LATERAL (SELECT grade FROM pingan.person_grades g WHERE g.person_id = p.id AND g.changed_at < mo.t1
-                    ORDER BY g.changed_at DESC LIMIT 1) g
-LEFT JOIN LATERAL (SELECT next_due FROM pingan.person_visits v WHERE v.person_id = p.id
-                   AND v.visited_at < mo.t1 ORDER BY v.visited_at DESC LIMIT 1) v ON true
-GROUP BY 1, 2""",
+FROM pingan.cases c WHERE c.accepted_at >= {_WINDOW[0]} AND c.accepted_at < {_WINDOW[1]}
+GROUP BY 1, 2""",  # noqa: S608 - constant text
+    # disputes transferred in the month, or resolved at district level in it (once a month each)
+    "escalated": f"""
+SELECT e.period::date AS period, e.code, count(DISTINCT e.id) AS disputes_escalated FROM (
+    SELECT c.id, c.village_code AS code, {_month("c.transferred_at")} AS period FROM pingan.cases c
+    WHERE c.kind = 'dispute' AND c.transferred_at >= {_WINDOW[0]} AND c.transferred_at < {_WINDOW[1]}
+    UNION ALL
+    SELECT c.id, c.village_code, {_month("c.resolved_at")} FROM pingan.cases c
+    WHERE c.kind = 'dispute' AND c.resolution_level = 'district'
+        AND c.resolved_at >= {_WINDOW[0]} AND c.resolved_at < {_WINDOW[1]}
+) e GROUP BY 1, 2""",  # noqa: S608 - constant text
+    # a severe hazard counts at the end of every month from the one in which it was both found and
+    # past its deadline, until the month before its rectification, while not closed before the month
+    "severe": f"""
+SELECT m.period::date AS period, h.village_code AS code, count(*) AS hazards_severe_overdue
+FROM pingan.hazards h
+CROSS JOIN LATERAL generate_series(
+    greatest({_month("greatest(h.found_at, h.deadline)")}, CAST(:first AS timestamp)),
+    least(coalesce({_month("h.rectified_at")} - interval '1 month', 'infinity'),
+          coalesce({_month("h.closed_at")}, 'infinity'), CAST(:last AS timestamp)),
+    interval '1 month') AS m(period)
+WHERE h.level = 'severe' AND h.deadline IS NOT NULL AND h.deadline < {_WINDOW[1]}
+GROUP BY 1, 2""",  # noqa: S608 - constant text
+    # at each month's end: the persons registered and not closed, their grade then (the latest
+    # change before the end) and their visit then (the latest visit before the end); a grade or a
+    # visit holds from its month until the month before the next one
+    "persons": f"""
+WITH g AS (
+    SELECT person_id, grade, {_month("changed_at")} AS m0,
+        {_month("lead(changed_at) OVER (PARTITION BY person_id ORDER BY changed_at, id)")} AS m1
+    FROM pingan.person_grades
+), v AS (
+    SELECT person_id, next_due, {_month("visited_at")} AS m0,
+        {_month("lead(visited_at) OVER (PARTITION BY person_id ORDER BY visited_at, id)")} AS m1
+    FROM pingan.person_visits
+), pm AS (
+    SELECT p.id, p.village_code, p.registered_at, g.grade, m.period
+    FROM pingan.persons p JOIN g ON g.person_id = p.id
+    CROSS JOIN LATERAL generate_series(
+        greatest(g.m0, {_month("p.registered_at")}, CAST(:first AS timestamp)),
+        least(coalesce(g.m1 - interval '1 month', 'infinity'),
+              coalesce({_month("p.closed_at")} - interval '1 month', 'infinity'), CAST(:last AS timestamp)),
+        interval '1 month') AS m(period)
+    WHERE g.grade IN ('red', 'yellow')
+), vm AS (
+    SELECT v.person_id, v.next_due, m.period FROM v
+    CROSS JOIN LATERAL generate_series(
+        greatest(v.m0, CAST(:first AS timestamp)),
+        least(coalesce(v.m1 - interval '1 month', 'infinity'), CAST(:last AS timestamp)),
+        interval '1 month') AS m(period)
+    WHERE v.person_id IN (SELECT person_id FROM g WHERE grade IN ('red', 'yellow'))
+)
+SELECT pm.period::date AS period, pm.village_code AS code,
+    count(*) FILTER (WHERE pm.grade = 'red') AS persons_red,
+    count(*) FILTER (WHERE pm.grade = 'yellow') AS persons_yellow,
+    count(*) FILTER (WHERE
+        (vm.next_due IS NULL AND pm.registered_at
+            < ((pm.period + interval '1 month') AT TIME ZONE 'Asia/Shanghai') - interval '30 days')
+        OR vm.next_due < (pm.period + interval '1 month')::date) AS person_visits_overdue
+FROM pm LEFT JOIN vm ON vm.person_id = pm.id AND vm.period = pm.period
+GROUP BY 1, 2""",  # noqa: S608 - constant text
     "survey": "SELECT period, code, awareness AS survey_awareness, participation AS survey_participation, "
     "satisfaction AS survey_satisfaction FROM pingan.index_survey "
     "WHERE level = 'village' AND period BETWEEN :first AND :last",
 }
-
-
 _SQL_COLUMNS = {
     "monthly_stats": _MONTHLY_STATS,
     "cases": ("cases_criminal", "petitions", "accidents"),
@@ -285,6 +321,7 @@ class ComputeSummary:
     open_warnings: int
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    phases: dict[str, float] = field(default_factory=dict)  # read, compute, store, ladder: seconds
 
 
 def compute(
@@ -305,7 +342,10 @@ def compute(
         if first < begins:
             raise IndexInputError(f"the records start in {begins:%Y-%m}: no index before that")
         # months before the records are unknown, not zero: the panel starts with the records
+        phases = {"read": -time.perf_counter()}
         inputs = read_inputs(conn, max(start, begins), last, model.sources())
+        phases["read"] += time.perf_counter()
+        phases["compute"] = phases["store"] = 0.0
         model_id = _store_model(conn, model)
         conn.execute(
             text("DELETE FROM pingan.index_months WHERE period BETWEEN :a AND :b"), {"a": first, "b": last}
@@ -315,17 +355,23 @@ def compute(
             ("village", inputs.villages, inputs.village_towns),
             ("town", inputs.towns, inputs.towns.codes),
         ):
+            tc = time.perf_counter()
             result = compute_panel(model.for_level(level), panel)
+            phases["compute"] += time.perf_counter() - tc
             ts = range(result.t(first), result.t(last) + 1)
+            tc = time.perf_counter()
             rows += _store_months(conn, level, result, ts, towns, model_id)
+            phases["store"] += time.perf_counter() - tc
             t_last = result.t(last)
             classes[level] = {k: int((result.klass[t_last] == i).sum()) for i, k in enumerate(CLASS_KEYS)}
             vetoed[level] = int(result.veto[t_last].sum())
             notes += sorted(
                 {f"{p:%Y-%m} {level}: {n}" for t in ts for p in [result.periods[t]] for n in result.notes[p]}
             )
+        tc = time.perf_counter()
         n_open = rebuild_ladder(conn, model)
-        # the layers' versions are renewed by the scores' statements (migration 0015's trigger)
+        phases["ladder"] = time.perf_counter() - tc
+        # the layers' versions are renewed by the months' statements (migration 0016's trigger)
     return ComputeSummary(
         first,
         last,
@@ -337,6 +383,7 @@ def compute(
         n_open,
         notes,
         time.perf_counter() - t0,
+        phases,
     )
 
 

@@ -27,6 +27,7 @@ from sqlalchemy import (
     Text,
     Time,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.dialects.postgresql import DOUBLE_PRECISION, INET, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -279,6 +280,7 @@ class Hazard(Located, Provenance, Base):
         Index("hazards_found_idx", "found_at"),
         Index("hazards_grid_idx", "grid_code"),
         Index("hazards_town_state_idx", "town_code", "state"),
+        Index("hazards_severe_idx", "village_code", postgresql_where=text("level = 'severe'")),  # 0016
     )
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     code: Mapped[str] = mapped_column(Text, unique=True)

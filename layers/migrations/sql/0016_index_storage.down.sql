@@ -82,3 +82,4 @@ GRANT SELECT ON pingan.index_scores
        pingan_as_system;
 GRANT INSERT, DELETE ON pingan.index_scores TO pingan_as_admin, pingan_as_command;
 DROP FUNCTION pingan.renew_layer_versions();
+DROP INDEX pingan.hazards_severe_idx;
