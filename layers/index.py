@@ -32,7 +32,7 @@ from sqlalchemy import Connection, Engine, text
 from gis.index import COLOURS, IndexModel, Panel, load_model, month_index, parse_model
 from gis.index import compute as compute_panel
 from gis.index.classify import CLASS_KEYS
-from gis.index.ladder import run_ladder
+from gis.index.ladder import run_ladders
 from gis.index.stars import scorecards
 from layers import pgcopy, versions
 
@@ -523,24 +523,17 @@ def rebuild_ladder(conn: Connection, model: IndexModel) -> int:
     """Replay the ladder of every place over every stored month; keep people's notes (evidence,
     document) of the items that still exist. Returns the number of open items.
 
-    Only places that were ever in a trigger class can be on the ladder, so only their months are
-    replayed (in Python, :func:`gis.index.ladder.run_ladder`); the rest is numpy."""
+    Every place is replayed at once, a month at a time (:func:`gis.index.ladder.run_ladders`)."""
     rules = model.ladder
-    trigger = np.array([k in rules.trigger for k in CLASS_KEYS] + [False])  # index -1: no score
     items, events = [], []
     for level, h in _histories(conn).items():
-        for n in np.flatnonzero(trigger[h.klass].any(axis=0)):
-            scored = np.flatnonzero(h.klass[:, n] >= 0)
-            periods = [h.periods[t] for t in scored]
-            classes = [CLASS_KEYS[k] for k in h.klass[scored, n]]
-            drops = [None if np.isnan(x) else -float(x) for x in h.rank_change[scored, n]]
+        for n, ep in run_ladders(h.periods, h.klass, CLASS_KEYS, -h.rank_change, rules):
+            status = "open" if ep.closed is None else "closed"
             code, town = str(h.codes[n]), str(h.towns[n])
-            for ep in run_ladder(periods, classes, drops, rules):
-                status = "open" if ep.closed is None else "closed"
-                items.append((level, code, town, ep.opened, ep.step, ep.step_since, status, ep.closed,
-                              ep.owner(rules), ep.deadline(rules)))
-                events += [(level, code, ep.opened, e.period, e.from_step, e.to_step, e.reason,
-                            len(events) + i) for i, e in enumerate(ep.events)]
+            items.append((level, code, town, ep.opened, ep.step, ep.step_since, status, ep.closed,
+                          ep.owner(rules), ep.deadline(rules)))
+            events += [(level, code, ep.opened, e.period, e.from_step, e.to_step, e.reason,
+                        len(events) + i) for i, e in enumerate(ep.events)]
     conn.execute(text(
         "CREATE TEMP TABLE ladder_items (level text, code text, town text, opened date, step bigint, "
         "since date, status text, closed date, owner text, deadline date) ON COMMIT DROP"))
@@ -548,10 +541,10 @@ def rebuild_ladder(conn: Connection, model: IndexModel) -> int:
         "CREATE TEMP TABLE ladder_events (level text, code text, opened date, period date, from_step bigint, "
         "to_step bigint, reason text, seq bigint) ON COMMIT DROP"))
     with conn.connection.driver_connection.cursor() as cur:
-        pgcopy.copy_rows(cur, "ladder_items", ("level", "code", "town", "opened", "step", "since", "status",
-                                               "closed", "owner", "deadline"), items)
-        pgcopy.copy_rows(cur, "ladder_events", ("level", "code", "opened", "period", "from_step", "to_step",
-                                                "reason", "seq"), events)
+        pgcopy.copy_frame(cur, "ladder_items", pd.DataFrame(items, columns=[
+            "level", "code", "town", "opened", "step", "since", "status", "closed", "owner", "deadline"]))
+        pgcopy.copy_frame(cur, "ladder_events", pd.DataFrame(events, columns=[
+            "level", "code", "opened", "period", "from_step", "to_step", "reason", "seq"]))
     conn.execute(
         text(
             "DELETE FROM pingan.index_warnings w WHERE NOT EXISTS (SELECT 1 FROM ladder_items i "

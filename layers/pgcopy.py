@@ -29,6 +29,7 @@ from collections.abc import Iterable, Sequence
 from datetime import date
 
 import numpy as np
+import pandas as pd
 from psycopg import sql
 
 SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
@@ -86,47 +87,83 @@ def text_array(values: Sequence[str]) -> bytes:
     return b"".join(parts)
 
 
+_NULL = b"\xff\xff\xff\xff"
+_ENCODE = {  # scalar types → binary field (with its length word)
+    bool: lambda v: b"\x00\x00\x00\x01" + (b"\x01" if v else b"\x00"),
+    int: lambda v: b"\x00\x00\x00\x08" + v.to_bytes(8, "big", signed=True),
+    float: lambda v: b"\x00\x00\x00\x08" + np.array([v], dtype=">f8").tobytes(),
+    str: lambda v: _sized(v.encode("utf-8")),
+    bytes: lambda v: _sized(v),
+    date: lambda v: b"\x00\x00\x00\x04" + (v - _EPOCH).days.to_bytes(4, "big", signed=True),
+}
+
+
+def _sized(b: bytes) -> bytes:
+    return len(b).to_bytes(4, "big") + b
+
+
+def _field(value: object) -> bytes:
+    if value is None:
+        return _NULL
+    enc = _ENCODE.get(type(value))
+    if enc is None:
+        if isinstance(value, (np.integer, np.bool_)):
+            return _field(bool(value) if isinstance(value, np.bool_) else int(value))
+        if isinstance(value, np.floating):
+            return _field(float(value))
+        raise CopyFormatError(f"no binary form for {type(value).__name__}")
+    return enc(value)
+
+
 def scalar(value: object) -> bytes | None:
-    """A scalar field: None (NULL), bool, int (int8), float (float8), str (text), date, or bytes
-    already in binary form (an :func:`array`)."""
-    if value is None or isinstance(value, bytes):
-        return value
-    if isinstance(value, bool):
-        return b"\x01" if value else b"\x00"
-    if isinstance(value, (int, np.integer)):
-        return int(value).to_bytes(8, "big", signed=True)
-    if isinstance(value, (float, np.floating)):
-        return np.array([value], dtype=">f8").tobytes()
-    if isinstance(value, str):
-        return value.encode("utf-8")
-    if isinstance(value, date):
-        return ((value - _EPOCH).days).to_bytes(4, "big", signed=True)
-    raise CopyFormatError(f"no binary form for {type(value).__name__}")
+    """A scalar field's bytes: None (NULL), bool, int (int8), float (float8), str (text), date (not
+    a datetime: its time would be lost), or bytes already in binary form (an :func:`array`)."""
+    b = _field(value)
+    return None if b is _NULL else b[4:]
 
 
 def copy_rows(cursor, table: str, columns: Sequence[str], rows: Iterable[Sequence[object]]) -> int:  # noqa: ANN001
     """COPY ``rows`` (values as :func:`scalar` takes them) into ``table`` (schema.name) with one
-    binary COPY on a psycopg cursor. The columns' types must match: int → bigint, float →
-    double precision, date → date. Returns the number of rows."""
+    binary COPY on a psycopg cursor, sent in chunks of about a megabyte. The columns' types must
+    match: int → bigint, float → double precision, date → date. Returns the number of rows."""
     schema, _, name = table.rpartition(".")
     ident = sql.Identifier(schema, name) if schema else sql.Identifier(name)
     stmt = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT binary)").format(
         ident, sql.SQL(", ").join(map(sql.Identifier, columns))
     )
-    n = 0
+    n, size, width = 0, 0, len(columns)
+    head = width.to_bytes(2, "big")
+    parts: list[bytes] = [_HEADER]
     with cursor.copy(stmt) as cp:
-        cp.write(_HEADER)
         for row in rows:
-            if len(row) != len(columns):
-                raise CopyFormatError(f"a row has {len(row)} values for {len(columns)} columns")
-            parts = [len(columns).to_bytes(2, "big")]
+            if len(row) != width:
+                raise CopyFormatError(f"a row has {len(row)} values for {width} columns")
+            parts.append(head)
             for value in row:
-                b = scalar(value)
-                parts += [b"\xff\xff\xff\xff"] if b is None else [len(b).to_bytes(4, "big"), b]
-            cp.write(b"".join(parts))
+                b = _field(value)
+                parts.append(b)
+                size += len(b)
             n += 1
-        cp.write(_TRAILER)
+            if size > 1 << 20:
+                cp.write(b"".join(parts))
+                parts, size = [], 0
+        parts.append(_TRAILER)
+        cp.write(b"".join(parts))
     return n
+
+
+def copy_frame(cursor, table: str, frame: pd.DataFrame) -> int:  # noqa: ANN001
+    """COPY a data frame into ``table`` (schema.name; the frame's column names) as CSV, built by
+    pandas in one piece: for many rows of small values, where :func:`copy_rows` would spend
+    microseconds of Python per field. None/NaN → NULL; dates as ISO dates."""
+    schema, _, name = table.rpartition(".")
+    ident = sql.Identifier(schema, name) if schema else sql.Identifier(name)
+    stmt = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv)").format(
+        ident, sql.SQL(", ").join(map(sql.Identifier, frame.columns))
+    )
+    with cursor.copy(stmt) as cp:
+        cp.write(frame.to_csv(index=False, header=False, na_rep="", lineterminator="\n").encode("utf-8"))
+    return len(frame)
 
 
 def _copy_out(cursor, query: sql.Composable | str) -> memoryview:  # noqa: ANN001

@@ -16,7 +16,8 @@ One month at a time, with the rules of :class:`gis.index.model.LadderRules`:
   count (a relapse during improvement holds the step).
 
 :func:`run_ladder` replays a place's months and returns its episodes (one per item, from the
-warning to the de-listing), so the stored ladder can always be rebuilt from the stored index.
+warning to the de-listing), so the stored ladder can always be rebuilt from the stored index;
+:func:`run_ladders` does the same for every place at once, a month at a time.
 
 Example
 -------
@@ -33,6 +34,8 @@ import calendar
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+
+import numpy as np
 
 from gis.index.compute import month_index
 from gis.index.model import LADDER_STEPS, LadderRules
@@ -129,3 +132,89 @@ def run_ladder(
             last_close = (p, cur.step)
             cur = None
     return episodes
+
+
+def run_ladders(
+    periods: Sequence[date],
+    klass: np.ndarray,
+    class_keys: Sequence[str],
+    rank_drops: np.ndarray,
+    rules: LadderRules,
+) -> list[tuple[int, Episode]]:
+    """:func:`run_ladder` for many places at once, vectorised over the places (one numpy step
+    per month instead of one Python step per place and month): the same episodes and events.
+
+    ``klass`` (T, N): index into ``class_keys`` of each place's class per month, -1 where the
+    place has no score that month (skipped, as a month absent from :func:`run_ladder`'s lists);
+    ``rank_drops`` (T, N): ranks lost (NaN: none). Returns (place index, episode) pairs, by
+    place and opening month."""
+    klass = np.asarray(klass)
+    t_n, n = klass.shape
+    drops = np.asarray(rank_drops, dtype=float)
+    is_trigger = np.array([k in rules.trigger for k in class_keys] + [False])  # [-1]: no score
+    months = np.array([month_index(p) for p in periods])
+    open_ = np.zeros(n, dtype=bool)
+    step = np.zeros(n, dtype=np.int64)
+    held = np.zeros(n, dtype=np.int64)
+    calm = np.zeros(n, dtype=np.int64)
+    last_close = np.full(n, -1, dtype=np.int64)  # month index of the last de-listing
+    last_step = np.zeros(n, dtype=np.int64)
+    current: dict[int, Episode] = {}
+    found: list[tuple[int, Episode]] = []
+    for t in range(t_n):
+        p, k = periods[t], klass[t]
+        act = k >= 0
+        trig = act & is_trigger[k]
+        with np.errstate(invalid="ignore"):
+            dropped = act & (rules.rank_drop > 0) & (drops[t] >= rules.rank_drop)
+        was_open = open_.copy()
+        # off the ladder and triggered: a warning, or the step left at a recent de-listing
+        opening = act & ~was_open & trig
+        relapse = opening & (last_close >= 0) & (months[t] - last_close <= rules.relapse_months)
+        for i in np.flatnonzero(opening):
+            cls = class_keys[k[i]]
+            if relapse[i]:
+                s = int(last_step[i])
+                reason = f"relapse: {cls} again {months[t] - last_close[i]} month(s) after de-listing"
+            else:
+                s, reason = 1, f"turned {cls}"
+            ep = Episode(opened=p, step=s, step_since=p, events=[LadderEvent(p, 0, s, reason)])
+            current[i] = ep
+            found.append((int(i), ep))
+            step[i] = s
+        open_ |= opening
+        held[opening] = 0
+        calm[opening] = 0
+        # on the ladder: count triggered months at the step, or calm months towards de-listing
+        on = act & was_open
+        for i in np.flatnonzero(on & trig & (calm > 0)):
+            reason = f"relapse: {class_keys[k[i]]} after {calm[i]} better month(s)"
+            current[i].events.append(LadderEvent(p, int(step[i]), int(step[i]), reason))
+        up_held = on & trig
+        calm[up_held] = 0
+        held[up_held] += 1
+        quiet = on & ~trig
+        calm[quiet] += 1
+        held[quiet] = 0
+        by_months = on & trig & (held >= rules.escalate_months)
+        by_drop = on & trig & ~by_months & dropped
+        for i in np.flatnonzero((by_months | by_drop) & (step < 4)):
+            cls = class_keys[k[i]]
+            if by_months[i]:
+                reason = f"{cls} for {rules.escalate_months} more month(s) at {LADDER_STEPS[step[i] - 1]}"
+            else:
+                reason = f"{cls} and dropped {int(drops[t, i])} ranks"
+            ep = current[i]
+            ep.events.append(LadderEvent(p, int(step[i]), int(step[i]) + 1, reason))
+            step[i] += 1
+            ep.step, ep.step_since = int(step[i]), p
+            held[i] = 0
+        for i in np.flatnonzero(quiet & (calm >= rules.delist_months)):
+            ep = current.pop(int(i))
+            ep.events.append(LadderEvent(
+                p, int(step[i]), 0, f"de-listed after {calm[i]} month(s) out of {'/'.join(rules.trigger)}"))
+            ep.closed = p
+            last_close[i], last_step[i] = months[t], step[i]
+            open_[i] = False
+    found.sort(key=lambda x: (x[0], month_index(x[1].opened)))
+    return found
