@@ -7,7 +7,8 @@ Run with::
 after ``.venv/bin/pingan demo load``. Everything runs on 127.0.0.1 in one run, on the same tiles:
 
 - **database (same SQL)**: each tile's statement (``tiles.sql.query_for``) on as many direct
-  connections as there are clients: the physical limit;
+  connections as there are clients, as the service runs it (the admin role, prepared by name,
+  generic plans; ``tiles.render.draw``): the physical limit;
 - **pingan cold / warm**: uvicorn serving ``api.asgi:app`` on a free port with the tile cache off
   (cold), then on and pre-filled (warm), stopped by its PID;
 - **peers** (``PEERS``, see ``bench/peers.py``): TiPG 1.6 and pygeoapi 0.21's stock
@@ -20,6 +21,9 @@ Load is ``wrk`` (or an httpx loop when wrk is absent) at ``--concurrency`` clien
 (a) z14 point tiles of hazards and cases over the densest areas;
 (b) the whole district at z10-z11, hazards and cases (ours aggregated);
 (c) grid polygon tiles at z13.
+
+``--workloads c --modes cold`` runs one workload and mode (for iterating), ``--no-limit`` skips
+the database limit.
 
 Before loading a server, its tiles are fetched once (sample tiles first, within
 ``--fetch-budget`` seconds): sizes, and the sample decoded with mapbox-vector-tile to compare the
@@ -62,7 +66,7 @@ from layers.db import libpq_url, make_engine  # noqa: E402
 from layers.settings import DatabaseSettings  # noqa: E402
 from tiles import shapes as tile_shapes  # noqa: E402
 from tiles.render import tile_kind  # noqa: E402
-from tiles.sql import query_for  # noqa: E402
+from tiles.sql import TileQuery, query_for  # noqa: E402
 
 OURS = "http://127.0.0.1:{port}/ogc/collections/{layer}/tiles/WebMercatorQuad/{z}/{y}/{x}"
 # (name, start(database URL) -> context manager yielding a RunningPeer with a ``tiles`` template)
@@ -207,23 +211,28 @@ _AS_ADMIN = ("SELECT set_config('pingan.user', 'bench', false), set_config('ping
              " FROM (SELECT 1) AS one LEFT JOIN pg_roles r ON r.rolname = 'pingan_as_admin'")
 
 
-async def _db_client(url: str, statements: list[tuple[str, dict]], first: int, seconds: float,
+async def _db_client(url: str, statements: list[tuple[TileQuery, dict]], first: int, seconds: float,
                      latencies: list[float], start: _Start) -> int:
     errors = 0
     async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
         await conn.execute(_AS_ADMIN)
+        # As the service runs them (tiles.render.draw): prepared by name, generic plans.
+        await conn.execute("SET plan_cache_mode = force_generic_plan")
+        for query in {q.name: q for q, _ in statements}.values():
+            await conn.execute(query.prepare)
+        texts = [f"EXECUTE {q.name}({', '.join(str(p[n]) for n in q.param_names)})" for q, p in statements]
         # Warm-up, not timed: a new backend loads PostGIS and PROJ on its first tile, which the
         # service's pooled connections did long before.
-        for text, params in {s[0]: s for s in statements}.values():
-            await (await conn.execute(text, params, binary=True)).fetchone()  # type: ignore[arg-type]
+        for text in {q.name: t for (q, _), t in zip(statements, texts, strict=True)}.values():
+            await (await conn.execute(text, binary=True)).fetchone()  # type: ignore[arg-type]
         await start.arrive()
         until = start.at + seconds
         i = first
         while time.perf_counter() < until:
-            text, params = statements[i % len(statements)]
+            text = texts[i % len(texts)]
             t0 = time.perf_counter()
             try:
-                cur = await conn.execute(text, params, binary=True)  # type: ignore[arg-type]  # as the service
+                cur = await conn.execute(text, binary=True)  # type: ignore[arg-type]
                 await cur.fetchone()
                 latencies.append(time.perf_counter() - t0)
             except psycopg.Error:
@@ -266,7 +275,7 @@ async def database_limit(url: str, tiles: list[Tile], clients: int, seconds: flo
         layer = registry[layer_id]
         kind = tile_kind(layer, z)
         use = layer_id in shapes and kind == "detail" and z in tile_shapes.stored_zooms(layer)
-        statements.append((query_for(layer, kind, shapes=use).text, {"z": z, "x": x, "y": y}))
+        statements.append((query_for(layer, kind, shapes=use), {"z": z, "x": x, "y": y}))
     latencies: list[float] = []
     start = _Start(clients)
     errors = await asyncio.gather(*(_db_client(url, statements, c * 7, seconds, latencies, start)
@@ -586,6 +595,15 @@ def run(args: argparse.Namespace) -> None:
     if args.no_shapes and current_shapes(url):
         raise SystemExit("--no-shapes: drop or stale the shapes first (the service would use them)")
     loads = workloads(url, args.dense)
+    if args.workloads:
+        letters = {w.strip().strip("()") for w in args.workloads.split(",")}
+        unknown = letters - {name[1] for name in loads}
+        if unknown:
+            raise SystemExit(f"--workloads: no workload {', '.join(sorted(unknown))} (a, b, c)")
+        loads = {name: tiles for name, tiles in loads.items() if name[1] in letters}
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    if set(modes) - {"cold", "warm"}:
+        raise SystemExit("--modes: cold and/or warm")
     wanted = set(args.peers.split(",")) if args.peers else set()
     peers: list[tuple[str, Callable[..., AbstractContextManager[peer_servers.RunningPeer]]]] = [
         (name, start) for name, start in PEERS if name in wanted]
@@ -596,10 +614,14 @@ def run(args: argparse.Namespace) -> None:
     expected = {name: database_counts(url, tiles) for name, tiles in loads.items()}
     samples = {name: sample_indices(expected[name], args.sample) for name in loads}
     for name, tiles in loads.items():
+        if args.no_limit:
+            break
         print(f"[{time.monotonic() - started:5.0f} s] database limit, {name}", file=sys.stderr)
         limit = database_limit(service, tiles, args.concurrency, args.duration, shapes)
         found[name].append(asyncio.run(limit))
     for mode, cache in (("cold", False), ("warm", True)):
+        if mode not in modes:
+            continue
         server = Server(service, cache=cache, workers=args.workers, pool_size=args.concurrency)
         try:
             for name, tiles in loads.items():
@@ -669,6 +691,10 @@ def main() -> None:
     parser.add_argument("--peers", default="tipg,pygeoapi", help="peers of PEERS to start ('' for none)")
     parser.add_argument("--peer", action="append", default=[], metavar="NAME=TEMPLATE",
                         help="a running server: URL template with {layer} {table} {z} {x} {y}")
+    parser.add_argument("--workloads", default="",
+                        help="only these workloads, by letter: a, b, c (default: all; for iterating)")
+    parser.add_argument("--modes", default="cold,warm", help="our server's modes to run: cold, warm")
+    parser.add_argument("--no-limit", action="store_true", help="skip the database limit (for iterating)")
     parser.add_argument("--json", default=None, help="also write every figure to this file")
     parser.add_argument("--service-url", default=os.environ.get("PINGAN_SERVICE_DATABASE_URL"),
                         help="the service role's URL (any database; the one of --database-url is used);"

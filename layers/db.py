@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 
 from psycopg import AsyncConnection
+from psycopg import sql as psql
 from psycopg_pool import AsyncConnectionPool
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
@@ -173,6 +174,13 @@ _SET_PRINCIPAL = (
 
 def _principal_params(principal: Principal) -> dict[str, str]:
     return {"user": principal.user, "role": principal.role, "areas": ",".join(principal.areas)}
+
+
+def principal_sql(principal: Principal) -> str:
+    """The statement stating ``principal``, its values quoted in: for a transaction sent as one
+    multi-statement message (``tiles.render.draw``), which cannot carry bound parameters."""
+    values = {name: psql.Literal(value) for name, value in _principal_params(principal).items()}
+    return psql.SQL(re.sub(r"%\((\w+)\)s", r"{\1}", _SET_PRINCIPAL)).format(**values).as_string(None)
 
 
 def set_principal(conn: Connection, principal: Principal) -> None:

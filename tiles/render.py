@@ -11,6 +11,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 from weakref import WeakKeyDictionary
 
+import psycopg
 from psycopg import AsyncConnection, AsyncCursor, sql
 
 from layers.registry import Layer, Registry
@@ -89,6 +90,75 @@ async def _execute(conn: AsyncConnection, query: TileQuery, params: dict[str, An
     # EXECUTE takes no bind parameters: the values are literals (ints, and text arrays quoted by psycopg)
     return await conn.execute(sql.SQL("EXECUTE {}({})").format(sql.Identifier(query.name), args),
                               binary=True)
+
+
+def _execute_text(conn: AsyncConnection, query: TileQuery, params: dict[str, Any]) -> str:
+    values = [params[name] for name in query.param_names]
+    if all(type(v) is int for v in values):  # the tile address alone (the name is [a-z0-9_])
+        return f"EXECUTE {query.name}({', '.join(map(str, values))})"
+    args = sql.SQL(", ").join(sql.Literal(v) for v in values)
+    return sql.SQL("EXECUTE {}({})").format(sql.Identifier(query.name), args).as_string(conn)
+
+
+# Tile statements run with generic plans: a custom plan of a tile statement costs ~0.6-0.9 ms
+# to make (CTEs, init-plans), as much as drawing a typical grid tile, and PostgreSQL's default
+# keeps making one per execution for these statements. The generic plan is the same scan (the
+# tile envelope is computed inside the statement either way); measured on workloads (a)-(c),
+# the same bytes, 0.5-0.9 ms less per tile (docs/performance.md, "Tiles, fourth run").
+_GENERIC_PLANS = "SELECT set_config('plan_cache_mode', 'force_generic_plan', true)"
+
+
+async def draw(conn: AsyncConnection, stating: str,
+               statements: Sequence[tuple[TileQuery, dict[str, Any]]]) -> list[bytes]:
+    """Run tile ``statements`` for a caller in one round trip; their MVTs, in order.
+
+    ``conn`` is a pooled connection outside any transaction; ``stating`` the statement that
+    states the caller (``layers.db.principal_sql``). The caller's statement, generic plans and
+    the statements' ``EXECUTE`` go to the server as one simple-protocol message, which
+    PostgreSQL runs as one implicit transaction: the caller's transaction-local settings and
+    role hold for the tile statements and vanish at its end, exactly as with
+    ``layers.db.atransaction``, minus three round trips (BEGIN, the caller, COMMIT). Results
+    come back as text (the bytea in hex), which psycopg's C loader decodes.
+
+    A statement is prepared on first use, after the caller is stated, in a message of its own;
+    if that fails or is cancelled, the connection is closed (the pool replaces it) rather than
+    kept with a statement that may or may not exist.
+    """
+    if not statements:
+        return []
+    await conn.set_autocommit(True)
+    try:
+        names = _PREPARED.setdefault(conn, set())
+        for query in {q.name: q for q, _ in statements if q.name not in names}.values():
+            try:
+                await conn.execute(f"{stating}; {query.prepare}")
+            except BaseException:  # cancelled, or failed: whether it is prepared is unknown
+                await conn.close()  # so the pool does not hand this connection out again
+                raise
+            names.add(query.name)
+        cur = conn.cursor()
+        await cur.execute("; ".join([stating, _GENERIC_PLANS,
+                                     *(_execute_text(conn, q, p) for q, p in statements)]))
+        out = []
+        cur.nextset()
+        for _ in statements:
+            cur.nextset()
+            row = await cur.fetchone()
+            out.append(bytes(row[0]) if row and row[0] is not None else b"")
+        return out
+    finally:
+        try:
+            await conn.set_autocommit(False)
+        except psycopg.Error:  # left mid-query (cancelled): the pool must not reuse it
+            await conn.close()
+
+
+def tile_statements(layers: Iterable[Layer], z: int, x: int, y: int, filters: Filters = (),
+                    shapes: Collection[str] = ()) -> list[tuple[TileQuery, dict[str, Any]]]:
+    """The statement of each layer with tiles at ``z`` (others are left out, as from a dataset
+    tile), for :func:`draw`. ``filters`` are normalised (:func:`normalise_filters`)."""
+    return [_statement(layer, z, x, y, filters, layer.id in shapes) for layer in layers
+            if layer.tiles.minzoom <= z <= layer.tiles.maxzoom]
 
 
 def _statement(layer: Layer, z: int, x: int, y: int, filters: Filters,

@@ -13,14 +13,15 @@ import asyncio
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from psycopg_pool import AsyncConnectionPool
 
-from layers.db import Principal, atransaction
+from layers.db import Principal, principal_sql
 from layers.registry import Layer, Registry
 from tiles.cache import CacheStats, TileCache
 from tiles.errors import UnknownCollectionError
-from tiles.render import Filters, check_zoom, get_tile, get_tiles, normalise_filters, served_layer
+from tiles.render import Filters, check_zoom, draw, normalise_filters, served_layer, tile_statements
 from tiles.settings import TileSettings
 from tiles.shapes import stored_zooms
 from tiles.tms import get_tms
@@ -52,6 +53,12 @@ class TileKey:
     def etag(self) -> str:
         digest = hashlib.blake2b(repr((RENDERER_VERSION, self)).encode(), digest_size=16).hexdigest()
         return f'"{digest}"'
+
+
+@lru_cache(maxsize=4096)
+def _stating(principal: Principal) -> str:
+    """The statement stating ``principal`` (its SQL text depends on user, role and areas only)."""
+    return principal_sql(principal)
 
 
 def _fingerprint(layer: Layer) -> str:
@@ -160,9 +167,8 @@ class TileService:
         layers = [self.registry[layer_id] for layer_id in key.layers]
         if not layers:
             return b""
-        async with atransaction(pool, principal) as conn:
-            shapes = {layer_id for layer_id, use in zip(key.layers, key.shapes, strict=False) if use}
-            if key.multi:
-                return await get_tiles(conn, layers, key.z, key.x, key.y, shapes=shapes)
-            return await get_tile(conn, layers[0], key.z, key.x, key.y, filters=dict(key.filters),
-                                  shapes=layers[0].id in shapes)
+        shapes = {layer_id for layer_id, use in zip(key.layers, key.shapes, strict=False) if use}
+        statements = tile_statements(layers, key.z, key.x, key.y, key.filters, shapes)
+        async with pool.connection() as conn:
+            # one round trip: the caller's transaction and the tile statements in one message
+            return b"".join(await draw(conn, _stating(principal), statements))

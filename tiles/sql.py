@@ -36,7 +36,7 @@ import hashlib
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Literal
 
 from psycopg import sql
@@ -98,12 +98,12 @@ class TileQuery:
     def param_names(self) -> tuple[str, ...]:
         return ("z", "x", "y", *(f"f_{name}" for name in self.filter_names))
 
-    @property
+    @cached_property
     def name(self) -> str:
         """A server-side name for the prepared statement, fixed by its text."""
         return "pingan_tile_" + hashlib.blake2b(self.text.encode(), digest_size=10).hexdigest()
 
-    @property
+    @cached_property
     def prepare(self) -> str:
         """``PREPARE`` of the statement with ``$n`` parameters (the tile ints, the filter arrays)."""
         text = self.text
@@ -290,9 +290,10 @@ def _detail_with_fallback(layer: Layer, where: sql.Composable) -> sql.Composable
 # The tile in the MVT units of its whole zoom level (what ``pingan.tile_shapes`` stores): its
 # origin, the box one unit beyond it (the index test: snapping moves a vertex by at most half a
 # unit), the box one unit inside it (a shape within it surely intersects the tile), and the
-# buffered box (a shape within it needs no clip).
+# buffered box (a shape within it needs no clip). MATERIALIZED: inlined, the envelopes were built
+# again for every shape tested against them (0.4 of 3.4 ms on a mean z13 grid tile, demo scale 10).
 _SHAPE_TILE_CTE = sql.SQL(
-    "st AS (SELECT o.ox, o.oy,"
+    "st AS MATERIALIZED (SELECT o.ox, o.oy,"
     " ST_MakeEnvelope(o.ox - 1, o.oy - 1, o.ox + {e} + 1, o.oy + {e} + 1) AS near,"
     " ST_MakeEnvelope(o.ox + 1, o.oy + 1, o.ox + {e} - 1, o.oy + {e} - 1) AS inner_box,"
     " ST_MakeEnvelope(o.ox - {b}, o.oy - {b}, o.ox + {e} + {b}, o.oy + {e} + {b}) AS buffered"
@@ -305,7 +306,10 @@ def _shapes_detail_cte(layer: Layer, limit: sql.Composable) -> sql.Composable:
     is already simplified, snapped, valid and oriented); one crossing the buffer edge is clipped
     by ``ST_AsMVTGeom`` (flipped first: it expects y up). A shape not surely inside the tile is
     tested exactly against the table's own geometry, so the tile holds exactly the features
-    intersecting it, as from the table."""
+    intersecting it, as from the table. That test looks the feature up by its id alone, the
+    intersection in the select list: written as ``EXISTS (... WHERE id = key AND
+    ST_Intersects(...))``, the (generic) plan scanned the spatial index for every shape on the
+    tile's edge, filtering by id, 0.9 of the 1.5 ms of a mean grid tile at demo scale 1."""
     schema, _, table = layer.table.partition(".")
     return sql.SQL(
         "detail AS MATERIALIZED (SELECT CASE WHEN s.geom @ st.buffered"
@@ -314,8 +318,8 @@ def _shapes_detail_cte(layer: Layer, limit: sql.Composable) -> sql.Composable:
         " ST_MakeEnvelope(0, 0, {e}, {e}), {e}, {b}, true) END AS geom, s.props"
         " FROM pingan.tile_shapes s CROSS JOIN st CROSS JOIN tile"
         " WHERE s.layer_id = {layer_id} AND s.zoom = %(z)s::int AND s.geom && st.near"
-        " AND (s.geom @ st.inner_box OR EXISTS (SELECT 1 FROM {table} t WHERE t.{id}::text = s.key"
-        " AND ST_Intersects(t.{geom}, tile.env_g))) LIMIT {limit})"
+        " AND (s.geom @ st.inner_box OR (SELECT bool_or(ST_Intersects(t.{geom}, tile.env_g))"
+        " FROM {table} t WHERE t.{id}::text = s.key)) LIMIT {limit})"
     ).format(
         e=sql.Literal(MVT_EXTENT), b=sql.Literal(MVT_BUFFER), layer_id=sql.Literal(layer.id),
         table=sql.Identifier(schema, table), id=sql.Identifier(layer.id_column),
