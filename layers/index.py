@@ -338,6 +338,9 @@ def compute(
     start = add_months(first, -(lag + 1))  # and the month before, for change and rank change
     with engine.begin() as conn:
         conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('pingan.index'))"))
+        # the register queries sort and hash millions of rows at district scale: in memory, not
+        # in temporary files (measured at 30,000 villages: the persons query 48 s -> 28 s)
+        conn.execute(text("SET LOCAL work_mem = '256MB'"))
         begins = data_start(conn)
         if first < begins:
             raise IndexInputError(f"the records start in {begins:%Y-%m}: no index before that")
