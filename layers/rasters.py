@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import tempfile
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -142,8 +142,6 @@ def _crs84_bounds(crs: str, bounds: tuple[float, float, float, float]) -> tuple[
 
 
 def _cog_bytes(grid: KdeGrid, crs: str) -> bytes:
-    # write_cog tags repr(bandwidth): a numpy float would read "np.float64(...)" in gdalinfo
-    grid = replace(grid, bandwidth=float(grid.bandwidth))
     with tempfile.TemporaryDirectory(prefix="pingan-cog-") as tmp:
         path = write_cog(Path(tmp) / "raster.tif", grid, crs, blocksize=256)
         return path.read_bytes()

@@ -275,7 +275,7 @@ def write_cog(
     with MemoryFile() as mem:
         with mem.open(**profile) as tmp:
             tmp.write(grid.values.astype(dtype), 1)
-            tmp.update_tags(kernel=grid.kernel, bandwidth=repr(grid.bandwidth), method=grid.method,
+            tmp.update_tags(kernel=grid.kernel, bandwidth=repr(float(grid.bandwidth)), method=grid.method,
                             units="events per square CRS unit")
         with mem.open() as src:
             rio_copy(src, str(out), driver="COG", BLOCKSIZE=blocksize, COMPRESS=compress,

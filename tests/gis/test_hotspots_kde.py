@@ -123,7 +123,7 @@ def test_bandwidth_rules() -> None:
 def test_write_cog(tmp_path: Path) -> None:
     rng = np.random.default_rng(25)
     pts = rng.normal(500_000, 2000, (3000, 2)) + [0, 3_000_000]
-    grid = kernel_density(pts, cell_size=10.0, bandwidth=300.0)
+    grid = kernel_density(pts, cell_size=10.0, bandwidth=np.float64(300.0))  # as callers pass it
     assert min(grid.shape) > 1000
     path = write_cog(tmp_path / "kde.tif", grid, "EPSG:4547", blocksize=256)
     with rasterio.open(path) as src:
@@ -133,7 +133,7 @@ def test_write_cog(tmp_path: Path) -> None:
         assert src.overviews(1) == [2, 4, 8][: len(src.overviews(1))] and len(src.overviews(1)) >= 2
         assert src.crs.to_epsg() == 4547
         assert tuple(src.transform)[:6] == pytest.approx(grid.transform)
-        assert src.tags()["kernel"] == "quartic"
+        assert src.tags()["kernel"] == "quartic" and src.tags()["bandwidth"] == "300.0"
         np.testing.assert_allclose(src.read(1), grid.values.astype("float32"))
     with open(path, "rb") as fh:
         head = fh.read(2000)
