@@ -7,7 +7,11 @@ assignment, no rejects, no upsert).
 
 Each run creates a fresh database on the server of `pingan db url --admin`, loads the demo
 district's hierarchy into it, and drops it at the end. Prints rows/s, the ratio to ogr2ogr and
-the peak memory (max RSS) of each loader process.
+the peak memory (max RSS) of each loader process, the load average of the machine before and
+after the two loads, and (in the loader's summary) the seconds of each stage: read, map,
+locate, then the load split into keys (which rows are new), copy direct (new rows copied into
+the table), copy stage / upsert / events (rows the table knew, and chunks it refused) and
+indexes (bulk mode's rebuild).
 """
 
 from __future__ import annotations
@@ -93,6 +97,10 @@ def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float, str]:
     return dt, int(rss) / 1024, text
 
 
+def _loadavg() -> str:
+    return " ".join(f"{v:.2f}" for v in os.getloadavg())
+
+
 def gbk(arg: str) -> str:
     """An argument whose bytes on the command line are GBK (as the file's header is)."""
     return arg.encode("gbk").decode(sys.getfilesystemencoding(), "surrogateescape")
@@ -125,6 +133,7 @@ def main() -> None:
                 f"file: {args.rows:,} rows, {size:.0f} MB GBK, {args.address_share:.0%} address-only "
                 f"(made in {time.perf_counter() - t0:.1f} s)"
             )
+            load_before = _loadavg()
             ours_s, ours_mb, ours_out = timed(
                 [py, "-m", "cli.main", "etl", "load", str(csv), "--layer", "hazards", "--source", "bench"],
                 env,
@@ -155,6 +164,7 @@ def main() -> None:
                 os.environ | {"PGCLIENTENCODING": "GBK"},
             )
         print(ours_out.strip())
+        print(f"load average (1/5/15 min) before the loads: {load_before}; after: {_loadavg()}")
         print(f"{'loader':<22} {'seconds':>8} {'rows/s':>10} {'peak MB':>8}")
         print(f"{'pingan etl load':<22} {ours_s:>8.1f} {args.rows / ours_s:>10,.0f} {ours_mb:>8.0f}")
         print(f"{'ogr2ogr -f PostgreSQL':<22} {peer_s:>8.1f} {args.rows / peer_s:>10,.0f} {peer_mb:>8.0f}")

@@ -7,10 +7,12 @@ import io
 import numpy as np
 import pandas as pd
 import shapely
+from psycopg.copy import QueuedLibpqWriter
 from sqlalchemy import Connection
 
 SRID = 4490
 CHUNK_ROWS = 100_000
+TEXT_CHUNK_ROWS = 10_000  # small enough that sending and formatting overlap
 
 
 def _geometry_column(values: pd.Series) -> pd.Series:
@@ -164,9 +166,12 @@ def copy_text(
         return 0
     cols = ", ".join(f'"{c}"' for c in df.columns)
     raw = conn.connection.driver_connection
-    with raw.cursor() as cur, cur.copy(f"COPY {table} ({cols}) FROM STDIN") as cp:
-        for start in range(0, len(df), CHUNK_ROWS):
-            part = df.iloc[start : start + CHUNK_ROWS]
+    # a writer thread sends each chunk while the next one is formatted: the server parses and
+    # Python formats at the same time
+    statement = f"COPY {table} ({cols}) FROM STDIN"
+    with raw.cursor() as cur, cur.copy(statement, writer=QueuedLibpqWriter(cur)) as cp:
+        for start in range(0, len(df), TEXT_CHUNK_ROWS):
+            part = df.iloc[start : start + TEXT_CHUNK_ROWS]
             columns = [_text_column(part[c], c in geometry_columns) for c in part.columns]
             cp.write(("\n".join(map("\t".join, zip(*columns, strict=True))) + "\n").encode("utf-8"))
     return len(df)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
@@ -149,10 +148,18 @@ def _geocode(
     return geo, pd.concat(rejects, ignore_index=True)
 
 
-_GRIDS: dict[tuple[str, int], gpd.GeoDataFrame] = {}
+@dataclass(frozen=True)
+class _Grids:
+    codes: np.ndarray  # grid codes in ascending order, the order of the tree's geometries
+    villages: np.ndarray  # each grid's village code (its first 12 digits)
+    towns: np.ndarray  # and town code (9 digits)
+    tree: shapely.STRtree
 
 
-def _grids(conn: Connection) -> gpd.GeoDataFrame:
+_GRIDS: dict[tuple[str, int], _Grids] = {}
+
+
+def _grids(conn: Connection) -> _Grids:
     """The grids, cached per database and grids version (ETL of grids bumps it)."""
     db = conn.execute(text("SELECT current_database()")).scalar_one()
     version = conn.execute(
@@ -160,14 +167,16 @@ def _grids(conn: Connection) -> gpd.GeoDataFrame:
     ).scalar_one()
     key = (db, version)
     if key not in _GRIDS:
-        rows = conn.execute(
-            text("SELECT code, village_code, ST_AsBinary(geom) AS wkb FROM pingan.grids ORDER BY code")
-        ).all()
+        sql = "SELECT code, ST_AsBinary(geom) AS wkb FROM pingan.grids ORDER BY code"
+        rows = conn.execute(text(sql)).all()
         _GRIDS.clear()
-        _GRIDS[key] = gpd.GeoDataFrame(
-            {"code": [r.code for r in rows], "village_code": [r.village_code for r in rows]},
-            geometry=shapely.from_wkb([bytes(r.wkb) for r in rows]),
-            crs=4490,
+        rows = sorted(rows, key=lambda r: r.code)  # the order of the codes, whatever the collation
+        codes = np.array([r.code for r in rows], dtype=object)
+        _GRIDS[key] = _Grids(
+            codes,
+            np.array([c[:12] for c in codes], dtype=object),
+            np.array([c[:9] for c in codes], dtype=object),
+            shapely.STRtree(shapely.from_wkb([bytes(r.wkb) for r in rows])),
         )
     return _GRIDS[key]
 
@@ -177,20 +186,28 @@ def _assign(
 ) -> tuple[pd.DataFrame, pd.Series]:
     grids = _grids(conn)
     pts = shapely.points(geo["x"].to_numpy(), geo["y"].to_numpy())
-    grid_code = pd.Series(None, index=f.index, dtype=object)
-    if len(grids) and placed.any():
+    found = np.full(len(f), -1, dtype=np.int64)  # the tree index of each point's grid
+    if len(grids.codes) and placed.any():
         idx = np.flatnonzero(placed.to_numpy())
-        hit_pt, hit_grid = grids.sindex.query(pts[idx], predicate="intersects")
-        # a point on a shared border touches two grids: the lower code wins, deterministically
-        pairs = pd.DataFrame({"pt": idx[hit_pt], "code": grids["code"].to_numpy()[hit_grid]})
-        first = pairs.sort_values(["pt", "code"]).drop_duplicates("pt")
-        grid_code.iloc[first["pt"].to_numpy()] = first["code"].to_numpy()
-    outside = placed & grid_code.isna()
+        hit_pt, hit_grid = grids.tree.query(pts[idx], predicate="intersects")
+        # a point on a shared border touches two grids: the lower code (index) wins, deterministically
+        best = np.full(len(idx), len(grids.codes), dtype=np.int64)
+        np.minimum.at(best, hit_pt, hit_grid)
+        hit = best < len(grids.codes)
+        found[idx[hit]] = best[hit]
+    inside = found >= 0
+
+    def codes(table: np.ndarray) -> pd.Series:
+        out = np.full(len(f), None, dtype=object)
+        out[inside] = table[found[inside]]
+        return pd.Series(out, index=f.index, dtype=object)
+
+    outside = placed & ~pd.Series(inside, index=f.index)
     frame = f.assign(
         geom=pts,
-        grid_code=grid_code,
-        village_code=grid_code.str.slice(0, 12),
-        town_code=grid_code.str.slice(0, 9),
+        grid_code=codes(grids.codes),
+        village_code=codes(grids.villages),
+        town_code=codes(grids.towns),
         src_datum=geo["src_datum"],
         loc_method=geo["loc_method"],
         geocode_level=geo["geocode_level"],

@@ -1,4 +1,5 @@
-"""`pingan etl load`: read → map → locate → stage → assign → upsert, one transaction per batch.
+"""`pingan etl load`: read → map → locate → copy new rows / stage and upsert the others, one
+transaction per batch.
 
 Guarantees:
 - one batch is one transaction: a crash or SIGKILL mid-load leaves the database as before it,
@@ -19,13 +20,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 import psycopg
 from sqlalchemy import Connection, Engine, text
 
-from etl import persons, survey
 from etl.areas import containment_rejects, prepare_areas
 from etl.copy import copy_frame, copy_text
 from etl.locate import locate
@@ -33,8 +34,10 @@ from etl.profile import Mapped, Profile, apply_profile, builtin, convert, read_e
 from etl.readers import read_file
 from etl.targets import CONSTRAINT_REASONS, TARGETS, Target
 from layers import versions
-from layers.crypto import KeyRing
 from layers.db import SYSTEM, set_principal
+
+if TYPE_CHECKING:
+    from layers.crypto import KeyRing
 
 #: ``progress(stage, done, total)``: the stage's name, and for long stages the rows done so far
 #: out of ``total`` (both None for a stage without a count).
@@ -122,17 +125,22 @@ def load_file(
             else:
                 frame, rejects = mapped.frame, None
             if keys is not None and target.layer == "persons":
+                from etl import persons  # the data key ring's libraries: only for persons
+
                 frame = persons.seal(conn, frame, keys)
             clock["locate"] = time.perf_counter() - t - sum(clock.values())
             say("loading", 0, len(frame))
-            counts, db_rejects = _stage_and_upsert(conn, target, frame, batch_id, say)
-            clock["upsert"] = time.perf_counter() - t - sum(clock.values())
+            split: dict[str, float] = {}
+            counts, db_rejects = _stage_and_upsert(conn, target, frame, batch_id, say, split)
+            clock["load"] = time.perf_counter() - t - sum(clock.values())
             all_rejects = pd.concat(
                 [r for r in (early, mapped.rejects, rejects, db_rejects) if r is not None and len(r)]
                 or [_no_rejects()],
                 ignore_index=True,
             )
             if target.layer == "persons":
+                from etl import persons
+
                 all_rejects = persons.mask_rejects(all_rejects, mapped.matched)
             _write_rejects(conn, batch_id, all_rejects)
             result.batch_id, result.status = batch_id, "done"
@@ -146,7 +154,9 @@ def load_file(
             versions.bump(conn, [target.layer_id])
     except Exception as exc:
         return _failed(engine, target, path, digest, source, read_error_message(exc))
-    result.seconds = clock | {"total": time.perf_counter() - t}
+    # read + map + locate + load (+ the batch's bookkeeping) = total; then the load's own split:
+    # keys, copy direct, copy stage, upsert, events, indexes
+    result.seconds = clock | {"total": time.perf_counter() - t} | split
     return result
 
 
@@ -161,9 +171,13 @@ def _early_rejects(
     if target.shape == "polygon":
         return prepare_areas(mapped, raw, target, profile.datum)
     if target.layer == "survey":
+        from etl import survey
+
         return survey.prepare(mapped, raw)
     if target.layer != "persons" or keys is None:
         return None
+    from etl import persons
+
     f = mapped.frame
     ids, why = persons.check_id_numbers(f["id_number"])
     bad = why.notna()
@@ -284,10 +298,127 @@ def _failed(engine: Engine, target: Target, path: Path, digest: str, source: str
 
 
 def _stage_and_upsert(
-    conn: Connection, target: Target, frame: pd.DataFrame, batch_id: int, say: Progress
+    conn: Connection,
+    target: Target,
+    frame: pd.DataFrame,
+    batch_id: int,
+    say: Progress,
+    split: dict[str, float] | None = None,
 ) -> tuple[dict[str, int], pd.DataFrame]:
+    """Write ``frame`` into the target table; return the counts and the rows the database refused.
+
+    Rows whose key the table does not hold yet (most of a first load) are copied straight into
+    the table, in chunks of :data:`UPSERT_CHUNK`, each in a savepoint: a chunk the database
+    refuses (a CHECK, a code already used, a key another loader just wrote) is undone and goes
+    the general way with the rest. The general way: a staging table filled by COPY, then
+    ``INSERT ... ON CONFLICT DO UPDATE ... WHERE IS DISTINCT FROM`` in ranges that are halved
+    until each refused row is found; changed rows get their events."""
+    split = {} if split is None else split
+    clock = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        split[name] = split.get(name, 0.0) + now - clock
+        clock = now
+
     cols = [*target.fields, *target.location, "source", "source_id"]
     ident = "id" if target.shape == "point" else "code"
+    raw = conn.connection.driver_connection
+    direct = _direct_ok(target)
+    known = _known_keys(raw, target, frame) if direct else None
+    n_new = int((~known).sum()) if known is not None else None
+    lap("keys")
+    # polygons and persons: bulk mode is decided on what the staging table finds (in _stage)
+    bulk = None if n_new is None else _bulk_begin(raw, target, n_new)
+    rejects: list[dict] = []
+    copied = 0
+    rest = frame
+    if known is not None and n_new:
+        # a first load (no key known): the frame itself, no copy of a million rows
+        new, rest = (frame, frame.iloc[:0]) if not known.any() else (frame[~known], frame[known])
+        refused = []
+        for lo in range(0, len(new), UPSERT_CHUNK):
+            part = new.iloc[lo : lo + UPSERT_CHUNK]
+            try:
+                with raw.transaction():  # a savepoint: a refused chunk is undone and staged below
+                    copy_text(conn, target.table, part[cols].assign(batch_id=batch_id))
+                copied += len(part)
+            except (psycopg.errors.IntegrityError, psycopg.errors.DataError, psycopg.errors.RaiseException):
+                refused.append(part)
+            say("loading", copied, len(frame))
+        if refused:
+            rest = pd.concat([*refused, rest])
+        lap("copy direct")
+    counts = {"inserted": copied, "updated": 0, "unchanged": 0, "bulk": False, "direct": copied}
+    if len(rest):
+        def step(stage: str, done: int | None = None, total: int | None = None) -> None:
+            say(stage, None if done is None else copied + done, None if total is None else copied + total)
+
+        what = (cols, ident, batch_id)
+        staged = _stage(conn, raw, target, rest, what, bulk, n_new is None, rejects, step, lap)
+        counts["inserted"] += staged["inserted"]
+        counts["updated"] = staged["updated"]
+        bulk = staged["bulk"]
+    if bulk is not None:
+        say("rebuilding indexes")
+        _bulk_end(raw, target, bulk)
+        lap("indexes")
+    counts["unchanged"] = len(frame) - len(rejects) - counts["inserted"] - counts["updated"]
+    counts["bulk"] = bulk is not None
+    return counts, pd.DataFrame(rejects, columns=["row_number", "column_name", "reason", "raw"])
+
+
+def _direct_ok(target: Target) -> bool:
+    """Whether new rows of ``target`` may skip the staging table: located records keyed on
+    (source, source_id) whose new rows need nothing back (persons need their new ids for the
+    grade records; areas are checked against their parents on the staging table)."""
+    return (
+        target.shape == "point"
+        and target.key == ("source", "source_id")
+        and target.events != "pingan.person_grades"
+    )
+
+
+def _known_keys(raw: psycopg.Connection, target: Target, frame: pd.DataFrame) -> np.ndarray:
+    """A mask over ``frame``: the rows whose (source, source_id) the table holds already."""
+    known = np.zeros(len(frame), dtype=bool)
+    if not len(frame):
+        return known
+    for source in frame["source"].unique():
+        rows = (frame["source"] == source).to_numpy()
+        if raw.execute(
+            f"SELECT NOT EXISTS (SELECT 1 FROM {target.table} WHERE source = %s)", (source,)  # noqa: S608
+        ).fetchone()[0]:
+            continue  # a source's first load: nothing to look up
+        ids = frame["source_id"].to_numpy(dtype=object)[rows]
+        found = raw.execute(
+            f"SELECT t.source_id FROM unnest(%s::text[]) AS k(id) "  # noqa: S608
+            f"JOIN {target.table} t ON t.source = %s AND t.source_id = k.id",
+            ([str(i) for i in ids], source),
+        ).fetchall()
+        hit = pd.Index([r[0] for r in found])
+        known[np.flatnonzero(rows)[pd.Index(ids.astype(str)).isin(hit)]] = True
+    return known
+
+
+def _stage(
+    conn: Connection,
+    raw: psycopg.Connection,
+    target: Target,
+    frame: pd.DataFrame,
+    what: tuple[list[str], str, int],
+    bulk: tuple[list, list] | None,
+    decide_bulk: bool,
+    rejects: list[dict],
+    say: Progress,
+    lap: Callable[[str], None],
+) -> dict:
+    """The general way: stage ``frame``, upsert it in bisectable ranges, record events.
+
+    ``what``: the columns, the identity column and the batch; ``bulk``: bulk mode as begun by
+    the caller, or (``decide_bulk``) to be decided here on the rows the table already holds."""
+    cols, ident, batch_id = what
     conn.execute(
         text(
             f"CREATE TEMP TABLE stage ON COMMIT DROP AS SELECT {', '.join(cols)}, "  # noqa: S608
@@ -297,7 +428,8 @@ def _stage_and_upsert(
     staged = frame.assign(_pos=np.arange(len(frame)))
     copy_text(conn, "stage", staged[[*cols, "_pos", "_row"]])
     conn.execute(text("CREATE INDEX ON stage (_pos)"))
-    rejects: list[dict] = containment_rejects(conn, target)
+    lap("copy stage")
+    rejects += containment_rejects(conn, target)
     # what the changed rows were before, for their events (only rows already in the table)
     kept = {"pingan.hazard_events": ", t.state", "pingan.case_events": ", t.state",
             "pingan.person_grades": ", t.grade, t.grade_since"}.get(target.events or "", "")
@@ -314,17 +446,15 @@ def _stage_and_upsert(
             f"true AS inserted FROM {target.table} WITH NO DATA"
         )
     )
-    raw = conn.connection.driver_connection
     sql = _upsert_sql(target, cols, ident)
-    known = conn.execute(text("SELECT count(*) FROM before")).scalar_one()
-    bulk = _bulk_begin(raw, target, len(frame) - known)
+    if decide_bulk:
+        known = conn.execute(text("SELECT count(*) FROM before")).scalar_one()
+        bulk = _bulk_begin(raw, target, len(frame) - known)
     for lo in range(0, len(frame), UPSERT_CHUNK):
         hi = min(lo + UPSERT_CHUNK, len(frame)) - 1
         _upsert_range(raw, sql, batch_id, lo, hi, rejects, staged)
         say("loading", hi + 1, len(frame))
-    if bulk is not None:
-        say("rebuilding indexes")
-        _bulk_end(raw, target, bulk)
+    lap("upsert")
     if target.events == "pingan.person_grades":
         _grade_events(conn, batch_id)
     elif target.events:
@@ -332,13 +462,8 @@ def _stage_and_upsert(
     inserted, changed = conn.execute(
         text("SELECT count(*) FILTER (WHERE inserted), count(*) FROM changed")
     ).one()
-    counts = {
-        "inserted": inserted,
-        "updated": changed - inserted,
-        "unchanged": len(frame) - len(rejects) - changed,
-        "bulk": bulk is not None,
-    }
-    return counts, pd.DataFrame(rejects, columns=["row_number", "column_name", "reason", "raw"])
+    lap("events")
+    return {"inserted": inserted, "updated": changed - inserted, "bulk": bulk}
 
 
 def _bulk_begin(raw: psycopg.Connection, target: Target, rows: int) -> tuple[list, list] | None:

@@ -19,12 +19,15 @@ import zipfile
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import geopandas as gpd
 import numpy as np
 import pandas as pd
 
 from etl.safety import UnsafeFileError, check_zip
+
+if TYPE_CHECKING:
+    import geopandas as gpd
 
 MAX_FILE_BYTES = 2 * 1024**3
 SPATIAL_SUFFIXES = {".geojson", ".json", ".gpkg", ".zip", ".shp"}
@@ -184,16 +187,23 @@ def read_csv(path: Path, *, encoding: str | None = None) -> RawTable:
         )
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise ReaderError(f"{path.name}: not a readable CSV table: {str(exc).strip()}") from None
-    return _table(frame, path.name, used, warnings, first_row=2)
+    # the C parser without NA filtering gives text in every cell ('' when empty)
+    return _table(frame, path.name, used, warnings, first_row=2, text_only=True)
 
 
 def _table(
-    frame: pd.DataFrame, name: str, encoding: str | None, warnings: tuple[str, ...], first_row: int
+    frame: pd.DataFrame,
+    name: str,
+    encoding: str | None,
+    warnings: tuple[str, ...],
+    first_row: int,
+    text_only: bool = False,
 ) -> RawTable:
+    """``text_only``: every cell is a str (no None or number), as the CSV parser gives them."""
     frame.columns = [str(c).strip().lstrip("\ufeff") for c in frame.columns]
     if len(frame.columns) == 0 or all(c.startswith("Unnamed") or not c for c in frame.columns):
         raise ReaderError(f"{name}: no header row found")
-    cleaned = {col: _clean(frame[col]) for col in frame.columns}
+    cleaned = {col: _clean(frame[col], text_only) for col in frame.columns}
     frame = pd.DataFrame(cleaned, index=frame.index, columns=frame.columns)
     rows = pd.Series(range(first_row, first_row + len(frame)), index=frame.index)
     return RawTable(
@@ -210,14 +220,15 @@ def _edge_blanks(joined: str) -> bool:
     return bool(_BLANK_AFTER_SEP.search(joined) or _BLANK_AFTER_SEP.search(joined[::-1]))
 
 
-def _clean(s: pd.Series) -> pd.Series:
+def _clean(s: pd.Series, text_only: bool = False) -> pd.Series:
     """Text without surrounding blanks, and None for empty cells.
 
     Most columns have no cell to strip: one regex over the column joined in C finds out, and
-    only a column with such a cell is stripped cell by cell."""
-    values = s.astype(object).to_numpy()
-    present = pd.notna(values)
-    text = values[present]
+    only a column with such a cell is stripped cell by cell. ``text_only``: every value is a
+    str (the CSV parser's output), so no missing values need looking for."""
+    values = s.to_numpy(dtype=object)
+    present = np.ones(len(values), dtype=bool) if text_only else pd.notna(values)
+    text = values if text_only else values[present]
     try:
         joined = "\x00".join(text)
     except TypeError:  # not all text (a reader handed over numbers): as text

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
+import pandas as pd
 
 FloatArray = npt.NDArray[np.float64]
 ObjectArray = npt.NDArray[np.object_]
@@ -601,17 +602,15 @@ def geocode(addresses: Sequence[str | None], gazetteer: Gazetteer) -> GeocodeRes
     'address is outside 温州市瓯海区: it names 杭州市西湖区'
     """
     idx = gazetteer._index
-    memo: dict[object, int] = {}
-    rows: list[_Row] = []
-    codes = np.empty(len(addresses), dtype=np.intp)
-    for k, text in enumerate(addresses):
-        key = text if isinstance(text, str) else None
-        j = memo.get(key)
-        if j is None:
-            j = memo[key] = len(rows)
-            rows.append(_geocode_one(key, idx))
-        codes[k] = j
-    cols = list(zip(*rows, strict=True)) if rows else [()] * 7
+    # the distinct addresses, found in C (a hash table over the strings); anything not text
+    # (None, NaN) is one missing address, at the end
+    values = np.empty(len(addresses), dtype=object)
+    values[:] = [a if isinstance(a, str) else None for a in addresses]
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    codes = np.where(codes < 0, len(uniques), codes)
+    rows: list[_Row] = [_geocode_one(text, idx) for text in uniques]
+    rows.append(_geocode_one(None, idx))
+    cols = list(zip(*rows, strict=True))
 
     def column(i: int, dtype: type) -> npt.NDArray:
         return np.array(cols[i], dtype=dtype)[codes]

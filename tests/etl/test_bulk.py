@@ -37,7 +37,13 @@ def test_bulk_load_restores_indexes_and_keys(areas_engine, demo_engine, tmp_path
     monkeypatch.setattr(pipeline, "BULK_ROWS", 100)
     monkeypatch.setattr(pipeline, "_bulk_begin", lambda *a: calls.append(real_begin(*a)) or calls[-1])
     r = pipeline.load_file(areas_engine, path, "hazards", source="bulk")
-    assert calls and calls[0] is not None and len(calls[0][0]) == 4 and len(calls[0][1]) == 4
+    with areas_engine.connect() as conn:  # every plain index and foreign key (migrations add some)
+        n_idx, n_fk = conn.execute(text(
+            "SELECT (SELECT count(*) FROM pg_index WHERE indrelid = 'pingan.hazards'::regclass "
+            "AND NOT indisunique AND NOT indisprimary), (SELECT count(*) FROM pg_constraint "
+            "WHERE conrelid = 'pingan.hazards'::regclass AND contype = 'f')")).one()
+    assert n_idx >= 4 and n_fk == 4
+    assert calls and calls[0] is not None and len(calls[0][0]) == n_idx and len(calls[0][1]) == n_fk
     assert (r.status, r.loaded, r.rejected) == ("done", 399, 1), r
     assert "状态与时间不符" in next(iter(r.reasons))
     assert any(w.startswith("bulk mode") for w in r.warnings)

@@ -200,7 +200,11 @@ def test_truncated_xlsx(etl_engine, sample, tmp_path) -> None:
     assert result.status == "failed" and "XLSX" in result.error
 
 
-def test_sigkill_mid_batch_then_rerun_loads_exactly_once(etl_engine, tmp_path) -> None:
+@pytest.mark.parametrize("way", ["direct", "staged"])
+def test_sigkill_mid_batch_then_rerun_loads_exactly_once(etl_engine, tmp_path, way) -> None:
+    """The loader is parked in the middle of its batch (rows of the first chunks written, in
+    the batch's transaction) and killed there; the way: new rows copied straight into the
+    table, or staged and upserted."""
     import os
     import signal
     import subprocess
@@ -217,21 +221,31 @@ def test_sigkill_mid_batch_then_rerun_loads_exactly_once(etl_engine, tmp_path) -
             conn,
         )
     path = tmp_path / "big.csv"
-    export(df, "K-").to_csv(path, index=False, encoding="gbk")
+    source = f"test-kill-{way}"
+    export(df, f"K{way}-").to_csv(path, index=False, encoding="gbk")
     url = etl_engine.url.render_as_string(hide_password=False)
     script = (
-        "import sys; from pathlib import Path\n"
-        "from etl.pipeline import load_file\nfrom layers.db import make_engine\n"
+        "import sys, time; from pathlib import Path\n"
+        "from etl import pipeline\nfrom layers.db import make_engine\n"
         "from layers.settings import DatabaseSettings\n"
+        "pipeline.UPSERT_CHUNK = 2000\n"
+        + ("pipeline._direct_ok = lambda target: False\n" if way == "staged" else "")
+        + "def progress(stage, done=None, total=None):\n"
+        "    print(stage, done, total, flush=True)\n"
+        "    if stage == 'loading' and done and done < total:\n"
+        "        time.sleep(600)  # parked in the middle of the batch, to be killed\n"
         f"e = make_engine(DatabaseSettings(database_url={url!r}))\n"
-        f"r = load_file(e, Path({str(path)!r}), 'hazards', source='test-kill', "
-        "progress=lambda m, *_: print(m, flush=True))\nprint('result', r.status, r.loaded, flush=True)\n"
+        f"r = pipeline.load_file(e, Path({str(path)!r}), 'hazards', source={source!r}, progress=progress)\n"
+        "print('result', r.status, r.loaded, flush=True)\n"
     )
     child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
     for line in child.stdout:
-        if line.strip() == "loading":
+        words = line.split()
+        if words[0] == "loading" and words[1] != "0":
             break
-    time.sleep(0.3)  # inside the batch's transaction: staging and upserting
+    else:
+        raise AssertionError("the loader finished without stopping in the middle")
+    assert words[1:] == ["2000", "20000"], line
     os.kill(child.pid, signal.SIGKILL)
     child.wait(timeout=30)
     child.stdout.close()
@@ -240,8 +254,9 @@ def test_sigkill_mid_batch_then_rerun_loads_exactly_once(etl_engine, tmp_path) -
     def state():
         return rows(
             etl_engine,
-            """SELECT (SELECT count(*) FROM pingan.hazards WHERE source = 'test-kill'),
-            (SELECT count(*) FROM pingan.etl_batches WHERE source = 'test-kill')""",
+            """SELECT (SELECT count(*) FROM pingan.hazards WHERE source = :s),
+            (SELECT count(*) FROM pingan.etl_batches WHERE source = :s)""",
+            s=source,
         )[0]
 
     deadline = time.monotonic() + 30  # the server notices the dead client and rolls back
@@ -249,14 +264,13 @@ def test_sigkill_mid_batch_then_rerun_loads_exactly_once(etl_engine, tmp_path) -
         time.sleep(0.2)
     assert state() == (0, 0)
 
-    result = load_file(etl_engine, path, "hazards", source="test-kill")
+    result = load_file(etl_engine, path, "hazards", source=source)
     assert (result.status, result.loaded, result.rejected) == ("done", 20000, 0)
-    # the kill at 0.3 s landed inside the batch only if loading takes longer than that
-    assert result.seconds["upsert"] > 0.6, result.seconds
     assert state() == (20000, 1)
     dupes = rows(
         etl_engine,
-        "SELECT count(*) - count(DISTINCT source_id) FROM pingan.hazards WHERE source = 'test-kill'",
+        "SELECT count(*) - count(DISTINCT source_id) FROM pingan.hazards WHERE source = :s",
+        s=source,
     )
     assert dupes[0][0] == 0
 

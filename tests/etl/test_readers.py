@@ -87,3 +87,53 @@ def test_zip_without_shp_and_traversal_and_bomb(tmp_path: Path) -> None:
     trunc.write_bytes(bomb.read_bytes()[:100])
     with pytest.raises(ReaderError, match="not a valid zip"):
         read_file(trunc)
+
+
+ODD_ROWS = [  # (cells as written in the file, what the reader must give)
+    (["A1", "梧田街道", "120.1", "2025-03-01 09:00"], ["A1", "梧田街道", "120.1", "2025-03-01 09:00"]),
+    (["A2", " 娄桥街道 ", "", "2025/03/01"], ["A2", "娄桥街道", None, "2025/03/01"]),
+    (["A3", "\u3000茶山街道\u3000", " 27.9", "2025年3月1日"], ["A3", "茶山街道", "27.9", "2025年3月1日"]),
+    (["A4", '"引号, 逗号"', "\t", "20250301"], ["A4", '"引号, 逗号"', None, "20250301"]),
+    (["A5", "两行\n地址", "", ""], ["A5", "两行\n地址", None, None]),
+]
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "gbk", "mixed"])
+def test_csv_cells_are_stripped_and_empty_cells_are_none(tmp_path: Path, encoding: str) -> None:
+    """Blanks (also the full-width 　 and tabs) around a cell go, inside a cell they stay; an
+    empty or blank cell is None; quoted cells keep their commas, quotes and line breaks; short
+    rows are filled with None; the same in every encoding the reader detects."""
+    import csv
+    import io
+
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\r\n")
+    w.writerow(["编号", "地址", "经度", "发现时间"])
+    w.writerows(cells for cells, _ in ODD_ROWS)
+    text = buf.getvalue() + "A6,短行\r\n"
+    if encoding == "mixed":  # an export edited in two programs: some lines GBK, some UTF-8
+        lines = text.splitlines(keepends=True)
+        data = b"".join(ln.encode("gbk" if i % 2 else "utf-8") for i, ln in enumerate(lines))
+    else:
+        data = text.encode(encoding)
+    path = tmp_path / "odd.csv"
+    path.write_bytes(data)
+    table = read_file(path)
+    assert list(table.frame.columns) == ["编号", "地址", "经度", "发现时间"]
+    want = [expected for _, expected in ODD_ROWS] + [["A6", "短行", None, None]]
+    assert table.frame.to_numpy().tolist() == want
+    assert table.row_numbers.tolist() == [2, 3, 4, 5, 6, 7]  # rows as a spreadsheet counts them
+    assert (table.warnings != ()) == (encoding == "mixed")
+
+
+def test_csv_text_only_cleaning_is_the_general_cleaning() -> None:
+    """The CSV reader's shortcut (every cell is text) cleans as the general path does."""
+    import pandas as pd
+
+    from etl.readers import _clean
+
+    cells = ["", " a", "b ", "c", "\u3000", "d e", "", "f\t", "中文", " 中 "]
+    for column in (cells, [c for c in cells if c.strip()], ["x"] * 5, [""] * 3):
+        s = pd.Series(column, dtype=object)
+        assert _clean(s, text_only=True).tolist() == _clean(s).tolist()
+        assert _clean(s).tolist() == [c.strip() or None for c in column]
