@@ -19,11 +19,12 @@ published index (which has no row-level security) by the caller's areas.
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Query
 from fastapi.encoders import jsonable_encoder
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
 
 from api.deps import EngineDep, PrincipalDep
@@ -152,16 +153,31 @@ ORDER BY s.code
 """
 
 
+# Label points of a month, kept per (month, versions of the villages and the index): every role
+# reads the same published index, and a point on each village's surface costs a pass over all the
+# polygons (~0.3 s at 30,000 villages), so it is computed once per change, not per request.
+_LABEL_CACHE: dict[tuple, bytes] = {}
+_LABEL_CACHE_SIZE = 16
+
+
 @router.get("/labels", summary="One label point per village with its index of the month (GeoJSON)")
-def labels(engine: EngineDep, principal: PrincipalDep, period: PeriodQuery = None) -> JSONResponse:
+def labels(engine: EngineDep, principal: PrincipalDep, period: PeriodQuery = None) -> Response:
     with transaction(engine, principal) as conn:
         month = _period(conn, period)
-        rows = conn.execute(text(_LABELS), {"p": month}).mappings().all()
-    features = [{"type": "Feature",
-                 "geometry": {"type": "Point", "coordinates": [round(r["x"], 6), round(r["y"], 6)]},
-                 "properties": {k: r[k] for k in ("code", "name", "score", "class")}} for r in rows]
-    return JSONResponse({"type": "FeatureCollection", "period": month.isoformat()[:7], "features": features},
-                        headers={"Cache-Control": "private, max-age=60"})
+        seen = layer_versions(conn)
+        key = (engine.url.render_as_string(), month, seen.get("villages", 0), seen.get("index-villages", 0))
+        body = _LABEL_CACHE.get(key)
+        if body is None:
+            rows = conn.execute(text(_LABELS), {"p": month}).mappings().all()
+            features = [{"type": "Feature",
+                         "geometry": {"type": "Point", "coordinates": [round(r["x"], 6), round(r["y"], 6)]},
+                         "properties": {k: r[k] for k in ("code", "name", "score", "class")}} for r in rows]
+            doc = {"type": "FeatureCollection", "period": month.isoformat()[:7], "features": features}
+            body = json.dumps(doc, ensure_ascii=False, default=float).encode("utf-8")
+            while len(_LABEL_CACHE) >= _LABEL_CACHE_SIZE:
+                _LABEL_CACHE.pop(next(iter(_LABEL_CACHE)))
+            _LABEL_CACHE[key] = body
+    return Response(body, media_type="application/json", headers={"Cache-Control": "private, max-age=60"})
 
 
 @router.get("/versions", summary="Layer data versions (the map screen reloads what changed)")

@@ -174,3 +174,18 @@ def test_versions_and_labels(server: str, users, district: Engine) -> None:
     status, doc = api(server, users["analyst"], "/api/labels")
     assert status == 200 and {f["properties"]["name"] for f in doc["features"]} <= names
     assert len(doc["features"]) == len(names) or len(doc["features"]) > 100
+    # the label points are kept per index version: a new computation shows at once
+    code = doc["features"][0]["properties"]["code"]
+    month = f"{doc['period']}-01"
+    with district.begin() as c:
+        c.execute(text("UPDATE pingan.index_months SET score_x100[array_position(codes, :c)] = 1234 "
+                       "WHERE level = 'village' AND period = :p"), {"c": code, "p": month})
+    try:
+        again = api(server, users["command"], f"/api/labels?period={doc['period']}")[1]
+        moved = next(f for f in again["features"] if f["properties"]["code"] == code)
+        assert moved["properties"]["score"] == 12.34
+    finally:
+        with district.begin() as c:
+            c.execute(text("UPDATE pingan.index_months SET score_x100[array_position(codes, :c)] = :s "
+                           "WHERE level = 'village' AND period = :p"),
+                      {"c": code, "p": month, "s": round(doc["features"][0]["properties"]["score"] * 100)})
