@@ -23,6 +23,7 @@ from api.settings import ApiSettings
 from layers.catalog import default_registry
 from layers.crypto import DataKeyError, KeyRing
 from layers.db import InsecureRoleError, check_service_role, make_async_pool, make_engine
+from layers.index_evidence import MAX_FILE_BYTES
 from layers.registry import Registry
 from layers.settings import DatabaseSettings, KeySettings
 from tiles.service import TileService
@@ -91,7 +92,9 @@ def create_app(
     assets = settings.assets_dir or (Path.cwd() / "node_modules")
     screen.mount_static(app, assets if assets.is_dir() else None)
     app.add_middleware(HardeningMiddleware, max_body_bytes=settings.max_body_bytes,
-                       max_query_bytes=settings.max_query_bytes)
+                       max_query_bytes=settings.max_query_bytes,
+                       # an evidence file (layers.index_evidence checks its own limit) with its note
+                       body_limits=((r"/api/warnings/\d+/evidence", MAX_FILE_BYTES + (64 << 10)),))
     return app
 
 

@@ -15,7 +15,8 @@ request: the tile path serves thousands a second).
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, MutableMapping
+import re
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from typing import Any
 
 Scope = MutableMapping[str, Any]
@@ -55,22 +56,28 @@ class TooLarge(Exception):  # noqa: N818 - a signal inside the middleware, never
 
 
 class HardeningMiddleware:
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int = 1 << 20, max_query_bytes: int = 8192) -> None:
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int = 1 << 20, max_query_bytes: int = 8192,
+                 body_limits: Sequence[tuple[str, int]] = ()) -> None:
+        """``body_limits``: (path regex, bytes) for the few routes that take larger bodies (an
+        evidence file); every other request is held to ``max_body_bytes``."""
         self.app = app
         self.max_body = max_body_bytes
         self.max_query = max_query_bytes
+        self.body_limits = tuple((re.compile(pattern), limit) for pattern, limit in body_limits)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         secure = scope.get("scheme") == "https"
+        path = scope.get("path", "")
+        max_body = next((n for pattern, n in self.body_limits if pattern.fullmatch(path)), self.max_body)
         if len(scope.get("query_string", b"")) > self.max_query:
             await _refuse(send, 414, "query string too long", secure)
             return
         length = _content_length(scope)
-        if length is not None and length > self.max_body:
-            await _refuse(send, 413, f"request body over {self.max_body} bytes", secure)
+        if length is not None and length > max_body:
+            await _refuse(send, 413, f"request body over {max_body} bytes", secure)
             return
         started = False
         seen = 0
@@ -80,7 +87,7 @@ class HardeningMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_body:
+                if seen > max_body:
                     raise TooLarge
             return message
 
@@ -100,7 +107,7 @@ class HardeningMiddleware:
             await self.app(scope, bounded_receive, send_with_headers)
         except TooLarge:
             if not started:
-                await _refuse(send, 413, f"request body over {self.max_body} bytes", secure)
+                await _refuse(send, 413, f"request body over {max_body} bytes", secure)
 
 
 def _content_length(scope: Scope) -> int | None:

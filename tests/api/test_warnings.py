@@ -242,6 +242,21 @@ def test_add_evidence_with_a_file_is_stamped_audited_and_append_only(client, own
         ).scalar_one()
 
 
+def test_evidence_files_up_to_their_own_limit_pass_the_body_limit(client, owner, users) -> None:
+    """Other requests are held to 1 MiB (api/hardening.py); an evidence upload to its file limit."""
+    item = items(owner, "w.status = 'open'")[0]
+    big = PDF + b"%" + b"0" * (3 << 20)  # 3 MiB: over the general limit, under MAX_FILE_BYTES
+    r = client.post(f"/api/warnings/{item.id}/evidence", headers=users["admin"].headers,
+                    data={"note": "整改照片合集"}, files={"file": ("合集.pdf", big, "application/pdf")})
+    assert r.status_code == 201, r.text
+    too_big = PDF + b"%" + b"0" * (5 << 20)
+    r = client.post(f"/api/warnings/{item.id}/evidence", headers=users["admin"].headers,
+                    data={"note": "太大"}, files={"file": ("大.pdf", too_big, "application/pdf")})
+    assert r.status_code == 413 and "request body over" in r.text
+    r = client.post("/api/login", content=b"x" * (2 << 20), headers={"content-type": "text/plain"})
+    assert r.status_code == 413  # elsewhere the general limit holds
+
+
 @pytest.mark.parametrize(
     ("data", "files", "status", "message"),
     [
