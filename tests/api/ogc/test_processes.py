@@ -501,6 +501,16 @@ def test_kernel_density_stores_the_density_of_the_same_events(
         assert isinstance(src, rasterio.io.DatasetReader)
         assert np.allclose(src.read(1), expected.values.astype("float32"), rtol=1e-5, atol=1e-12)
     assert any(link["href"].endswith("/cog.tif") for link in out["links"])
+    # dismissed, the job takes its raster with it (migration 0019)
+    with demo_engine.connect() as c:
+        job_id = c.execute(text("SELECT job_id FROM pingan.rasters WHERE id = :i"),
+                           {"i": out["raster"]["id"]}).scalar_one()
+    assert client.get(f"/api/rasters/{out['raster']['id']}").status_code == 200
+    assert client.delete(f"/ogc/jobs/{job_id}").status_code == 200
+    assert client.get(f"/api/rasters/{out['raster']['id']}").status_code == 404
+    with demo_engine.connect() as c:
+        left = c.execute(text("SELECT count(*) FROM pingan.rasters WHERE job_id = :j"), {"j": job_id})
+        assert left.scalar_one() == 0
 
 
 def test_patrol_plan_saves_a_plan(client: TestClient, demo_engine: Engine, logins) -> None:

@@ -1,0 +1,2 @@
+DROP TRIGGER jobs_dismissed ON pingan.jobs;
+DROP FUNCTION pingan.job_dismissed();
