@@ -28,12 +28,12 @@ import psycopg
 from sqlalchemy import Connection, Engine, text
 
 from etl.areas import containment_rejects, prepare_areas
-from etl.copy import copy_frame, copy_text
 from etl.locate import locate
 from etl.profile import Mapped, Profile, apply_profile, builtin, convert, read_error_message
 from etl.readers import read_file
 from etl.targets import CONSTRAINT_REASONS, TARGETS, Target
 from layers import versions
+from layers.copy import copy_frame, copy_text
 from layers.db import SYSTEM, set_principal
 
 if TYPE_CHECKING:

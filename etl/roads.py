@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Engine, text
 
-from etl.copy import copy_frame
 from layers import versions
+from layers.copy import copy_frame
 from layers.db import SYSTEM, set_principal
 
 NO_CAR = {"footway", "path", "pedestrian", "steps", "cycleway", "bridleway", "track", "corridor"}

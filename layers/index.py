@@ -35,6 +35,7 @@ from gis.index.classify import CLASS_KEYS
 from gis.index.ladder import run_ladders
 from gis.index.stars import scorecards
 from layers import pgcopy, versions
+from layers.copy import copy_frame
 
 # Every source a model may name: what it counts (per place and month) and where from. Counts are
 # additive (towns sum their villages); rates are not (towns: population-weighted mean).
@@ -240,9 +241,7 @@ def read_inputs(conn: Connection, first: date, last: date, sources: Iterable[str
             if not cols:
                 continue
             missing = "'NaN'" if key == "survey" else "0"
-            body = query.replace("CAST(:first AS timestamp)", f"CAST({literals['first']} AS timestamp)")
-            body = body.replace("CAST(:last AS timestamp)", f"CAST({literals['last']} AS timestamp)")
-            body = body.replace(":first", literals["first"]).replace(":last", literals["last"])
+            body = query.replace(":first", literals["first"]).replace(":last", literals["last"])
             select = ", ".join(f"coalesce(q.{c}::float8, {missing})" for c in cols)
             got = pgcopy.read_fixed(
                 cur,
@@ -543,11 +542,11 @@ def rebuild_ladder(conn: Connection, model: IndexModel) -> int:
     conn.execute(text(
         "CREATE TEMP TABLE ladder_events (level text, code text, opened date, period date, from_step bigint, "
         "to_step bigint, reason text, seq bigint) ON COMMIT DROP"))
-    with conn.connection.driver_connection.cursor() as cur:
-        pgcopy.copy_frame(cur, "ladder_items", pd.DataFrame(items, columns=[
-            "level", "code", "town", "opened", "step", "since", "status", "closed", "owner", "deadline"]))
-        pgcopy.copy_frame(cur, "ladder_events", pd.DataFrame(events, columns=[
-            "level", "code", "opened", "period", "from_step", "to_step", "reason", "seq"]))
+    copy_frame(conn, "ladder_items", pd.DataFrame(items, columns=[
+        "level", "code", "town", "opened", "step", "since", "status", "closed", "owner", "deadline"]),
+        geometry_columns=())
+    copy_frame(conn, "ladder_events", pd.DataFrame(events, columns=[
+        "level", "code", "opened", "period", "from_step", "to_step", "reason", "seq"]), geometry_columns=())
     conn.execute(
         text(
             "DELETE FROM pingan.index_warnings w WHERE NOT EXISTS (SELECT 1 FROM ladder_items i "

@@ -29,7 +29,6 @@ from collections.abc import Iterable, Sequence
 from datetime import date
 
 import numpy as np
-import pandas as pd
 from psycopg import sql
 
 SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
@@ -150,20 +149,6 @@ def copy_rows(cursor, table: str, columns: Sequence[str], rows: Iterable[Sequenc
         parts.append(_TRAILER)
         cp.write(b"".join(parts))
     return n
-
-
-def copy_frame(cursor, table: str, frame: pd.DataFrame) -> int:  # noqa: ANN001
-    """COPY a data frame into ``table`` (schema.name; the frame's column names) as CSV, built by
-    pandas in one piece: for many rows of small values, where :func:`copy_rows` would spend
-    microseconds of Python per field. None/NaN → NULL; dates as ISO dates."""
-    schema, _, name = table.rpartition(".")
-    ident = sql.Identifier(schema, name) if schema else sql.Identifier(name)
-    stmt = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv)").format(
-        ident, sql.SQL(", ").join(map(sql.Identifier, frame.columns))
-    )
-    with cursor.copy(stmt) as cp:
-        cp.write(frame.to_csv(index=False, header=False, na_rep="", lineterminator="\n").encode("utf-8"))
-    return len(frame)
 
 
 def _copy_out(cursor, query: sql.Composable | str) -> memoryview:  # noqa: ANN001

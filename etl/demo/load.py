@@ -18,9 +18,9 @@ from dataclasses import dataclass
 import pandas as pd
 from sqlalchemy import Connection, Engine, text
 
-from etl.copy import copy_frame
 from etl.demo.generate import DemoDistrict
 from layers import versions
+from layers.copy import copy_frame
 from layers.crypto import KeyRing
 from layers.db import SYSTEM, set_principal
 

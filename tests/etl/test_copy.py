@@ -9,7 +9,7 @@ import pytest
 import shapely
 from sqlalchemy import text
 
-from etl.copy import copy_frame, copy_text
+from layers.copy import copy_frame, copy_text
 
 NASTY = ["a\tb", "line\nbreak\r\n", "back\\slash\\N", '"quoted", comma', "\\x41", "中文，顿号、", "", " x "]
 
@@ -47,7 +47,7 @@ def test_copy_round_trip(conn, writer, empty) -> None:
 
 
 def test_point_ewkb_is_shapelys() -> None:
-    from etl.copy import _geometry_column, _point_ewkb
+    from layers.copy import _geometry_column, _point_ewkb
 
     rng = np.random.default_rng(3)
     pts = shapely.points(rng.uniform(-180, 180, 1000), rng.uniform(-90, 90, 1000))
