@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -123,9 +124,11 @@ def test_bandwidth_rules() -> None:
 def test_write_cog(tmp_path: Path) -> None:
     rng = np.random.default_rng(25)
     pts = rng.normal(500_000, 2000, (3000, 2)) + [0, 3_000_000]
-    grid = kernel_density(pts, cell_size=10.0, bandwidth=np.float64(300.0))  # as callers pass it
+    grid = kernel_density(pts, cell_size=10.0, bandwidth=300.0)
     assert min(grid.shape) > 1000
-    path = write_cog(tmp_path / "kde.tif", grid, "EPSG:4547", blocksize=256)
+    # a numpy float bandwidth (as grids built elsewhere carry) is tagged as a plain number
+    numpy_bandwidth = replace(grid, bandwidth=np.float64(300.0))
+    path = write_cog(tmp_path / "kde.tif", numpy_bandwidth, "EPSG:4547", blocksize=256)
     with rasterio.open(path) as src:
         assert src.driver == "GTiff"
         assert src.tags(ns="IMAGE_STRUCTURE")["LAYOUT"] == "COG"
