@@ -31,7 +31,8 @@ import numpy as np
 
 from gis.index import Panel, compute, run_ladder
 from gis.index.classify import CLASS_KEYS
-from layers.index import _towns_panel, default_model
+from layers.index import default_model
+from layers.index_inputs import _towns_panel
 
 # mean events per resident and month in the demo district (bench docstring)
 RATES = {

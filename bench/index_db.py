@@ -35,6 +35,7 @@ from bench_etl import fresh_db  # noqa: E402
 from cli.config import database_target  # noqa: E402
 from gis.index import compute as compute_panel  # noqa: E402
 from layers import index as lindex  # noqa: E402
+from layers import index_inputs as lindex_inputs  # noqa: E402
 from layers.db import libpq_url, make_engine  # noqa: E402
 from layers.migrate import upgrade  # noqa: E402
 from layers.settings import DatabaseSettings  # noqa: E402
@@ -85,7 +86,7 @@ def fill(url: str, towns: int, villages: int, months: int, first: date, seed: in
     counts = {name: rng.poisson((rate * pop * risk)[None, :] * season) for name, rate in PER_RESIDENT.items()}
     counts["hazards_rectified_on_time"] = rng.binomial(counts["hazards_rectified"], 0.88)
     counts["cases_resolved_grassroots"] = rng.binomial(counts["cases_resolved"], 0.9)
-    cols = list(lindex._MONTHLY_STATS)
+    cols = list(lindex_inputs._MONTHLY_STATS)
     town_of = np.repeat(np.arange(towns), per)
     with psycopg.connect(url) as conn, conn.cursor() as cur:
         with cur.copy(
@@ -338,6 +339,14 @@ def run(
             f"{months} months of monthly_stats ({(villages + towns) * months:,} rows) "
             f"loaded by COPY in {time.perf_counter() - t1:.1f} s   (load {_load()})"
         )
+        # what `pingan etl refresh --full` adds for the index: its inputs, counted from the monthly
+        # statistics and the registers into one matrix per month (layers/index_inputs.py); untimed
+        # against the goal, like the monthly statistics themselves
+        t0 = time.perf_counter()
+        with engine.begin() as conn:
+            n_months = lindex_inputs.refresh_inputs(conn, 0, full=True)
+        print(f"index inputs refreshed (full) in {time.perf_counter() - t0:.1f} s: {n_months} months "
+              f"(load {_load()})")
         model = lindex.default_model()
         # the split, once: read (data_start + read_inputs) and the in-memory compute of both levels
         spent, calls = _statement_timer(engine)
@@ -362,6 +371,9 @@ def run(
             calls.clear()
             if prof and i == 0:
                 prof.enable()
+            if i == 0:  # the first run writes every ladder step, as a first computation or new rules do
+                with engine.begin() as conn:
+                    conn.exec_driver_sql("UPDATE pingan.index_warnings SET steps_md5 = NULL")
             t0 = time.perf_counter()
             s = lindex.compute(engine, first, model, last)
             times.append(time.perf_counter() - t0)
@@ -373,10 +385,13 @@ def run(
                 f"{s.open_warnings:,} open warnings; "
                 + ", ".join(f"{k} {v:.2f} s" for k, v in s.phases.items()) + f"   (load {_load()})"
             )
-        best, med = min(times), statistics.median(times)
+        again = times[1:] or times
+        best, med = min(again), statistics.median(again)
         print(
-            f"end to end: best {best:.2f} s, median {med:.2f} s over {repeat}; goal < 10 s "
-            f"(best / goal = {best / 10:.1f}×); store + ladder ≈ {best - read_s - comp_s:.2f} s of the best"
+            f"end to end: every ladder step written (run 1) {times[0]:.2f} s; recomputed (runs 2..{repeat}, "
+            f"steps written where they changed): best {best:.2f} s, median {med:.2f} s; goal < 10 s "
+            f"(worst / goal = {max(times) / 10:.2f}×); store + ladder ≈ {best - read_s - comp_s:.2f} s "
+            "of the best"
         )
         print("time per statement in the last run (SQL execute only; COPYs are not counted; top 6):")
         for key, sec in sorted(spent.items(), key=lambda kv: -kv[1])[:6]:

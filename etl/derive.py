@@ -22,8 +22,9 @@ _LAST_COMPLETE = (
 def derive(engine: Engine, *, since: int | None = None, full: bool = False) -> list[str]:
     """Refresh the derived layers; one line of summary per step."""
     r = refresh(engine, since_batch=since, full=full)
-    lines = [f"monthly statistics: {r.pairs:,} grid-months touched, {r.rows:,} rows ({r.seconds:.1f} s)"]
-    if not (r.rows or full):
+    lines = [f"monthly statistics: {r.pairs:,} grid-months touched, {r.rows:,} rows, "
+             f"{r.input_months} months of index inputs ({r.seconds:.1f} s)"]
+    if not (r.rows or r.input_months or full):
         return lines
     with engine.connect() as conn:
         last = conn.execute(text(_LAST_COMPLETE)).scalar()

@@ -2,12 +2,16 @@
 
 Now: monthly aggregates per grid, village and town (``pingan.monthly_stats``), recomputed only
 for the (grid, month) pairs that the batches loaded since the last refresh touched, then rolled
-up to those grids' villages and towns. The index and hot spots join here in their own issues.
+up to those grids' villages and towns; then the index's inputs of the villages and months
+touched (``pingan.index_inputs``: the monthly statistics and the counts of the registers, see
+layers/index_inputs.py). The index and hot spots are computed from them by etl/derive.py.
 
-A record touches every month from the one it was found/accepted in to the one it was closed
-(or now, while open): its counts and its overdue status live in those months. Months are local
-(Asia/Shanghai). A record whose *location* an import changed leaves its old grid stale until a
-``--full`` refresh; location changes are rare in exports, and the full refresh is minutes.
+A record of a new batch touches every month from the one it was found/accepted in to now: its
+counts and its overdue status live in those months, and an import that closed it takes it out of
+months that counted it while open (a full refresh touches only found..closed: nothing is stale).
+Months are local (Asia/Shanghai). A record whose *location* or *start* an import changed leaves
+its old grid or months stale until a ``--full`` refresh; such changes are rare in exports, and
+the full refresh is minutes.
 """
 
 from __future__ import annotations
@@ -19,17 +23,18 @@ from sqlalchemy import Connection, Engine, text
 
 from layers import versions
 from layers.db import SYSTEM, set_principal
+from layers.index_inputs import refresh_inputs
 
 JOB = "monthly_stats"
 
 _TOUCHED = """
 CREATE TEMP TABLE touched ON COMMIT DROP AS
 SELECT DISTINCT grid_code AS code, m::date AS period FROM (
-    SELECT grid_code, found_at AS t0, coalesce(closed_at, now()) AS t1 FROM pingan.hazards
-    WHERE batch_id > :since OR :full
+    SELECT grid_code, found_at AS t0, CASE WHEN :full THEN coalesce(closed_at, now()) ELSE now() END AS t1
+    FROM pingan.hazards WHERE batch_id > :since OR :full
     UNION ALL
-    SELECT grid_code, accepted_at, coalesce(closed_at, now()) FROM pingan.cases
-    WHERE batch_id > :since OR :full
+    SELECT grid_code, accepted_at, CASE WHEN :full THEN coalesce(closed_at, now()) ELSE now() END
+    FROM pingan.cases WHERE batch_id > :since OR :full
 ) r, generate_series(date_trunc('month', r.t0 AT TIME ZONE 'Asia/Shanghai'),
                      date_trunc('month', r.t1 AT TIME ZONE 'Asia/Shanghai'), interval '1 month') m
 """
@@ -91,6 +96,7 @@ class RefreshResult:
     pairs: int  # touched (grid, month) pairs
     rows: int  # monthly_stats rows written (all levels)
     seconds: float
+    input_months: int = 0  # months of the index's inputs rewritten
 
 
 def refresh(engine: Engine, *, since_batch: int | None = None, full: bool = False) -> RefreshResult:
@@ -110,6 +116,8 @@ def refresh(engine: Engine, *, since_batch: int | None = None, full: bool = Fals
         conn.execute(text(_TOUCHED), {"since": since, "full": full})
         pairs = conn.execute(text("SELECT count(*) FROM touched")).scalar_one()
         rows = _recompute(conn, full) if pairs or full else 0
+        # the index's inputs: the villages' months these batches touched (layers/index_inputs.py)
+        months = refresh_inputs(conn, since, full)
         conn.execute(
             text(
                 "INSERT INTO pingan.refresh_state (job, last_batch_id) VALUES (:j, :b) ON CONFLICT (job) "
@@ -119,7 +127,7 @@ def refresh(engine: Engine, *, since_batch: int | None = None, full: bool = Fals
         )
         if rows or full:
             versions.bump(conn, ["monthly-stats"])
-    return RefreshResult(since, upto, pairs, rows, time.perf_counter() - t0)
+    return RefreshResult(since, upto, pairs, rows, time.perf_counter() - t0, months)
 
 
 def _recompute(conn: Connection, full: bool) -> int:

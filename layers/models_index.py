@@ -60,9 +60,22 @@ class IndexMonth(Base):
     rank_change: Mapped[list[int]] = mapped_column(ARRAY(Integer))
     change_x100: Mapped[list[int]] = mapped_column(ARRAY(Integer))
     veto_mask: Mapped[list[int]] = mapped_column(ARRAY(Integer))
-    value: Mapped[list[float]] = mapped_column(ARRAY(REAL))
-    risk: Mapped[list[float]] = mapped_column(ARRAY(REAL))
+    # [indicator][place] as big-endian float4 bytes (migration 0020)
+    value: Mapped[bytes] = mapped_column(LargeBinary)
+    risk: Mapped[bytes] = mapped_column(LargeBinary)
     computed_at: Mapped[datetime] = mapped_column(TZ, server_default="now()")
+
+
+class IndexInput(Base):
+    """The counted inputs of one month (migration 0020, layers/index_inputs.py): ``counts`` is a
+    len(sources) × len(codes) matrix of big-endian int32 (int4send's format), row-major."""
+
+    __tablename__ = "index_inputs"
+    period: Mapped[date] = mapped_column(Date, primary_key=True)
+    codes: Mapped[list[str]] = mapped_column(ARRAY(Text))
+    sources: Mapped[list[str]] = mapped_column(ARRAY(Text))
+    counts: Mapped[bytes] = mapped_column(LargeBinary)
+    refreshed_at: Mapped[datetime] = mapped_column(TZ, server_default="now()")
 
 
 class IndexSurvey(Base):
@@ -102,6 +115,7 @@ class IndexWarning(Base):
     evidence: Mapped[str | None] = mapped_column(Text)
     document: Mapped[str | None] = mapped_column(Text)
     updated_at: Mapped[datetime] = mapped_column(TZ, server_default="now()")
+    steps_md5: Mapped[str | None] = mapped_column(Text)  # 0020: md5 of the item's steps
 
 
 class IndexWarningEvent(Base):

@@ -43,6 +43,8 @@ SELECT_MATRIX: dict[str, frozenset[str]] = {
     "index_scores": PLACES, "index_models": PLACES, "index_survey": PLACES,
     "index_months": PLACES,  # 0016: the scores' store; index_scores is its view
     "index_warnings": STAFF, "index_warning_events": STAFF,
+    # 0020: the counted inputs, five-loss persons per village among them: the roles that compute
+    "index_inputs": frozenset({"admin", "command"}),
     # ladder evidence (0014): staff, rows by the item's jurisdiction (tests/api/test_warnings.py)
     "index_warning_evidence": STAFF,
     # patrol plans (0009): routes through places, not individuals, but when a place is watched: staff

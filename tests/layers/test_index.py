@@ -21,10 +21,11 @@ from etl.refresh import refresh
 from gis.index import compute as compute_panel
 from gis.index import run_ladder
 from gis.index.classify import CLASS_KEYS
-from layers import index, migrate
+from layers import index, index_inputs, migrate
 from layers.db import Principal, make_engine, transaction
 from layers.settings import DatabaseSettings
 from tests.demo import load
+from tests.layers.test_index_inputs import _rows
 
 FIRST, LAST = date(2025, 11, 1), date(2026, 10, 1)
 
@@ -196,10 +197,21 @@ def test_survey_is_used_when_present(idx) -> None:
         index.compute(idx, LAST)
 
 
-def test_monthly_stats_must_be_refreshed(idx) -> None:
+def test_inputs_must_be_refreshed(idx) -> None:
+    """A month without stored inputs, or inputs stored for other villages, is an error asking for
+    a refresh, never a month of zeros."""
     with idx.connect() as c, c.begin() as tx:
-        c.execute(text("DELETE FROM pingan.monthly_stats"))
-        with pytest.raises(index.IndexInputError, match="pingan etl refresh"):
+        c.execute(text("DELETE FROM pingan.index_inputs WHERE period = :p"), {"p": LAST})
+        with pytest.raises(index.IndexInputError, match="no index inputs for 2026-10: run `pingan etl"):
+            index.read_inputs(c, index.add_months(LAST, -2), LAST)
+        index.read_inputs(c, index.add_months(LAST, -2), index.add_months(LAST, -1))  # the others are there
+        tx.rollback()
+    with idx.connect() as c, c.begin() as tx:
+        c.execute(text("INSERT INTO pingan.villages (code, town_code, name, kind, population, households, "
+                       "geom, source, source_id) "
+                       "SELECT left(code, 9) || '999', town_code, 'new', kind, 10, 3, geom, source, 'new' "
+                       "FROM pingan.villages LIMIT 1"))
+        with pytest.raises(index.IndexInputError, match="other villages than those loaded"):
             index.read_inputs(c, LAST, LAST)
         tx.rollback()
 
@@ -239,6 +251,53 @@ def test_ladder_is_the_replay_of_stored_classes(idx) -> None:
         (e.period, e.from_step, e.to_step, e.reason) for e in eps[0].events
     ]
     assert items[0].owner == rules.owners[items[0].step - 1] and items[0].deadline == eps[0].deadline(rules)
+
+
+def _events(c) -> list[tuple]:  # noqa: ANN001
+    return [tuple(r) for r in c.execute(text(
+        "SELECT w.level, w.code, w.opened, e.period, e.from_step, e.to_step, e.reason, e.id "
+        "FROM pingan.index_warning_events e JOIN pingan.index_warnings w ON w.id = e.warning_id "
+        "ORDER BY w.level, w.code, w.opened, e.period, e.id")).all()]
+
+
+def test_ladder_rewrites_only_the_histories_that_changed(idx) -> None:
+    """Months re-scored for one village change that village's steps: the rebuild writes those
+    again and keeps every other step's row; the result is what a rebuild from nothing writes."""
+    model = index.default_model()
+    with idx.connect() as c:
+        tx = c.begin()
+        before = _events(c)
+        # compute() replayed its months from memory; replayed from the store, nothing changes
+        index.rebuild_ladder(c, model)
+        assert _events(c) == before
+        code, opened = c.execute(text(
+            "SELECT code, opened FROM pingan.index_warnings WHERE level = 'village' AND status = 'open' "
+            "ORDER BY step DESC, opened, code LIMIT 1")).one()
+        # the village turns green three months after its open item was raised: the item changes
+        c.execute(text("UPDATE pingan.index_months SET class[array_position(codes, :c)] = 4 "
+                       "WHERE level = 'village' AND period >= :p"),
+                  {"c": code, "p": index.add_months(opened, 3)})
+        index.rebuild_ladder(c, model)
+        changed = _events(c)
+        c.execute(text("DELETE FROM pingan.index_warning_events"))  # no steps stored, none known
+        c.execute(text("UPDATE pingan.index_warnings SET steps_md5 = NULL"))
+        index.rebuild_ladder(c, model)
+        scratch = _events(c)
+        tx.rollback()
+    assert [e[:7] for e in changed] == [e[:7] for e in scratch]  # same steps, same order
+    b, a = _by_item(before), _by_item(changed)
+    same = [k for k in a if k in b and [x for x, _ in a[k]] == [x for x, _ in b[k]]]
+    rewritten = [k for k in a if k not in same]
+    assert rewritten and {k[1] for k in rewritten} == {code} and len(same) > 20
+    assert all(a[k] == b[k] for k in same)  # the very rows, ids included
+    assert all({i for _, i in a[k]}.isdisjoint(i for _, i in b.get(k, [])) for k in rewritten)
+
+
+def _by_item(events: list[tuple]) -> dict:
+    out: dict = {}
+    for e in events:
+        out.setdefault(e[:3], []).append((e[3:7], e[7]))
+    return out
 
 
 def test_open_items_per_town_and_notes_survive_a_recompute(idx) -> None:
@@ -433,3 +492,100 @@ def test_cli(idx, monkeypatch) -> None:
     ):
         r = run.invoke(app, args)
         assert r.exit_code == 2 and message in r.output, (args, r.output)
+
+
+# -- the stored matrices (pingan.index_inputs, written by the refresh) -------------------------
+def _stored(conn) -> dict:  # noqa: ANN001
+    begins = index.data_start(conn)
+    current = conn.execute(
+        text("SELECT date_trunc('month', now() AT TIME ZONE 'Asia/Shanghai')::date")).scalar()
+    with conn.connection.driver_connection.cursor() as cur:
+        return index_inputs._read_stored(cur, begins, current)
+
+
+def _as_rows(stored: dict, columns: tuple[str, ...]) -> set[tuple]:
+    """The stored counts of ``columns`` as (period, code, counts…) rows, all-zero rows left out."""
+    at = [index.COUNTED.index(c) for c in columns]
+    out = set()
+    for period, (codes, m) in stored.items():
+        part = m[at]
+        for n in np.flatnonzero(part.any(axis=0)):
+            out.add((period, str(codes[n]), *(int(v) for v in part[:, n])))
+    return out
+
+
+def test_stored_inputs_are_the_counts(idx: Engine) -> None:
+    """After a full refresh of the demo district: a month for every month from the first record to now, for
+    every village, holding exactly the monthly statistics and what each register query counts."""
+    with idx.connect() as c:
+        stored = _stored(c)
+        begins = index.data_start(c)
+        months = c.execute(text(
+            "SELECT count(*) FROM generate_series(CAST(:b AS timestamp), "
+            "date_trunc('month', now() AT TIME ZONE 'Asia/Shanghai'), interval '1 month')"), {"b": begins}
+        ).scalar_one()
+        villages = c.execute(text("SELECT array_agg(code ORDER BY code) FROM pingan.villages")).scalar_one()
+        assert len(stored) == months and all(list(codes) == villages for codes, _ in stored.values())
+        first, last = min(stored), max(stored)
+        for key in ("cases", "escalated", "severe", "persons"):
+            want = {r for r in _rows(c, index.register_sql(key), first, last) if any(r[2:])}
+            assert want and _as_rows(stored, index_inputs._SQL_COLUMNS[key]) == want, key
+        cols = index_inputs._MONTHLY_STATS
+        want = {tuple(r) for r in c.execute(text(
+            f"SELECT period, code, {', '.join(cols)} FROM pingan.monthly_stats "  # noqa: S608 - constant names
+            "WHERE level = 'village'")).all() if any(r[2:])}
+        assert want and _as_rows(stored, cols) == want
+
+
+def test_incremental_inputs_equal_a_full_rebuild(idx: Engine) -> None:
+    """A batch that changes a person's grade and visits and adds a criminal case: the refresh
+    counts again only the villages it touched, and gets what a full rebuild gets (rolled back)."""
+    with idx.connect() as c:
+        tx = c.begin()
+        before = _stored(c)
+        since = c.execute(text("SELECT max(id) FROM pingan.etl_batches")).scalar_one()
+        batch = c.execute(text("INSERT INTO pingan.etl_batches (source, layer, status, finished_at) "
+                               "VALUES ('test', 'persons', 'done', now()) RETURNING id")).scalar_one()
+        person, code = c.execute(text(
+            "SELECT id, village_code FROM pingan.persons WHERE closed_at IS NULL AND registered_at < "
+            "'2025-01-01' ORDER BY id LIMIT 1")).one()
+        c.execute(text("INSERT INTO pingan.person_grades (person_id, grade, changed_at, batch_id) VALUES "
+                       "(:p, 'red', '2025-06-10 12:00+08', :b), (:p, 'yellow', '2025-09-03 09:00+08', :b)"),
+                  {"p": person, "b": batch})
+        c.execute(text("INSERT INTO pingan.person_visits (person_id, visited_at, method, next_due, batch_id) "
+                       "VALUES (:p, '2025-07-01 10:00+08', 'home', '2025-07-15', :b)"),
+                  {"p": person, "b": batch})
+        columns = [r for r in c.execute(text(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = 'pingan' "
+            "AND table_name = 'cases' AND column_name <> 'id' ORDER BY ordinal_position")).scalars()]
+        put = {"code": "'TEST-' || code", "source_id": "'TEST-' || source_id", "batch_id": ":b",
+               "kind": "'incident'", "category": "'theft'"}
+        c.execute(text(
+            f"INSERT INTO pingan.cases ({', '.join(columns)}) SELECT "  # noqa: S608 - catalogue names
+            f"{', '.join(put.get(k, k) for k in columns)} FROM pingan.cases WHERE village_code <> :v "
+            "AND accepted_at >= '2025-08-01' ORDER BY id LIMIT 1"), {"b": batch, "v": code})
+        # an import closes the only person of a village in 2025-10: its later months count nobody
+        lone, lone_code = c.execute(text(
+            "SELECT min(id), village_code FROM pingan.persons WHERE village_code NOT IN (:v, "
+            "(SELECT village_code FROM pingan.cases WHERE source_id LIKE 'TEST-%')) "
+            "GROUP BY 2 HAVING count(*) = 1 AND bool_and(closed_at IS NULL AND grade IN ('red', 'yellow')) "
+            "AND min(registered_at) BETWEEN '2025-01-01' AND '2025-06-01' "
+            "ORDER BY 2 LIMIT 1"), {"v": code}).one()
+        c.execute(text("UPDATE pingan.persons SET status = 'closed', closed_at = '2025-10-15 12:00+08', "
+                       "batch_id = :b WHERE id = :i"), {"b": batch, "i": lone})
+        c.execute(text("CREATE TEMP TABLE touched (code text, period date) ON COMMIT DROP"))  # the refresh's
+        written = index.refresh_inputs(c, since, full=False)
+        redone = c.execute(text("SELECT count(*) FROM index_touched_villages")).scalar_one()
+        after = _stored(c)
+        c.execute(text("DROP TABLE index_touched_villages"))
+        index.refresh_inputs(c, 0, full=True)
+        full = _stored(c)
+        tx.rollback()
+    assert redone == 3 and 0 < written < len(full)  # three villages, some months
+    assert after.keys() == full.keys() and all(np.array_equal(after[p][1], full[p][1]) for p in full)
+    graded = [index.COUNTED.index(k) for k in ("persons_red", "persons_yellow")]
+    n = list(full[LAST][0]).index(lone_code)
+    assert all(full[p][1][graded, n].sum() == 0 for p in full if p >= date(2025, 11, 1))
+    assert any(before[p][1][graded, n].sum() > 0 for p in full if p >= date(2025, 11, 1))
+    changed = [p for p in full if not np.array_equal(before[p][1], full[p][1])]
+    assert changed and min(changed) >= date(2025, 6, 1)  # the batch changed those months, nothing earlier

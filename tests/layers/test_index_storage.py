@@ -104,10 +104,24 @@ def test_reading_columns_and_arrays_back(engine) -> None:
         pgcopy.scalar(object())
 
 
+def test_float4_be_reads_what_float4send_writes(engine) -> None:
+    """The explanations' bytes (0020) decode in SQL to the very float stored: normal, subnormal,
+    largest, signed zero, infinities and NaN."""
+    xs = np.array([0.0, -0.0, 1.0, -1.5, 1e-45, 1.2e-38, 3.4028235e38, -2.5e-7, 0.1, np.inf, -np.inf, np.nan,
+                   *np.random.default_rng(3).normal(0, 1e3, 200)], dtype=np.float32)
+    with engine.connect() as c:
+        got = c.execute(text("SELECT array_agg(pingan.float4_be(substring(CAST(:b AS bytea) FROM 4 * i + 1 "
+                             "FOR 4))::float8 ORDER BY i) FROM generate_series(0, :n - 1) i"),
+                        {"b": xs.astype(">f4").tobytes(), "n": len(xs)}).scalar_one()
+    got = np.array(got, dtype=np.float32)
+    assert np.array_equal(got, xs, equal_nan=True)
+    assert np.array_equal(np.signbit(got), np.signbit(xs))
+
+
 def test_0016_turns_scores_into_months_and_back(databases) -> None:
     """Scores stored one row per place (0015) survive the move into months: the view shows the
     same rows, index_contributions the same parts (but for raw, which months do not keep), and
-    the way back restores the table."""
+    the way back restores the table; so does 0020's move of the explanations into bytes."""
     engine = make_engine(DatabaseSettings(database_url=databases.create()))
     contrib = {  # two indicators; 'survey' skipped in the month
         "crime": {"raw": 2.0, "value": 10.0, "risk": 0.5, "weight": 0.444444, "deduction": 22.2222},
@@ -175,6 +189,12 @@ def test_0016_turns_scores_into_months_and_back(databases) -> None:
             "crime": {k: v for k, v in contrib["crime"].items() if k != "raw"},
             "survey": {"skipped": True},
         }
+        migrate.upgrade(engine, "0020")  # the explanations become bytes: the same parts
+        with engine.connect() as c:
+            assert c.execute(
+                text("SELECT pingan.index_contributions('2024-05-01', 'village', '330304001002')")
+            ).scalar_one() == parts
+            assert c.execute(text("SELECT length(value) FROM pingan.index_months")).scalar_one() == 4 * 2 * 2
         migrate.downgrade(engine, "0015")
         after = _rows(engine)
         assert after == before
