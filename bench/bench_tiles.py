@@ -622,7 +622,8 @@ def run(args: argparse.Namespace) -> None:
     for mode, cache in (("cold", False), ("warm", True)):
         if mode not in modes:
             continue
-        server = Server(service, cache=cache, workers=args.workers, pool_size=args.concurrency)
+        server = Server(service, cache=cache, workers=args.workers,
+                        pool_size=args.pool_size or args.concurrency)
         try:
             for name, tiles in loads.items():
                 print(f"[{time.monotonic() - started:5.0f} s] pingan {mode}, {name}", file=sys.stderr)
@@ -639,7 +640,9 @@ def run(args: argparse.Namespace) -> None:
         for name, tiles in loads.items():
             print(f"[{time.monotonic() - started:5.0f} s] {peer}, {name}", file=sys.stderr)
             try:
-                with start(url) as running:  # a fresh server per workload: no backlog carried over
+                # a fresh server per workload (no backlog carried over); TiPG with as many workers as ours
+                kwargs = {"workers": args.workers, "pool": args.pool_size} if peer == "tipg" else {}
+                with start(url, **kwargs) as running:
                     urls = _urls(running.tiles, tiles)
                     fetched = fetch_tiles(urls, samples[name], budget=args.fetch_budget, timeout=args.timeout)
                     warm_up(urls, fetched, args)
@@ -650,8 +653,10 @@ def run(args: argparse.Namespace) -> None:
                                           status=f"failed: {str(err)[:300]}"))
             _settle(url)
     load_after = os.getloadavg()
+    pools = (f"{args.pool_size} database connections per worker (ours and TiPG)" if args.pool_size
+             else f"ours {args.concurrency} database connections, TiPG its default")
     print(f"\n{args.concurrency} clients, {args.duration:.0f} s per cell, {args.workers} uvicorn"
-          f" worker(s) per server, load by {'wrk' if shutil.which('wrk') else 'httpx'}"
+          f" worker(s) per server, {pools}, load by {'wrk' if shutil.which('wrk') else 'httpx'}"
           f" (timeout {args.timeout:.0f} s);"
           f" {os.cpu_count()} CPUs shared by load, servers and database; 1-min load average"
           f" {load_before[0]:.2f} before, {load_after[0]:.2f} after;"
@@ -680,7 +685,10 @@ def main() -> None:
                         help="the demo database (default: $PINGAN_DATABASE_URL)")
     parser.add_argument("--concurrency", type=int, default=20)
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per run")
-    parser.add_argument("--workers", type=int, default=1, help="uvicorn workers")
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn workers (ours and TiPG's)")
+    parser.add_argument("--pool-size", type=int, default=None,
+                        help="database connections per worker, ours and TiPG's (default: ours as many as"
+                             " clients, TiPG its own default of 10)")
     parser.add_argument("--dense", type=int, default=16, help="dense z14 tiles per layer")
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds of uncounted load before each run")
     parser.add_argument("--sample", type=int, default=8, help="tiles decoded per workload and target")

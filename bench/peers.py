@@ -111,17 +111,22 @@ def _serve(name: str, command: list[str], env: dict[str, str], probe: str, workd
 
 # -- TiPG ----------------------------------------------------------------------------------------
 @contextmanager
-def tipg(db_url: str, *, workdir: Path | None = None) -> Iterator[RunningPeer]:
+def tipg(db_url: str, *, workdir: Path | None = None, workers: int = 1,
+         pool: int | None = None) -> Iterator[RunningPeer]:
     """TiPG 1.6 (``tipg.main:app``) over schema ``pingan``: its defaults, so its 10,000-feature
-    tile cap (``TIPG_MAX_FEATURES_PER_TILE``) and all columns as properties.
+    tile cap (``TIPG_MAX_FEATURES_PER_TILE``) and all columns as properties; ``workers`` uvicorn
+    workers and, when given, at most ``pool`` database connections per worker (its default: 10),
+    as ours, for an even comparison.
 
     ``TIPG_MAX_FEATURES_PER_QUERY`` is raised to 10,000 only so that a 1,000-feature page is
     allowed at all (its default is 10,000 in 1.6 as well; set explicitly, as bench_features did).
     """
     env = {"DATABASE_URL": db_url, "TIPG_DB_SCHEMAS": '["pingan"]',
            "TIPG_MAX_FEATURES_PER_QUERY": "10000", "PYTHONPATH": str(ROOT)}
+    if pool is not None:
+        env |= {"DB_MIN_CONN_SIZE": "1", "DB_MAX_CONN_SIZE": str(pool)}  # tipg.settings.PostgresSettings
     with _tmp(workdir) as wd, _serve(
-        "tipg", [*UVICORN, "tipg.main:app"], env, "/collections", wd,
+        "tipg", [*UVICORN, "--workers", str(workers), "tipg.main:app"], env, "/collections", wd,
         "{base}/collections/{table}/tiles/WebMercatorQuad/{z}/{x}/{y}",
         "{base}/collections/{table}/items?limit={limit}&bbox={bbox}",
     ) as peer:

@@ -176,11 +176,25 @@ def _principal_params(principal: Principal) -> dict[str, str]:
     return {"user": principal.user, "role": principal.role, "areas": ",".join(principal.areas)}
 
 
-def principal_sql(principal: Principal) -> str:
-    """The statement stating ``principal``, its values quoted in: for a transaction sent as one
-    multi-statement message (``tiles.render.draw``), which cannot carry bound parameters."""
-    values = {name: psql.Literal(value) for name, value in _principal_params(principal).items()}
-    return psql.SQL(re.sub(r"%\((\w+)\)s", r"{\1}", _SET_PRINCIPAL)).format(**values).as_string(None)
+_PRINCIPAL_ARGS = ("user", "role", "areas")
+
+
+def prepare_principal_sql(name: str, *also: str) -> str:
+    """``PREPARE name`` as the statement stating a principal, its user, role and areas the three
+    text parameters (run it with :func:`execute_principal_sql`), with the select-list items
+    ``also`` after it. For a connection that states callers many times (``tiles.render``):
+    planning the statement anew for each one costs more than running it."""
+    select, rest = _SET_PRINCIPAL.split(" FROM ", 1)
+    statement = "".join([select, *(f", {item}" for item in also), " FROM ", rest])
+    placeholders = {arg: f"${i}" for i, arg in enumerate(_PRINCIPAL_ARGS, 1)}
+    return f"PREPARE {name}(text, text, text) AS {statement % placeholders}"
+
+
+def execute_principal_sql(name: str, principal: Principal) -> str:
+    """``EXECUTE name(...)`` of :func:`prepare_principal_sql` for ``principal``, values quoted in."""
+    params = _principal_params(principal)
+    args = psql.SQL(", ").join(psql.Literal(params[arg]) for arg in _PRINCIPAL_ARGS)
+    return psql.SQL("EXECUTE {}({})").format(psql.Identifier(name), args).as_string(None)
 
 
 def set_principal(conn: Connection, principal: Principal) -> None:

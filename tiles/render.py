@@ -8,12 +8,14 @@ nothing of HTTP or of the cache (see ``tiles.service``).
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
+from functools import lru_cache
 from typing import Any
 from weakref import WeakKeyDictionary
 
 import psycopg
 from psycopg import AsyncConnection, AsyncCursor, sql
 
+from layers.db import Principal, execute_principal_sql, prepare_principal_sql
 from layers.registry import Layer, Registry
 from tiles.errors import ForbiddenLayerError, InvalidFilterError, UnknownCollectionError, ZoomOutOfRangeError
 from tiles.shapes import stored_zooms
@@ -105,42 +107,60 @@ def _execute_text(conn: AsyncConnection, query: TileQuery, params: dict[str, Any
 # keeps making one per execution for these statements. The generic plan is the same scan (the
 # tile envelope is computed inside the statement either way); measured on workloads (a)-(c),
 # the same bytes, 0.5-0.9 ms less per tile (docs/performance.md, "Tiles, fourth run").
-_GENERIC_PLANS = "SELECT set_config('plan_cache_mode', 'force_generic_plan', true)"
+_GENERIC_PLANS = "set_config('plan_cache_mode', 'force_generic_plan', true)"
+# The caller's statement (layers.db) is prepared on each connection too, generic plans set in
+# the same statement: sent as text, PostgreSQL parsed and planned it for every tile (its join
+# with pg_roles), ~0.15 ms of the server's CPU per tile (docs/performance.md, "Tiles, fifth run").
+_CALLER = "pingan_tile_caller"
+_PREPARE_CALLER = prepare_principal_sql(_CALLER, _GENERIC_PLANS)
 
 
-async def draw(conn: AsyncConnection, stating: str,
+@lru_cache(maxsize=4096)
+def _stating(principal: Principal) -> str:
+    """The statement stating ``principal`` (its text depends on user, role and areas only)."""
+    return execute_principal_sql(_CALLER, principal)
+
+
+async def _prepare(conn: AsyncConnection, names: set[str], name: str, statement: str) -> None:
+    """Run ``statement``, which prepares ``name`` on ``conn``. If that fails or is cancelled, the
+    connection is closed (the pool replaces it) rather than kept with a statement that may or
+    may not exist."""
+    try:
+        await conn.execute(statement)  # type: ignore[arg-type]  # registry-built text
+    except BaseException:
+        await conn.close()  # so the pool does not hand this connection out again
+        raise
+    names.add(name)
+
+
+async def draw(conn: AsyncConnection, principal: Principal,
                statements: Sequence[tuple[TileQuery, dict[str, Any]]]) -> list[bytes]:
-    """Run tile ``statements`` for a caller in one round trip; their MVTs, in order.
+    """Run tile ``statements`` for ``principal`` in one round trip; their MVTs, in order.
 
-    ``conn`` is a pooled connection outside any transaction; ``stating`` the statement that
-    states the caller (``layers.db.principal_sql``). The caller's statement, generic plans and
-    the statements' ``EXECUTE`` go to the server as one simple-protocol message, which
-    PostgreSQL runs as one implicit transaction: the caller's transaction-local settings and
-    role hold for the tile statements and vanish at its end, exactly as with
-    ``layers.db.atransaction``, minus three round trips (BEGIN, the caller, COMMIT). Results
-    come back as text (the bytea in hex), which psycopg's C loader decodes.
+    ``conn`` is a pooled connection outside any transaction. The caller's statement (the one
+    ``layers.db`` runs at the start of a transaction, prepared, with generic plans set) and the
+    statements' ``EXECUTE`` go to the server as one simple-protocol message, which PostgreSQL
+    runs as one implicit transaction: the caller's transaction-local settings and role hold for
+    the tile statements and vanish at its end, exactly as with ``layers.db.atransaction``, minus
+    three round trips (BEGIN, the caller, COMMIT). Results come back as text (the bytea in hex),
+    which psycopg's C loader decodes.
 
-    A statement is prepared on first use, after the caller is stated, in a message of its own;
-    if that fails or is cancelled, the connection is closed (the pool replaces it) rather than
-    kept with a statement that may or may not exist.
+    Statements are prepared on first use, each in a message of its own (tile statements after
+    the caller is stated).
     """
     if not statements:
         return []
     await conn.set_autocommit(True)
     try:
         names = _PREPARED.setdefault(conn, set())
+        if _CALLER not in names:
+            await _prepare(conn, names, _CALLER, _PREPARE_CALLER)
+        stating = _stating(principal)
         for query in {q.name: q for q, _ in statements if q.name not in names}.values():
-            try:
-                await conn.execute(f"{stating}; {query.prepare}")
-            except BaseException:  # cancelled, or failed: whether it is prepared is unknown
-                await conn.close()  # so the pool does not hand this connection out again
-                raise
-            names.add(query.name)
+            await _prepare(conn, names, query.name, f"{stating}; {query.prepare}")
         cur = conn.cursor()
-        await cur.execute("; ".join([stating, _GENERIC_PLANS,
-                                     *(_execute_text(conn, q, p) for q, p in statements)]))
+        await cur.execute("; ".join([stating, *(_execute_text(conn, q, p) for q, p in statements)]))
         out = []
-        cur.nextset()
         for _ in statements:
             cur.nextset()
             row = await cur.fetchone()

@@ -13,11 +13,10 @@ import asyncio
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 
 from psycopg_pool import AsyncConnectionPool
 
-from layers.db import Principal, principal_sql
+from layers.db import Principal
 from layers.registry import Layer, Registry
 from tiles.cache import CacheStats, TileCache
 from tiles.errors import UnknownCollectionError
@@ -53,12 +52,6 @@ class TileKey:
     def etag(self) -> str:
         digest = hashlib.blake2b(repr((RENDERER_VERSION, self)).encode(), digest_size=16).hexdigest()
         return f'"{digest}"'
-
-
-@lru_cache(maxsize=4096)
-def _stating(principal: Principal) -> str:
-    """The statement stating ``principal`` (its SQL text depends on user, role and areas only)."""
-    return principal_sql(principal)
 
 
 def _fingerprint(layer: Layer) -> str:
@@ -171,4 +164,4 @@ class TileService:
         statements = tile_statements(layers, key.z, key.x, key.y, key.filters, shapes)
         async with pool.connection() as conn:
             # one round trip: the caller's transaction and the tile statements in one message
-            return b"".join(await draw(conn, _stating(principal), statements))
+            return b"".join(await draw(conn, principal, statements))

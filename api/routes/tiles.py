@@ -10,6 +10,7 @@ URLs put the tile as ``{tileMatrix}/{tileRow}/{tileCol}`` = ``{z}/{y}/{x}`` (OGC
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any, Literal
 
@@ -20,7 +21,7 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from psycopg_pool import PoolTimeout
 
-from api.deps import PoolDep, PrincipalDep, RegistryDep
+from api.deps import PoolDep, PrincipalDep, RegistryDep, get_principal
 from layers import audit
 from layers.db import Principal, atransaction
 from layers.registry import Layer
@@ -50,14 +51,25 @@ def ogc_error(status: int, code: str, description: str) -> JSONResponse:
     return JSONResponse({"code": code, "description": description}, status_code=status)
 
 
+Handler = Callable[[Request], Coroutine[Any, Any, Response]]
+# The plain form of a tile request, served without FastAPI's parameter and dependency machinery
+# (see _plain); endpoint -> its plain handler, which returns None for anything else.
+_PLAIN: dict[Callable[..., Any], Callable[[Request], Coroutine[Any, Any, Response | None]]] = {}
+
+
 class OGCRoute(APIRoute):
     """A route whose tile and validation errors become OGC exception bodies (never a 500)."""
 
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+    def get_route_handler(self) -> Handler:
         handler = super().get_route_handler()
+        plain = _PLAIN.get(self.endpoint)
 
         async def guarded(request: Request) -> Response:
             try:
+                if plain is not None and not request.app.dependency_overrides:
+                    response = await plain(request)
+                    if response is not None:
+                        return response
                 return await handler(request)
             except TileError as exc:
                 return ogc_error(_STATUS.get(type(exc), 400), exc.code, str(exc))
@@ -120,7 +132,8 @@ def _not_modified(if_none_match: str | None, etag: str) -> bool:
 async def _tile_response(request: Request, pool: PoolDep, principal: PrincipalDep,
                          service: TileService, key: TileKey) -> Response:
     layers = [request.app.state.registry[layer_id] for layer_id in key.layers]
-    headers = {"ETag": key.etag, "Cache-Control": service.settings.cache_control}
+    etag = key.etag
+    headers = {"ETag": etag, "Cache-Control": service.settings.cache_control}
     if any(layer.sensitivity != "public" for layer in layers):
         # what this tile holds depends on who asks: no shared cache may keep it
         headers["Cache-Control"] = "private, " + service.settings.cache_control.removeprefix("public, ")
@@ -128,7 +141,7 @@ async def _tile_response(request: Request, pool: PoolDep, principal: PrincipalDe
     personal = [layer.id for layer in layers if layer.sensitivity == "personal"]
     if personal:  # every read of person-level data is audited, cached or not
         await _audit_tile(pool, principal, personal, key)
-    if _not_modified(request.headers.get("if-none-match"), key.etag):
+    if _not_modified(request.headers.get("if-none-match"), etag):
         return Response(status_code=304, headers=headers)
     body, hit = await service.tile(pool, principal, key)
     headers["X-Cache"] = "HIT" if hit else "MISS"
@@ -162,6 +175,64 @@ def _dataset_layers(registry: RegistryDep, collections: str | None, principal: P
 def _selection(collections: str | None, layers: list[Layer]) -> str:
     """The ``?collections=`` of links, rebuilt from the validated ids (never echoed raw)."""
     return f"?collections={','.join(layer.id for layer in layers)}" if collections is not None else ""
+
+
+# -- the plain tile request ----------------------------------------------------------------------
+# Tiles are the hot path (a map view asks dozens at once), and FastAPI's resolution of a tile
+# route's parameters and dependencies was a sixth of the worker's CPU per tile (py-spy under 20
+# clients; docs/performance.md, "Tiles, fifth run"). A request in the plain form -- the tile's
+# numbers in decimal digits, ``f`` absent or ``mvt``, ``collections`` at most once, no dependency
+# overridden -- is served by these handlers with the same calls FastAPI would make
+# (``get_principal``, the service, ``_tile_response``); any other request returns None here and
+# goes through FastAPI, so validation and its error bodies stay exactly FastAPI's.
+_DIGITS = re.compile(r"[0-9]{1,9}")
+
+
+def _plain(handler: Callable[[Request], Coroutine[Any, Any, Response | None]]) -> Callable[[Any], Any]:
+    """Register ``handler`` as the plain path of the endpoint decorated (under ``@router.get``)."""
+    def register(endpoint: Any) -> Any:
+        _PLAIN[endpoint] = handler
+        return endpoint
+    return register
+
+
+def _plain_tile(request: Request) -> tuple[int, int, int] | None:
+    """(z, y, x) when the tile and ``f`` are in the plain form, else None."""
+    params = request.path_params
+    numbers = (params.get("tileMatrix"), params.get("tileRow"), params.get("tileCol"))
+    if not all(type(n) is str and _DIGITS.fullmatch(n) for n in numbers):
+        return None
+    f = request.query_params.getlist("f")
+    if f and f != ["mvt"]:
+        return None
+    z, y, x = map(int, numbers)  # type: ignore[arg-type]  # digits, checked above
+    return z, y, x
+
+
+async def _plain_collection_tile(request: Request) -> Response | None:
+    tile = _plain_tile(request)
+    if tile is None:
+        return None
+    z, y, x = tile
+    state = request.app.state
+    principal = await get_principal(request)
+    params = request.path_params
+    key = await state.tiles.collection_key(state.pool, principal, params["collectionId"],
+                                           params["tileMatrixSetId"], z, x, y, _filters(request))
+    return await _tile_response(request, state.pool, principal, state.tiles, key)
+
+
+async def _plain_dataset_tile(request: Request) -> Response | None:
+    tile = _plain_tile(request)
+    collections = request.query_params.getlist("collections")
+    if tile is None or len(collections) > 1:
+        return None
+    z, y, x = tile
+    state = request.app.state
+    principal = await get_principal(request)
+    key = await state.tiles.dataset_key(state.pool, principal, _collection_ids(next(iter(collections), None)),
+                                        request.path_params["tileMatrixSetId"], z, x, y)
+    return await _tile_response(request, state.pool, principal, state.tiles, key)
 
 
 @router.get("/tileMatrixSets", summary="Tile matrix sets")
@@ -211,6 +282,7 @@ async def collection_tilejson(request: Request, pool: PoolDep, registry: Registr
     response_class=Response,
     responses={200: {"content": {metadata.MVT_MEDIA_TYPE: {}}}, 304: {"description": "not modified"}},
 )
+@_plain(_plain_collection_tile)
 async def collection_tile(request: Request, pool: PoolDep, principal: PrincipalDep, service: TileServiceDep,
                           collection_id: CollectionId, tms_id: TmsId, z: TileMatrix, y: TileRow,
                           x: TileCol, f: TileFormat = "mvt") -> Response:
@@ -256,6 +328,7 @@ async def dataset_tilejson(request: Request, pool: PoolDep, registry: RegistryDe
     response_class=Response,
     responses={200: {"content": {metadata.MVT_MEDIA_TYPE: {}}}, 304: {"description": "not modified"}},
 )
+@_plain(_plain_dataset_tile)
 async def dataset_tile(request: Request, pool: PoolDep, principal: PrincipalDep, service: TileServiceDep,
                        tms_id: TmsId, z: TileMatrix, y: TileRow, x: TileCol,
                        collections: Collections = None, f: TileFormat = "mvt") -> Response:

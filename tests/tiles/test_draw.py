@@ -14,7 +14,7 @@ from psycopg import AsyncConnection
 from sqlalchemy import Engine, text
 
 from layers.catalog import CASES, GRIDS, HAZARDS, TOWNS
-from layers.db import Principal, atransaction, make_async_pool, principal_sql
+from layers.db import Principal, atransaction, make_async_pool
 from layers.settings import DatabaseSettings
 from tests.tiles.reference import count_in_tile, decode, densest_tile
 from tiles.render import draw, get_tile, get_tiles, tile_statements
@@ -53,8 +53,8 @@ def test_draw_gives_the_bytes_of_a_transaction_and_leaves_nothing_behind(demo_ur
             several = await get_tiles(conn, [TOWNS, HAZARDS, CASES], *tile)
         async with pool.connection() as conn:
             before = await _left_on(conn)
-            drawn = await draw(conn, principal_sql(ADMIN), tile_statements([HAZARDS], *tile))
-            drawn_several = await draw(conn, principal_sql(ADMIN),
+            drawn = await draw(conn, ADMIN, tile_statements([HAZARDS], *tile))
+            drawn_several = await draw(conn, ADMIN,
                                        tile_statements([TOWNS, HAZARDS, CASES], *tile))
             after = await _left_on(conn)
         return one, several, drawn, drawn_several, before, after
@@ -86,7 +86,7 @@ def test_draw_runs_as_the_caller(demo_url, demo_engine: Engine, logins, role) ->
 
     async def work(pool: Any) -> list[bytes]:
         async with pool.connection() as conn:
-            return await draw(conn, principal_sql(principal), tile_statements([HAZARDS], z, x, y))
+            return await draw(conn, principal, tile_statements([HAZARDS], z, x, y))
 
     features = decode(_with_pool(demo_url, work)[0]).get("hazards", [])
     represented = sum(f["properties"]["count"] if f["properties"].get("aggregated") else 1 for f in features)
@@ -102,9 +102,9 @@ def test_a_failed_tile_leaves_the_connection_clean(demo_url) -> None:
     async def work(pool: Any) -> tuple:
         async with pool.connection() as conn:
             with pytest.raises(psycopg.errors.DivisionByZero):
-                await draw(conn, principal_sql(ADMIN), [(bad, {"z": 13, "x": 1, "y": 2})])
+                await draw(conn, ADMIN, [(bad, {"z": 13, "x": 1, "y": 2})])
             left = await _left_on(conn)
-            again = await draw(conn, principal_sql(ADMIN), tile_statements([GRIDS], 13, 6841, 3433))
+            again = await draw(conn, ADMIN, tile_statements([GRIDS], 13, 6841, 3433))
         return left, again
 
     left, again = _with_pool(demo_url, work)
@@ -121,12 +121,34 @@ def test_a_failed_prepare_discards_the_connection(demo_url) -> None:
     async def work(pool: Any) -> tuple:
         async with pool.connection() as conn:
             with pytest.raises(psycopg.errors.UndefinedTable):
-                await draw(conn, principal_sql(ADMIN), [(bad, {"z": 13, "x": 1, "y": 2})])
+                await draw(conn, ADMIN, [(bad, {"z": 13, "x": 1, "y": 2})])
             closed = conn.closed
         async with pool.connection() as conn:  # the pool serves a working connection
-            again = await draw(conn, principal_sql(ADMIN), tile_statements([GRIDS], 13, 6841, 3433))
+            again = await draw(conn, ADMIN, tile_statements([GRIDS], 13, 6841, 3433))
         return closed, again
 
     closed, again = _with_pool(demo_url, work)
     assert closed
     assert isinstance(again[0], bytes)
+
+
+def test_the_tile_statement_runs_stated_with_generic_plans(demo_url) -> None:
+    """The prepared caller statement states user, role and areas (quoted: a user name with a
+    quote) and sets generic plans, for the tile statements of the message only; a second
+    caller on the same connection is stated anew, and the connection keeps neither."""
+    seen = TileQuery("grids", "detail", (), (
+        "SELECT convert_to(concat_ws('|', current_setting('pingan.user'), current_setting('pingan.role'),"
+        " current_setting('pingan.areas'), current_user, current_setting('plan_cache_mode')), 'UTF8')"
+        " WHERE %(z)s + %(x)s + %(y)s > 0"))
+    town = Principal(user="o'neil", role="town", areas=("330102001",))
+
+    async def work(pool: Any) -> tuple:
+        async with pool.connection() as conn:
+            first = await draw(conn, town, [(seen, {"z": 13, "x": 1, "y": 2})])
+            second = await draw(conn, ADMIN, [(seen, {"z": 13, "x": 1, "y": 2})])
+            return first, second, await _left_on(conn)
+
+    first, second, left = _with_pool(demo_url, work)
+    assert first == [b"o'neil|town|330102001|pingan_as_town|force_generic_plan"]
+    assert second == [b"test|admin||pingan_as_admin|force_generic_plan"]
+    assert left == ("pingan_service", "", "auto", False)
