@@ -96,7 +96,8 @@ def load_gazetteer(
 
 
 def geocode_frame(
-    conn: Connection, addresses: pd.Series, gazetteer: Gazetteer | None = None
+    conn: Connection | None, addresses: pd.Series, gazetteer: Gazetteer | None = None,
+    memo: dict | None = None,
 ) -> pd.DataFrame:
     """Geocode a Series of addresses; one row per address, on the Series' index.
 
@@ -104,7 +105,8 @@ def geocode_frame(
     'town'), ``score`` (0 when unplaced), ``town_code``, ``village_code`` and ``reason`` (why a
     row is unplaced); the text columns are pandas strings, missing (NA) where
     :class:`gis.address.GeocodeResult` has None. Pass ``gazetteer`` to reuse one across
-    batches; otherwise it is loaded from ``conn`` with :func:`load_gazetteer`.
+    batches; otherwise it is loaded from ``conn`` with :func:`load_gazetteer`. ``memo``: see
+    :func:`gis.address.geocode`.
 
     Examples
     --------
@@ -113,7 +115,7 @@ def geocode_frame(
     0  120.67...  27.96...  village    0.7  330304002  330304002...   None
     """
     gaz = gazetteer if gazetteer is not None else load_gazetteer(conn)
-    result = geocode(addresses.tolist(), gaz)
+    result = geocode(addresses.tolist(), gaz, memo)
     return pd.DataFrame(
         {name: getattr(result, name)
          for name in ("lon", "lat", "level", "score", "town_code", "village_code", "reason")},

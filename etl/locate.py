@@ -5,6 +5,7 @@ village and town by point in polygon. A record that cannot be placed is a reject
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -15,6 +16,9 @@ from etl.profile import DATUM_VALUES, Mapped
 from etl.readers import RawTable
 from gis.datum import to_cgcs2000
 
+if TYPE_CHECKING:
+    from gis.address import Gazetteer
+
 # Mainland China with its islands, generously: anything outside is a wrong or swapped value.
 LON_RANGE, LAT_RANGE = (73.0, 136.0), (3.0, 54.0)
 GEOGRAPHIC = {"EPSG:4326", "EPSG:4490", "OGC:CRS84", "EPSG:4610", "EPSG:4214"}
@@ -24,6 +28,33 @@ GEOGRAPHIC = {"EPSG:4326", "EPSG:4490", "OGC:CRS84", "EPSG:4610", "EPSG:4214"}
 class Located:
     frame: pd.DataFrame
     warnings: list[str] = field(default_factory=list)
+    swapped: int = 0  # rows whose 经度 and 纬度 were swapped (and corrected)
+
+
+def swapped_warning(n: int) -> list[str]:
+    return [f"{n} rows had 经度 and 纬度 swapped; corrected"] if n else []
+
+
+@dataclass(frozen=True)
+class Places:
+    """What locating reads from the database, read once: the grids (point in polygon) and, when
+    some row has only an address, the gazetteer. With it, :func:`locate` touches no connection,
+    so a load can locate one chunk while the connection copies the one before."""
+
+    grids: _Grids
+    gazetteer: Gazetteer | None
+    memo: dict = field(default_factory=dict)  # geocoded addresses, across the chunks of a file
+
+
+def places(conn: Connection, mapped: Mapped, raw: RawTable, default_datum: str) -> Places:
+    gazetteer = None
+    if "address" in mapped.frame:
+        lon, lat, _, _ = _coordinates(mapped, raw, default_datum)
+        if (mapped.frame["address"].notna() & ~(lon.notna() & lat.notna())).any():
+            from etl.geocode import load_gazetteer
+
+            gazetteer = load_gazetteer(conn)
+    return Places(_grids(conn), gazetteer)
 
 
 def _reject(mapped: Mapped, mask: pd.Series, column: str | None, reason: str | pd.Series) -> pd.DataFrame:
@@ -43,9 +74,10 @@ def _reject(mapped: Mapped, mask: pd.Series, column: str | None, reason: str | p
 
 def _coordinates(
     mapped: Mapped, raw: RawTable, default_datum: str
-) -> tuple[pd.Series, pd.Series, pd.Series, list[str]]:
-    """lon, lat (as given) and the datum of each row."""
-    f, warnings = mapped.frame, []
+) -> tuple[pd.Series, pd.Series, pd.Series, int]:
+    """lon, lat (swapped back where they were swapped), the datum of each row, and how many
+    rows were swapped."""
+    f = mapped.frame
     datum = f["datum"] if "datum" in f else pd.Series(None, index=f.index, dtype=object)
     datum = datum.fillna(DATUM_VALUES.get(default_datum.lower(), default_datum.lower()))
     if raw.geometry is not None:
@@ -57,22 +89,23 @@ def _coordinates(
         if crs not in GEOGRAPHIC:
             # a projected file (e.g. a CGCS2000 Gauss-Krüger zone): its CRS is its datum
             datum = pd.Series(crs.lower(), index=f.index)
-        return lon, lat, datum, warnings
+        return lon, lat, datum, 0
     lon = f["lon"] if "lon" in f else pd.Series(np.nan, index=f.index)
     lat = f["lat"] if "lat" in f else pd.Series(np.nan, index=f.index)
     lon, lat = lon.astype(float), lat.astype(float)
     swapped = lon.between(*LAT_RANGE) & lat.between(*LON_RANGE) & ~lon.between(*LON_RANGE)
     if swapped.any():
         lon, lat = lon.where(~swapped, lat), lat.where(~swapped, lon)
-        warnings.append(f"{int(swapped.sum())} rows had 经度 and 纬度 swapped; corrected")
-    return lon, lat, datum, warnings
+    return lon, lat, datum, int(swapped.sum())
 
 
 def locate(
-    conn: Connection, mapped: Mapped, raw: RawTable, default_datum: str
+    conn: Connection | None, mapped: Mapped, raw: RawTable, default_datum: str, where: Places | None = None
 ) -> tuple[Located, pd.DataFrame]:
+    """Place the rows of ``mapped``; with ``where`` (:func:`places`) ``conn`` is not used."""
     f = mapped.frame
-    lon, lat, datum, warnings = _coordinates(mapped, raw, default_datum)
+    where = where or places(conn, mapped, raw, default_datum)
+    lon, lat, datum, swapped = _coordinates(mapped, raw, default_datum)
     rejects = []
     has_xy = lon.notna() & lat.notna()
     x, y = lon.to_numpy(dtype=float).copy(), lat.to_numpy(dtype=float).copy()
@@ -104,15 +137,16 @@ def locate(
     )
     need = ~has_xy
     if need.any():
-        geo, more = _geocode(conn, mapped, need, geo)
+        geo, more = _geocode(where, mapped, need, geo)
         rejects.append(more)
         placed = placed | geo["x"].notna() & need
-    frame, outside = _assign(conn, f, geo, placed)
+    frame, outside = _assign(where.grids, f, geo, placed)
     if outside.any():
         rejects.append(_reject(mapped, outside, "lon", "outside the district: the point falls in no grid"))
     keep = placed & ~outside
     frame = frame[keep].assign(_row=mapped.row_numbers[keep].to_numpy())
-    return Located(frame, warnings), pd.concat(rejects, ignore_index=True) if rejects else _empty()
+    located = Located(frame, swapped_warning(swapped), swapped)
+    return located, pd.concat(rejects, ignore_index=True) if rejects else _empty()
 
 
 def _empty() -> pd.DataFrame:
@@ -120,7 +154,7 @@ def _empty() -> pd.DataFrame:
 
 
 def _geocode(
-    conn: Connection, mapped: Mapped, need: pd.Series, geo: pd.DataFrame
+    where: Places, mapped: Mapped, need: pd.Series, geo: pd.DataFrame
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     f = mapped.frame
     address = f["address"] if "address" in f else pd.Series(None, index=f.index, dtype=object)
@@ -130,7 +164,7 @@ def _geocode(
     if todo.any():
         from etl.geocode import geocode_frame
 
-        res = geocode_frame(conn, address[todo])
+        res = geocode_frame(None, address[todo], where.gazetteer, where.memo)
         res.index = address[todo].index
         ok = res["lon"].notna()
         idx = res.index[ok]
@@ -182,9 +216,8 @@ def _grids(conn: Connection) -> _Grids:
 
 
 def _assign(
-    conn: Connection, f: pd.DataFrame, geo: pd.DataFrame, placed: pd.Series
+    grids: _Grids, f: pd.DataFrame, geo: pd.DataFrame, placed: pd.Series
 ) -> tuple[pd.DataFrame, pd.Series]:
-    grids = _grids(conn)
     pts = shapely.points(geo["x"].to_numpy(), geo["y"].to_numpy())
     found = np.full(len(f), -1, dtype=np.int64)  # the tree index of each point's grid
     if len(grids.codes) and placed.any():

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import queue
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,12 +30,20 @@ import psycopg
 from sqlalchemy import Connection, Engine, text
 
 from etl.areas import containment_rejects, prepare_areas
-from etl.locate import locate
+from etl.locate import locate, places, swapped_warning
 from etl.profile import Mapped, Profile, apply_profile, builtin, convert, read_error_message
 from etl.readers import read_file
 from etl.targets import CONSTRAINT_REASONS, TARGETS, Target
 from layers import versions
-from layers.copy import copy_frame, copy_text
+from layers.copy import (
+    NotBinary,
+    column_types,
+    copy_binary,
+    copy_frame,
+    copy_text,
+    encode_binary,
+    send_binary,
+)
 from layers.db import SYSTEM, set_principal
 
 if TYPE_CHECKING:
@@ -44,6 +54,8 @@ if TYPE_CHECKING:
 Progress = Callable[..., None]
 UPSERT_CHUNK = 50_000  # rows per upsert statement: progress steps, and what a refusal bisects
 BULK_ROWS = 200_000  # this many new rows, and at least half the table's size: bulk mode
+#: what the database raises for rows it refuses (a CHECK, a unique key, a trigger's RAISE)
+REFUSED = (psycopg.errors.IntegrityError, psycopg.errors.DataError, psycopg.errors.RaiseException)
 
 
 @dataclass
@@ -117,21 +129,30 @@ def load_file(
             # take minutes, which the service's per-statement limit is not meant for
             conn.execute(text("SET LOCAL statement_timeout = 0"))
             batch_id = _open_batch(conn, target, path, digest, source, mapped)
-            if target.shape == "point":
-                say("locating")
-                located, rejects = locate(conn, mapped, raw, profile.datum)
-                result.warnings += located.warnings
-                frame = located.frame
-            else:
-                frame, rejects = mapped.frame, None
-            if keys is not None and target.layer == "persons":
-                from etl import persons  # the data key ring's libraries: only for persons
-
-                frame = persons.seal(conn, frame, keys)
-            clock["locate"] = time.perf_counter() - t - sum(clock.values())
-            say("loading", 0, len(frame))
             split: dict[str, float] = {}
-            counts, db_rejects = _stage_and_upsert(conn, target, frame, batch_id, say, split)
+            if target.shape == "point" and _direct_ok(target):
+                # located a chunk at a time while the connection copies the chunk before
+                say("locating")
+                where = (profile.datum, places(conn, mapped, raw, profile.datum))
+                streamed = _locate_and_load(conn, target, mapped, raw, where, batch_id, say, split)
+                counts, db_rejects, rejects, swapped = streamed
+                result.warnings += swapped_warning(swapped)
+                clock["locate"] = split.pop("locate")  # its seconds, spent while the copies ran
+            else:
+                if target.shape == "point":
+                    say("locating")
+                    located, rejects = locate(conn, mapped, raw, profile.datum)
+                    result.warnings += located.warnings
+                    frame = located.frame
+                else:
+                    frame, rejects = mapped.frame, None
+                if keys is not None and target.layer == "persons":
+                    from etl import persons  # the data key ring's libraries: only for persons
+
+                    frame = persons.seal(conn, frame, keys)
+                clock["locate"] = time.perf_counter() - t - sum(clock.values())
+                say("loading", 0, len(frame))
+                counts, db_rejects = _stage_and_upsert(conn, target, frame, batch_id, say, split)
             clock["load"] = time.perf_counter() - t - sum(clock.values())
             all_rejects = pd.concat(
                 [r for r in (early, mapped.rejects, rejects, db_rejects) if r is not None and len(r)]
@@ -304,15 +325,15 @@ def _stage_and_upsert(
     batch_id: int,
     say: Progress,
     split: dict[str, float] | None = None,
+    direct: tuple[int, tuple[list, list] | None] | None = None,
 ) -> tuple[dict[str, int], pd.DataFrame]:
-    """Write ``frame`` into the target table; return the counts and the rows the database refused.
+    """The general way: write ``frame`` into the target table through a staging table filled by
+    COPY, then ``INSERT ... ON CONFLICT DO UPDATE ... WHERE IS DISTINCT FROM`` in ranges that
+    are halved until each refused row is found; changed rows get their events. Returns the
+    counts and the rows the database refused.
 
-    Rows whose key the table does not hold yet (most of a first load) are copied straight into
-    the table, in chunks of :data:`UPSERT_CHUNK`, each in a savepoint: a chunk the database
-    refuses (a CHECK, a code already used, a key another loader just wrote) is undone and goes
-    the general way with the rest. The general way: a staging table filled by COPY, then
-    ``INSERT ... ON CONFLICT DO UPDATE ... WHERE IS DISTINCT FROM`` in ranges that are halved
-    until each refused row is found; changed rows get their events."""
+    ``direct``: the rows :func:`_locate_and_load` copied straight into the table before, and
+    the bulk mode it began (None: bulk mode is decided here, on the rows the table holds)."""
     split = {} if split is None else split
     clock = time.perf_counter()
 
@@ -325,48 +346,133 @@ def _stage_and_upsert(
     cols = [*target.fields, *target.location, "source", "source_id"]
     ident = "id" if target.shape == "point" else "code"
     raw = conn.connection.driver_connection
-    direct = _direct_ok(target)
-    known = _known_keys(raw, target, frame) if direct else None
-    n_new = int((~known).sum()) if known is not None else None
-    lap("keys")
-    # polygons and persons: bulk mode is decided on what the staging table finds (in _stage)
-    bulk = None if n_new is None else _bulk_begin(raw, target, n_new)
+    copied, bulk = direct or (0, None)
     rejects: list[dict] = []
-    copied = 0
-    rest = frame
-    if known is not None and n_new:
-        # a first load (no key known): the frame itself, no copy of a million rows
-        new, rest = (frame, frame.iloc[:0]) if not known.any() else (frame[~known], frame[known])
-        refused = []
-        for lo in range(0, len(new), UPSERT_CHUNK):
-            part = new.iloc[lo : lo + UPSERT_CHUNK]
-            try:
-                with raw.transaction():  # a savepoint: a refused chunk is undone and staged below
-                    copy_text(conn, target.table, part[cols].assign(batch_id=batch_id))
-                copied += len(part)
-            except (psycopg.errors.IntegrityError, psycopg.errors.DataError, psycopg.errors.RaiseException):
-                refused.append(part)
-            say("loading", copied, len(frame))
-        if refused:
-            rest = pd.concat([*refused, rest])
-        lap("copy direct")
     counts = {"inserted": copied, "updated": 0, "unchanged": 0, "bulk": False, "direct": copied}
-    if len(rest):
+    if len(frame):
         def step(stage: str, done: int | None = None, total: int | None = None) -> None:
             say(stage, None if done is None else copied + done, None if total is None else copied + total)
 
         what = (cols, ident, batch_id)
-        staged = _stage(conn, raw, target, rest, what, bulk, n_new is None, rejects, step, lap)
+        staged = _stage(conn, raw, target, frame, what, bulk, direct is None, rejects, step, lap)
         counts["inserted"] += staged["inserted"]
         counts["updated"] = staged["updated"]
-        bulk = staged["bulk"]
+        bulk = staged["bulk"] if direct is None else bulk
     if bulk is not None:
         say("rebuilding indexes")
         _bulk_end(raw, target, bulk)
         lap("indexes")
-    counts["unchanged"] = len(frame) - len(rejects) - counts["inserted"] - counts["updated"]
+    # the rows copied straight in were all new: the unchanged ones are among the staged
+    counts["unchanged"] = len(frame) - len(rejects) - (counts["inserted"] - copied) - counts["updated"]
     counts["bulk"] = bulk is not None
     return counts, pd.DataFrame(rejects, columns=["row_number", "column_name", "reason", "raw"])
+
+
+def _locate_and_load(
+    conn: Connection,
+    target: Target,
+    mapped: Mapped,
+    raw_table,  # noqa: ANN001 (RawTable)
+    datum_where: tuple,
+    batch_id: int,
+    say: Progress,
+    split: dict[str, float],
+) -> tuple[dict[str, int], pd.DataFrame, pd.DataFrame, int]:
+    """Locate and load a point layer in chunks of :data:`UPSERT_CHUNK` rows, two at a time:
+    while a copier thread copies chunk N into the table (in its savepoint, as
+    :func:`_stage_and_upsert` does), this thread locates chunk N+1, which reads nothing from the
+    database (``datum_where``: the default datum and the :class:`~etl.locate.Places` read before).
+    The database works while Python works, instead of after it. At most two located chunks wait
+    for the copier, so memory stays that of a few chunks.
+
+    Rows whose key the table holds already, and chunks the database refused, go the general way
+    afterwards (:func:`_stage`); so do the counts, rejects and events, as with
+    :func:`_stage_and_upsert`. Returns the counts, the rows the database refused, the rows
+    locating rejected, and how many rows had their coordinates swapped."""
+    datum, where = datum_where
+    clock = time.perf_counter()
+    f = mapped.frame
+    cols = [*target.fields, *target.location, "source", "source_id"]
+    raw = conn.connection.driver_connection
+    known = pd.Series(_known_keys(raw, target, f), index=f.index)
+    # bulk mode is decided on the rows before locating: the few it rejects do not matter here
+    bulk = _bulk_begin(raw, target, int((~known).sum()))
+    split["keys"] = time.perf_counter() - clock
+    total = len(f)
+    say("loading", 0, total)
+    todo: queue.Queue = queue.Queue(maxsize=2)
+    done = {"copied": 0}
+    refused: list[pd.DataFrame] = []
+    failure: list[BaseException] = []
+    types = column_types(conn, target.table, [*cols, "batch_id"])
+
+    def copier() -> None:
+        while (item := todo.get()) is not None:
+            if failure:
+                continue  # drain: the main thread stops handing over chunks
+            part, data = item
+            try:
+                try:
+                    with raw.transaction():  # a savepoint: a refused chunk is undone and staged below
+                        if data is not None:
+                            send_binary(conn, target.table, [*cols, "batch_id"], data)
+                        else:
+                            copy_text(conn, target.table, part[cols].assign(batch_id=batch_id))
+                    done["copied"] += len(part)
+                except REFUSED:
+                    refused.append(part)
+                say("loading", done["copied"], total)
+            except BaseException as exc:  # noqa: BLE001 (raised again in the loading thread)
+                failure.append(exc)
+
+    thread = threading.Thread(target=copier, name="etl-copier", daemon=True)
+    rest: list[pd.DataFrame] = []
+    rejects: list[pd.DataFrame] = []
+    swapped = 0
+    locating = 0.0
+    start = time.perf_counter()
+    thread.start()
+    try:
+        for lo in range(0, total, UPSERT_CHUNK):
+            if failure:
+                break
+            t0 = time.perf_counter()  # locating and encoding: the Python side of the pipeline
+            part = Mapped(f.iloc[lo : lo + UPSERT_CHUNK], mapped.row_numbers.iloc[lo : lo + UPSERT_CHUNK],
+                          mapped.rejects.iloc[:0], mapped.matched)
+            located, why = locate(None, part, raw_table, datum, where)
+            rejects.append(why)
+            swapped += located.swapped
+            frame = located.frame
+            seen = known.loc[frame.index].to_numpy()
+            if seen.any():
+                rest.append(frame[seen])
+                frame = frame[~seen]
+            if len(frame):
+                # encoded here, so that the copier only sends and the server never waits for it
+                try:
+                    data = encode_binary(frame[cols].assign(batch_id=batch_id), types)
+                except NotBinary:
+                    data = None
+                locating += time.perf_counter() - t0
+                todo.put((frame, data))
+            else:
+                locating += time.perf_counter() - t0
+    finally:
+        todo.put(None)
+        thread.join()
+    if failure:
+        raise failure[0]
+    split["copy direct"] = time.perf_counter() - start - locating
+    split["locate"] = locating  # with the encoding of the chunks for COPY
+    staged = pd.concat([*refused, *rest]) if refused or rest else f.iloc[:0]
+    counts, db_rejects = _stage_and_upsert(conn, target, staged, batch_id, say, split, (done["copied"], bulk))
+    located_rejects = [r for r in rejects if len(r)]
+    return (
+        counts,
+        db_rejects,
+        pd.concat(located_rejects, ignore_index=True) if located_rejects else None,
+        swapped,
+    )
 
 
 def _direct_ok(target: Target) -> bool:
@@ -426,7 +532,7 @@ def _stage(
         )
     )
     staged = frame.assign(_pos=np.arange(len(frame)))
-    copy_text(conn, "stage", staged[[*cols, "_pos", "_row"]])
+    copy_binary(conn, "stage", staged[[*cols, "_pos", "_row"]])
     conn.execute(text("CREATE INDEX ON stage (_pos)"))
     lap("copy stage")
     rejects += containment_rejects(conn, target)

@@ -581,10 +581,17 @@ def _geocode_one(text: str | None, idx: _Index) -> _Row:
     return _reject(NO_PLACE)
 
 
-def geocode(addresses: Sequence[str | None], gazetteer: Gazetteer) -> GeocodeResult:
+MEMO_SIZE = 200_000  # distinct addresses a memo of geocode() keeps (~30 MB)
+
+
+def geocode(
+    addresses: Sequence[str | None], gazetteer: Gazetteer, memo: dict[str, tuple] | None = None
+) -> GeocodeResult:
     """Place addresses at a standard address, a village or a town of the gazetteer.
 
-    Each distinct address is parsed once (exports repeat addresses a lot). Rows that cannot
+    Each distinct address is parsed once (exports repeat addresses a lot); ``memo`` keeps the
+    answers across calls on the same gazetteer (a file geocoded a chunk at a time parses each
+    distinct address once too; it holds at most :data:`MEMO_SIZE` addresses). Rows that cannot
     be placed get NaN coordinates and a ``reason``; see the module's table for levels and
     scores.
 
@@ -608,7 +615,13 @@ def geocode(addresses: Sequence[str | None], gazetteer: Gazetteer) -> GeocodeRes
     values[:] = [a if isinstance(a, str) else None for a in addresses]
     codes, uniques = pd.factorize(values, use_na_sentinel=True)
     codes = np.where(codes < 0, len(uniques), codes)
-    rows: list[_Row] = [_geocode_one(text, idx) for text in uniques]
+    if memo is None:
+        rows: list[_Row] = [_geocode_one(text, idx) for text in uniques]
+    else:
+        rows = [memo[text] if text in memo else _geocode_one(text, idx) for text in uniques]
+        room = MEMO_SIZE - len(memo)
+        if room > 0:
+            memo.update(zip(uniques[:room], rows[:room], strict=True))
     rows.append(_geocode_one(None, idx))
     cols = list(zip(*rows, strict=True))
 

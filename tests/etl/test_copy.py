@@ -9,12 +9,13 @@ import pytest
 import shapely
 from sqlalchemy import text
 
-from layers.copy import copy_frame, copy_text
+from layers import copy as copy_module
+from layers.copy import copy_binary, copy_frame, copy_text
 
 NASTY = ["a\tb", "line\nbreak\r\n", "back\\slash\\N", '"quoted", comma', "\\x41", "中文，顿号、", "", " x "]
 
 
-@pytest.mark.parametrize(("writer", "empty"), [(copy_text, ""), (copy_frame, None)])
+@pytest.mark.parametrize(("writer", "empty"), [(copy_text, ""), (copy_frame, None), (copy_binary, "")])
 def test_copy_round_trip(conn, writer, empty) -> None:
     """(CSV cannot tell an empty string from NULL: copy_frame writes both as NULL.)"""
     n = len(NASTY)
@@ -54,3 +55,42 @@ def test_point_ewkb_is_shapelys() -> None:
     assert _point_ewkb(np.asarray(pts, dtype=object)) == list(_geometry_column(pd.Series(pts)))
     assert _point_ewkb(np.array([shapely.box(0, 0, 1, 1)], dtype=object)) is None
     assert _point_ewkb(np.array([shapely.Point(1, 2), None], dtype=object)) is None
+
+
+def _no_text(*_a, **_k) -> None:
+    raise AssertionError("went by the text format")
+
+
+def test_copy_binary_writes_binary(conn, monkeypatch) -> None:
+    """The hazards' column types go by the binary format, chunk after chunk (none by text)."""
+    monkeypatch.setattr(copy_module, "copy_text", _no_text)
+    monkeypatch.setattr(copy_module, "BINARY_CHUNK_ROWS", 3)
+    conn.execute(text(
+        "CREATE TEMP TABLE t (s text, n bigint, r real, at timestamptz, g geometry(Point, 4490))"))
+    n = 10
+    df = pd.DataFrame({
+        "s": ["中文", None, "", "a\tb", *(f"x{i}" for i in range(n - 4))],
+        "n": pd.array([1, None, *range(n - 2)], dtype="Int64"),
+        "r": [0.5, np.nan, *np.linspace(0, 1, n - 2)],
+        "at": pd.to_datetime(
+            ["1999-12-31 23:59:59.5+08:00", None, *["2025-03-01 09:00:00.0+08:00"] * (n - 2)], utc=True
+        ),
+        "g": [shapely.Point(120.5, 27.9), None, *shapely.points(np.full(n - 2, 120.0), np.arange(n - 2))],
+    })
+    assert copy_binary(conn, "t", df) == n
+    back = conn.execute(text("SELECT s, n, r, at, ST_X(g), ST_Y(g) FROM t")).all()
+    assert [r[0] for r in back] == [None if pd.isna(v) else v for v in df.s]
+    assert [r[1] for r in back] == [None if pd.isna(v) else v for v in df.n]
+    assert back[0][3] == pd.Timestamp("1999-12-31 15:59:59.5", tz="UTC")
+    assert back[1][2:] == (None, None, None, None)
+    assert back[9][4:] == (120.0, 7.0)
+
+
+def test_copy_binary_falls_back_to_text_midway(conn, monkeypatch) -> None:
+    """A column found not writable in a later chunk (a number in a text column) undoes the binary
+    COPY, and the frame goes whole by the text format: no row twice, none lost."""
+    monkeypatch.setattr(copy_module, "BINARY_CHUNK_ROWS", 2)
+    conn.execute(text("CREATE TEMP TABLE t (s text, k integer)"))
+    df = pd.DataFrame({"s": ["a", "b", "c", 4, "e"], "k": range(5)})
+    assert copy_binary(conn, "t", df) == 5
+    assert conn.execute(text("SELECT s FROM t ORDER BY k")).scalars().all() == ["a", "b", "c", "4", "e"]

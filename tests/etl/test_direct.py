@@ -137,3 +137,62 @@ def test_a_known_key_is_never_copied_twice(engine, sample, tmp_path) -> None:
             text("SELECT count(*), count(DISTINCT source_id) FROM pingan.hazards WHERE source = 'known'")
         ).one()
     assert n == distinct == 30
+
+
+def test_the_next_chunk_is_located_while_the_database_copies(engine, sample, tmp_path, monkeypatch) -> None:
+    """The pipeline: while chunk 1 is being copied, chunk 2 is located, without the connection
+    (which the copy holds). A loader that located after copying would wait here in vain."""
+    import threading
+
+    monkeypatch.setattr(pipeline, "UPSERT_CHUNK", 20)
+    path = tmp_path / "overlap.csv"
+    hazards_export(sample.iloc[:60], "OV-" + sample.source_id.iloc[:60]).to_csv(path, index=False)
+    second = threading.Event()
+    conns: list = []
+    real_locate, real_send = pipeline.locate, pipeline.send_binary
+
+    def spy_locate(conn, *args, **kwargs):  # noqa: ANN001, ANN202
+        conns.append(conn)
+        if len(conns) == 2:
+            second.set()
+        return real_locate(conn, *args, **kwargs)
+
+    waited: list[bool] = []
+
+    def held_send(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        if not waited:  # the first chunk's COPY ends only once the second chunk is located
+            waited.append(second.wait(timeout=10))
+        return real_send(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "locate", spy_locate)
+    monkeypatch.setattr(pipeline, "send_binary", held_send)
+    r = load_file(engine, path, "hazards", source="overlap")
+    assert r.status == "done" and (r.loaded, r.rejected) == (60, 0), (r.error, r.reasons)
+    assert waited == [True]
+    assert conns == [None, None, None]
+
+
+def test_a_copier_that_fails_fails_the_batch_whole(engine, sample, tmp_path, monkeypatch) -> None:
+    """An error in the copier thread (not a refusal: the connection, the disk) is the batch's
+    error: a failed batch with the reason, no row of it in the table, and no thread left."""
+    import threading
+
+    monkeypatch.setattr(pipeline, "UPSERT_CHUNK", 20)
+    path = tmp_path / "broken.csv"
+    hazards_export(sample.iloc[:60], "BR-" + sample.source_id.iloc[:60]).to_csv(path, index=False)
+    sends: list[int] = []
+    real_send = pipeline.send_binary
+
+    def failing_send(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        sends.append(1)
+        if len(sends) == 2:
+            raise OSError("no space left on device")
+        return real_send(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "send_binary", failing_send)
+    r = load_file(engine, path, "hazards", source="broken")
+    assert r.status == "failed" and "no space left on device" in r.error, r
+    with engine.connect() as conn:
+        n = conn.execute(text("SELECT count(*) FROM pingan.hazards WHERE source = 'broken'")).scalar_one()
+    assert n == 0
+    assert not [t for t in threading.enumerate() if t.name == "etl-copier"]

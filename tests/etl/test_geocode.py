@@ -136,3 +136,28 @@ def test_a_demo_address_becomes_a_door_once_it_is_a_standard_address(demo_conn: 
     assert (before.loc[0, "level"], after.loc[0, "level"], after.loc[0, "score"]) == (
         "village", "door", 1.0)
     assert (after.loc[0, "lon"], after.loc[0, "lat"]) == pytest.approx((row.lon, row.lat))
+
+
+def test_a_memo_parses_each_address_once_across_calls(demo_conn: Connection, monkeypatch) -> None:
+    """A file geocoded a chunk at a time parses each distinct address once (the memo), with the
+    same answers as without it, and the memo holds at most MEMO_SIZE addresses."""
+    from gis import address
+
+    gaz = load_gazetteer(demo_conn)
+    texts = demo_conn.execute(
+        text("SELECT DISTINCT address FROM pingan.hazards WHERE address IS NOT NULL ORDER BY 1 LIMIT 40")
+    ).scalars().all()
+    parsed: list[str] = []
+    one = address._geocode_one
+    monkeypatch.setattr(address, "_geocode_one", lambda t, idx: (t and parsed.append(t)) or one(t, idx))
+    memo: dict = {}
+    first = geocode_frame(None, pd.Series(texts[:30]), gaz, memo)
+    assert len(parsed) == 30 and len(memo) == 30
+    second = geocode_frame(None, pd.Series(texts[10:]), gaz, memo)
+    assert len(parsed) == 40  # only the 10 new ones
+    plain = geocode_frame(None, pd.Series(texts[10:]), gaz)
+    pd.testing.assert_frame_equal(second, plain)
+    pd.testing.assert_frame_equal(first.iloc[10:].reset_index(drop=True), plain.iloc[:20])
+    monkeypatch.setattr(address, "MEMO_SIZE", 35)
+    geocode_frame(None, pd.Series(texts), gaz, memo := {})
+    assert len(memo) == 35

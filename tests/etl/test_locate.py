@@ -31,7 +31,7 @@ def test_points_get_their_grid_village_and_town(demo_engine) -> None:
             "x": [bx, ix, 122.5, np.nan], "y": [by, iy, 27.0, np.nan], "src_datum": "cgcs2000",
             "loc_method": "coordinates", "geocode_level": None, "geocode_score": np.nan,
         })
-        frame, outside = locate._assign(conn, f, geo, pd.Series([True, True, True, False]))
+        frame, outside = locate._assign(locate._grids(conn), f, geo, pd.Series([True, True, True, False]))
     assert frame["grid_code"].tolist() == [low, code, None, None]
     assert frame["village_code"].tolist() == [low[:12], village, None, None]
     assert frame["town_code"].tolist() == [low[:9], town, None, None]
