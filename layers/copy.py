@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -10,6 +11,8 @@ import pandas as pd
 import shapely
 from psycopg.copy import QueuedLibpqWriter
 from sqlalchemy import Connection
+
+from layers.pgcopy import HEADER, TRAILER, text_array
 
 SRID = 4490
 CHUNK_ROWS = 100_000
@@ -181,8 +184,6 @@ def copy_text(
 # -- binary COPY: whole columns encoded by numpy, rows assembled with one scatter per column ---
 BINARY_CHUNK_ROWS = 20_000
 _PG_EPOCH_US = 946_684_800_000_000  # 2000-01-01 in µs since 1970: binary timestamps count from it
-_HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)  # signature, flags, header extension length
-_TRAILER = b"\xff\xff"
 _INTS = {"smallint": ">i2", "integer": ">i4", "bigint": ">i8"}
 _FLOATS = {"real": ">f4", "double precision": ">f8"}
 _POINT_HEAD = np.frombuffer(bytes.fromhex(_POINT_EWKB), dtype=np.uint8)
@@ -305,8 +306,6 @@ def _binary_field(s: pd.Series, pg_type: str) -> _Field:
                 raise NotBinary(pg_type)
             return _varying(list(present), None, missing)
         if pg_type == "text[]":
-            from layers.pgcopy import text_array
-
             if not all(isinstance(v, list | tuple) and all(isinstance(x, str) for x in v) for v in present):
                 raise NotBinary(pg_type)
             return _varying([text_array(v) for v in present], None, missing)
@@ -344,16 +343,22 @@ def _binary_rows(fields: list[_Field]) -> bytes:
     return out.tobytes()
 
 
-def encode_binary(df: pd.DataFrame, types: dict[str, str]) -> list[bytes]:
-    """``df`` as the data of a binary COPY (header, rows, trailer), in pieces of
-    :data:`BINARY_CHUNK_ROWS` rows; ``types`` from :func:`column_types`. Raises
-    :class:`NotBinary` for a column it does not write."""
-    out = [_HEADER]
+def _binary_pieces(df: pd.DataFrame, types: dict[str, str]) -> Iterator[bytes]:
+    """The data of a binary COPY of ``df``: header, rows in pieces of :data:`BINARY_CHUNK_ROWS`,
+    trailer (each piece encoded when asked for). Raises :class:`NotBinary` for a column it does
+    not write."""
+    yield HEADER
     for start in range(0, len(df), BINARY_CHUNK_ROWS):
         part = df.iloc[start : start + BINARY_CHUNK_ROWS]
-        out.append(_binary_rows([_binary_field(part[c], types[c]) for c in part.columns]))
-    out.append(_TRAILER)
-    return out
+        yield _binary_rows([_binary_field(part[c], types[c]) for c in part.columns])
+    yield TRAILER
+
+
+def encode_binary(df: pd.DataFrame, types: dict[str, str]) -> list[bytes]:
+    """``df`` as the data of a binary COPY, all pieces encoded now (to be sent by another
+    thread); ``types`` from :func:`column_types`. Raises :class:`NotBinary` for a column it does
+    not write."""
+    return list(_binary_pieces(df, types))
 
 
 def send_binary(conn: Connection, table: str, columns: list[str], data: list[bytes]) -> None:
@@ -388,11 +393,8 @@ def copy_binary(
         # in a savepoint of its own: a chunk found not writable after the first were sent
         # undoes the COPY, and the frame goes by the text format
         with raw.transaction(), raw.cursor() as cur, cur.copy(statement, writer=QueuedLibpqWriter(cur)) as cp:
-            cp.write(_HEADER)
-            for start in range(0, len(df), BINARY_CHUNK_ROWS):
-                part = df.iloc[start : start + BINARY_CHUNK_ROWS]
-                cp.write(_binary_rows([_binary_field(part[c], types[c]) for c in part.columns]))
-            cp.write(_TRAILER)
+            for piece in _binary_pieces(df, types):
+                cp.write(piece)
     except NotBinary:
         return copy_text(conn, table, df, geometry_columns=geometry_columns)
     return len(df)

@@ -123,9 +123,9 @@ def compute(
             phases["compute"] += time.perf_counter() - tc
             ts = range(result.t(first), result.t(last) + 1)
             tc = time.perf_counter()
-            rows += _store_months(conn, level, result, ts, towns, model_id)
+            towns9 = np.array([str(t)[:9] for t in towns])  # each place's town code, as stored
+            rows += _store_months(conn, level, result, ts, towns9, model_id)
             phases["store"] += time.perf_counter() - tc
-            towns9 = np.array([str(t)[:9] for t in towns])  # as stored
             fresh[level] = [(result.periods[t], result.codes, towns9, result.klass[t], result.rank_change[t])
                             for t in ts]
             t_last = result.t(last)
@@ -175,7 +175,7 @@ def _store_months(conn: Connection, level: str, r, ts: range, towns: np.ndarray,
     if len(r.veto_reasons_list) > 31:
         raise IndexInputError("a model may have at most 31 vetoes")
     codes = pgcopy.text_array([str(c) for c in r.codes])
-    town_codes = pgcopy.text_array([str(t)[:9] for t in towns])
+    town_codes = pgcopy.text_array(list(towns))
     keys = pgcopy.text_array(CLASS_KEYS)
     hexes = pgcopy.text_array([COLOURS[k][2] for k in CLASS_KEYS])
     indicators = pgcopy.text_array(r.indicator_ids)

@@ -237,8 +237,7 @@ def read_inputs(conn: Connection, first: date, last: date, sources: Iterable[str
                 raise IndexInputError("the stored index inputs are for other villages than those loaded: "
                                       "run `pingan etl refresh`")
             for col in counted:
-                values[col] = np.stack([m[COUNTED.index(col)] for p in periods for _, m in [stored[p]]])
-                values[col] = values[col].astype(float)
+                values[col] = np.stack([stored[p][1][COUNTED.index(col)] for p in periods]).astype(float)
         cols = [c for c in _SQL_COLUMNS["survey"] if c in wanted]
         if cols:
             got = _read_places(cur, _SQL["survey"], first, last, cols, "float8", "'NaN'")
@@ -327,21 +326,21 @@ def refresh_inputs(conn: Connection, since: int, full: bool) -> int:
                  {"a": begins, "b": current})
     if not touched:
         return 0
-    conn.execute(text("CREATE TEMP TABLE index_touched_villages (code text PRIMARY KEY) ON COMMIT DROP"))
-    if fresh:
-        conn.execute(text("INSERT INTO index_touched_villages SELECT code FROM pingan.villages"))
-    else:
-        conn.execute(text("INSERT INTO index_touched_villages SELECT DISTINCT unnest(CAST(:c AS text[]))"),
-                     {"c": sorted({c for c, _ in pairs})})
+    # the villages counted again: every one for a fresh month, else those the batches touched
+    some = codes if fresh else np.array(sorted({c for c, _ in pairs}))
+    redo = pd.Index(codes).get_indexer(some)
+    redo = redo[redo >= 0]
+    everyone = len(redo) == len(codes)
+    if not everyone:  # the register queries count only these (register_sql)
+        conn.execute(text("CREATE TEMP TABLE index_touched_villages (code text PRIMARY KEY) ON COMMIT DROP"))
+        conn.execute(text("INSERT INTO index_touched_villages SELECT unnest(CAST(:c AS text[]))"),
+                     {"c": [str(c) for c in codes[redo]]})
     first, last = max(min(touched), begins), min(max(touched), current)
     window = _months(first, last)
     counts = np.zeros((len(window), len(COUNTED), len(codes)), dtype=np.int64)
     for t, p in enumerate(window):
         if p in stored:
             counts[t] = stored[p][1]
-    some = conn.execute(text("SELECT array_agg(code) FROM index_touched_villages")).scalar_one() or []
-    redo = pd.Index(codes).get_indexer(some)
-    redo = redo[redo >= 0]
     with conn.connection.driver_connection.cursor() as cur:
         # the monthly statistics: every village of the window's months, as stored now
         stats = ("SELECT * FROM pingan.monthly_stats WHERE level = 'village' "
@@ -351,7 +350,6 @@ def refresh_inputs(conn: Connection, since: int, full: bool) -> int:
         for i, col in enumerate(_MONTHLY_STATS):
             counts[got["t"], i, got["n"]] = got[col]
         # the registers: the touched villages over the window, counted again
-        everyone = len(redo) == len(codes)
         for key in _REGISTERS:
             cols = list(_SQL_COLUMNS[key])
             rows = [COUNTED.index(c) for c in cols]
@@ -372,16 +370,13 @@ def refresh_inputs(conn: Connection, since: int, full: bool) -> int:
 
 
 # The (village, month) pairs whose counts the batches after :since may have changed: the grids'
-# months the monthly statistics recomputed; a case's or hazard's months from its start, a person's
-# from registration or from a new grade or visit, until now: a record closed by an import stops
-# counting in months that counted it while it was open.
+# months the monthly statistics recomputed (a new case's or hazard's months from its start to now:
+# etl/refresh.py; a grid's first 12 digits are its village), and a person's months from
+# registration or from a new grade or visit to now: a record closed by an import stops counting
+# in months that counted it while it was open.
 _TOUCHED_PAIRS = f"""
 SELECT DISTINCT r.code, m::date AS period FROM (
     SELECT left(code, 12) AS code, period::timestamp AS t0 FROM touched
-    UNION ALL
-    SELECT village_code, {_month("accepted_at")} FROM pingan.cases WHERE batch_id > :since
-    UNION ALL
-    SELECT village_code, {_month("found_at")} FROM pingan.hazards WHERE batch_id > :since
     UNION ALL
     SELECT village_code, {_month("registered_at")} FROM pingan.persons WHERE batch_id > :since
     UNION ALL

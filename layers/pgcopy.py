@@ -32,8 +32,8 @@ import numpy as np
 from psycopg import sql
 
 SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
-_HEADER = SIGNATURE + bytes(8)  # flags, header extension length
-_TRAILER = b"\xff\xff"
+HEADER = SIGNATURE + bytes(8)  # flags, header extension length
+TRAILER = b"\xff\xff"
 _EPOCH = date(2000, 1, 1)
 # element type: (OID, big-endian numpy type)
 TYPES = {
@@ -132,7 +132,7 @@ def copy_rows(cursor, table: str, columns: Sequence[str], rows: Iterable[Sequenc
     )
     n, size, width = 0, 0, len(columns)
     head = width.to_bytes(2, "big")
-    parts: list[bytes] = [_HEADER]
+    parts: list[bytes] = [HEADER]
     with cursor.copy(stmt) as cp:
         for row in rows:
             if len(row) != width:
@@ -146,7 +146,7 @@ def copy_rows(cursor, table: str, columns: Sequence[str], rows: Iterable[Sequenc
             if size > 1 << 20:
                 cp.write(b"".join(parts))
                 parts, size = [], 0
-        parts.append(_TRAILER)
+        parts.append(TRAILER)
         cp.write(b"".join(parts))
     return n
 
@@ -155,7 +155,7 @@ def _copy_out(cursor, query: sql.Composable | str) -> memoryview:  # noqa: ANN00
     q = sql.SQL(query) if isinstance(query, str) else query
     with cursor.copy(sql.SQL("COPY ({}) TO STDOUT (FORMAT binary)").format(q)) as cp:
         buf = b"".join(bytes(b) for b in cp)
-    if not buf.startswith(SIGNATURE) or buf[-2:] != _TRAILER:
+    if not buf.startswith(SIGNATURE) or buf[-2:] != TRAILER:
         raise CopyFormatError("not a binary COPY stream")
     ext = int.from_bytes(buf[15:19], "big")
     return memoryview(buf)[19 + ext : len(buf) - 2]

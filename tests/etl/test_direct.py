@@ -11,35 +11,15 @@ from sqlalchemy import text
 from etl import pipeline
 from etl.demo.samples import hazards_export
 from etl.pipeline import load_file
-from layers import migrate
-from layers.db import make_engine
-from layers.settings import DatabaseSettings
-from tests.etl.conftest import load as load_demo
+from tests.etl.test_pipeline import etl_engine, sample  # noqa: F401 - fixtures (a database, 300 hazards)
 
 
 @pytest.fixture(scope="module")
-def engine(databases):
-    engine = make_engine(DatabaseSettings(database_url=databases.create()))
-    migrate.upgrade(engine)
-    load_demo(engine)
-    yield engine
-    engine.dispose()
+def engine(etl_engine):  # noqa: F811 - the pipeline tests' database fixture, one of this module's own
+    return etl_engine
 
 
-@pytest.fixture(scope="module")
-def sample(engine) -> pd.DataFrame:
-    with engine.connect() as conn:
-        return pd.read_sql(
-            text(
-                "SELECT source_id, title, category, state, found_at, assigned_at, deadline, rectified_at, "
-                "verified_at, closed_at, address, grid_code, ST_X(geom) AS x, ST_Y(geom) AS y "
-                "FROM pingan.hazards ORDER BY id LIMIT 100"
-            ),
-            conn,
-        )
-
-
-def files(sample: pd.DataFrame, prefix: str, tmp_path) -> tuple:
+def files(sample: pd.DataFrame, prefix: str, tmp_path) -> tuple:  # noqa: F811
     """Two exports of one town: the first has 60 records, one refused by a CHECK (closed without
     its time) and one whose 编号 another source already uses; the second sends 40 of them again
     (one with a changed title and state) and 20 new ones."""
@@ -86,7 +66,9 @@ def state(engine, source: str, prefix: str) -> tuple:
     return [tuple(r) for r in records], [tuple(r) for r in rejects]
 
 
-def test_direct_and_staged_paths_leave_the_same_database(engine, sample, tmp_path, monkeypatch) -> None:
+def test_direct_and_staged_paths_leave_the_same_database(
+    engine, sample, tmp_path, monkeypatch  # noqa: F811
+) -> None:
     monkeypatch.setattr(pipeline, "UPSERT_CHUNK", 25)  # chunks 0-24, 25-49 (refused), 50-59
     outcomes = {}
     for way, prefix in (("direct", "DA-"), ("staged", "DB-")):
@@ -120,7 +102,7 @@ def test_direct_and_staged_paths_leave_the_same_database(engine, sample, tmp_pat
     assert sum(r[9] is not None for r in records) == counts[1][1]
 
 
-def test_a_known_key_is_never_copied_twice(engine, sample, tmp_path) -> None:
+def test_a_known_key_is_never_copied_twice(engine, sample, tmp_path) -> None:  # noqa: F811
     """Rows of a file whose keys are partly in the table: the known ones are upserted (unchanged
     here), the new ones copied; no duplicate key, whatever the order of rows."""
     data = hazards_export(sample.iloc[:30], "KN-" + sample.source_id.iloc[:30])
@@ -139,7 +121,9 @@ def test_a_known_key_is_never_copied_twice(engine, sample, tmp_path) -> None:
     assert n == distinct == 30
 
 
-def test_the_next_chunk_is_located_while_the_database_copies(engine, sample, tmp_path, monkeypatch) -> None:
+def test_the_next_chunk_is_located_while_the_database_copies(
+    engine, sample, tmp_path, monkeypatch  # noqa: F811
+) -> None:
     """The pipeline: while chunk 1 is being copied, chunk 2 is located, without the connection
     (which the copy holds). A loader that located after copying would wait here in vain."""
     import threading
@@ -172,7 +156,9 @@ def test_the_next_chunk_is_located_while_the_database_copies(engine, sample, tmp
     assert conns == [None, None, None]
 
 
-def test_a_copier_that_fails_fails_the_batch_whole(engine, sample, tmp_path, monkeypatch) -> None:
+def test_a_copier_that_fails_fails_the_batch_whole(
+    engine, sample, tmp_path, monkeypatch  # noqa: F811
+) -> None:
     """An error in the copier thread (not a refusal: the connection, the disk) is the batch's
     error: a failed batch with the reason, no row of it in the table, and no thread left."""
     import threading

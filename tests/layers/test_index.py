@@ -17,6 +17,7 @@ from sqlalchemy.exc import ProgrammingError
 from typer.testing import CliRunner
 
 from cli.main import app
+from etl.refresh import _TOUCHED as REFRESH_TOUCHED
 from etl.refresh import refresh
 from gis.index import compute as compute_panel
 from gis.index import run_ladder
@@ -573,7 +574,7 @@ def test_incremental_inputs_equal_a_full_rebuild(idx: Engine) -> None:
             "ORDER BY 2 LIMIT 1"), {"v": code}).one()
         c.execute(text("UPDATE pingan.persons SET status = 'closed', closed_at = '2025-10-15 12:00+08', "
                        "batch_id = :b WHERE id = :i"), {"b": batch, "i": lone})
-        c.execute(text("CREATE TEMP TABLE touched (code text, period date) ON COMMIT DROP"))  # the refresh's
+        c.execute(text(REFRESH_TOUCHED), {"since": since, "full": False})  # what the refresh touched
         written = index.refresh_inputs(c, since, full=False)
         redone = c.execute(text("SELECT count(*) FROM index_touched_villages")).scalar_one()
         after = _stored(c)
