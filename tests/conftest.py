@@ -36,6 +36,8 @@ class DatabaseFactory:
     def __init__(self, target: DatabaseTarget) -> None:
         self.target = target
         self.created: list[str] = []
+        self._demo_template: str | None = None
+        self.demo_result = None  # the template's LoadResult (etl.demo.load)
 
     def create(self) -> str:
         name = fresh_database_name()
@@ -45,6 +47,33 @@ class DatabaseFactory:
         self.created.append(name)
         with psycopg.connect(self._url(name, admin=True), autocommit=True) as conn:
             create_extensions(conn)
+        return self._url(name)
+
+    def demo(self) -> str:
+        """A new database holding the demo district (scale 1, seed 42), migrated and loaded.
+
+        The district is loaded once per session into a template database that no test
+        connects to; each call copies that template (``CREATE DATABASE ... TEMPLATE``), a file
+        copy of a few seconds where a load takes 15-30 s. A copy is an independent database:
+        tests may write to it."""
+        if self._demo_template is None:
+            from tests.demo import load
+
+            url = self.create()
+            engine = make_engine(DatabaseSettings(database_url=url))
+            try:
+                migrate.upgrade(engine)
+                self.demo_result = load(engine)
+                assert not self.demo_result.skipped
+            finally:
+                engine.dispose()  # the template must have no connections when it is copied
+            self._demo_template = make_url(url).database
+        name = fresh_database_name()
+        owner = make_url(self.target.url).username
+        with psycopg.connect(libpq_url(self.target.admin_url), autocommit=True) as conn:
+            conn.execute(sql.SQL("CREATE DATABASE {} OWNER {} TEMPLATE {} STRATEGY FILE_COPY").format(
+                sql.Identifier(name), sql.Identifier(owner), sql.Identifier(self._demo_template)))
+        self.created.append(name)
         return self._url(name)
 
     def _url(self, name: str, *, admin: bool = False) -> str:
@@ -113,15 +142,10 @@ def engine(db_url: str) -> Iterator[Engine]:
 
 @pytest.fixture(scope="session")
 def demo_engine(databases: DatabaseFactory) -> Iterator[Engine]:
-    """A database with the demo district loaded once per session (scale 1, seed 42). Tests
-    only read it; tests that load data make their own database."""
-    from tests.demo import load
-
-    eng = make_engine(DatabaseSettings(database_url=databases.create()))
-    migrate.upgrade(eng)
-    result = load(eng)
-    assert not result.skipped
-    eng.demo_result = result  # type: ignore[attr-defined]
+    """A database with the demo district (scale 1, seed 42), shared by the session. Tests only
+    read it; tests that write take their own copy (``databases.demo()``)."""
+    eng = make_engine(DatabaseSettings(database_url=databases.demo()))
+    eng.demo_result = databases.demo_result  # type: ignore[attr-defined]
     yield eng
     eng.dispose()
 

@@ -28,12 +28,11 @@ from api.app import create_app
 from api.auth import store
 from api.settings import ApiSettings
 from etl.refresh import refresh
-from layers import index, migrate
+from layers import index
 from layers.db import Principal, make_engine, transaction
 from layers.index_evidence import add_evidence
 from layers.settings import DatabaseSettings
 from tests.conftest import Login
-from tests.demo import load
 
 FIRST, LAST = date(2025, 11, 1), date(2026, 10, 1)
 PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
@@ -43,9 +42,7 @@ DOCX_TYPE = "application/vnd.openxmlformats-officedocument.wordprocessingml.docu
 
 @pytest.fixture(scope="module")
 def owner(databases) -> Iterator[Engine]:
-    e = make_engine(DatabaseSettings(database_url=databases.create()))
-    migrate.upgrade(e)
-    load(e)
+    e = make_engine(DatabaseSettings(database_url=databases.demo()))
     refresh(e, full=True)
     index.compute(e, FIRST, index.default_model(), LAST)
     e.service_url = databases.service_url(e.url.render_as_string(hide_password=False))  # type: ignore[attr-defined]

@@ -14,17 +14,13 @@ from sqlalchemy import Engine, text
 from etl.hotspots import METRIC_SRID, latest_periods, refresh_hotspots
 from gis.hotspots.gistar import gi_star
 from gis.hotspots.weights import contiguity
-from layers import migrate
 from layers.db import make_engine
 from layers.settings import DatabaseSettings
-from tests.demo import load
 
 
 @pytest.fixture(scope="module")
 def district(databases) -> Iterator[Engine]:
-    eng = make_engine(DatabaseSettings(database_url=databases.create()))
-    migrate.upgrade(eng)
-    load(eng)
+    eng = make_engine(DatabaseSettings(database_url=databases.demo()))
     yield eng
     eng.dispose()
 

@@ -10,18 +10,14 @@ from sqlalchemy import text
 from etl.demo.samples import hazards_export
 from etl.pipeline import load_file
 from gis.datum import wgs84_to_gcj02
-from layers import migrate
 from layers.db import make_engine
 from layers.settings import DatabaseSettings
-from tests.etl.conftest import load as load_demo
 
 
 @pytest.fixture(scope="module")
 def etl_engine(databases):
     """A database of its own (loads change it) with the demo district in it."""
-    engine = make_engine(DatabaseSettings(database_url=databases.create()))
-    migrate.upgrade(engine)
-    load_demo(engine)
+    engine = make_engine(DatabaseSettings(database_url=databases.demo()))
     yield engine
     engine.dispose()
 

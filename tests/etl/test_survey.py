@@ -16,10 +16,9 @@ from typer.testing import CliRunner
 from etl.pipeline import load_file
 from etl.refresh import refresh
 from etl.survey import parse_month, parse_rate
-from layers import index, migrate
+from layers import index
 from layers.db import make_engine
 from layers.settings import DatabaseSettings
-from tests.etl.conftest import load as load_demo
 
 MONTH = date(2026, 10, 1)
 
@@ -27,9 +26,7 @@ MONTH = date(2026, 10, 1)
 @pytest.fixture(scope="module")
 def survey_engine(databases):
     """A database of its own (loads change it) with the demo district and its monthly stats."""
-    engine = make_engine(DatabaseSettings(database_url=databases.create()))
-    migrate.upgrade(engine)
-    load_demo(engine)
+    engine = make_engine(DatabaseSettings(database_url=databases.demo()))
     refresh(engine, full=True)
     yield engine
     engine.dispose()

@@ -22,10 +22,9 @@ from etl.refresh import refresh
 from gis.index import compute as compute_panel
 from gis.index import run_ladder
 from gis.index.classify import CLASS_KEYS
-from layers import index, index_inputs, migrate
+from layers import index, index_inputs
 from layers.db import Principal, make_engine, transaction
 from layers.settings import DatabaseSettings
-from tests.demo import load
 from tests.layers.test_index_inputs import _rows
 
 FIRST, LAST = date(2025, 11, 1), date(2026, 10, 1)
@@ -33,10 +32,8 @@ FIRST, LAST = date(2025, 11, 1), date(2026, 10, 1)
 
 @pytest.fixture(scope="module")
 def idx(databases) -> Iterator[Engine]:
-    url = databases.create()
+    url = databases.demo()
     eng = make_engine(DatabaseSettings(database_url=url))
-    migrate.upgrade(eng)
-    load(eng)
     refresh(eng, full=True)
     eng.summary = index.compute(eng, FIRST, index.default_model(), LAST)  # type: ignore[attr-defined]
     eng.url_text = url  # type: ignore[attr-defined]

@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 
 from etl.refresh import refresh
 from gis.index import COLOURS
-from layers import index, migrate
+from layers import index
 from layers.db import make_engine
 from layers.index_exports import (
     ExportError,
@@ -33,7 +33,6 @@ from layers.index_exports import (
     read_map,
 )
 from layers.settings import DatabaseSettings
-from tests.demo import load
 
 PERIOD = date(2026, 10, 1)
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,9 +42,7 @@ CHROMIUM = "/usr/bin/chromium"
 
 @pytest.fixture(scope="module")
 def eng(databases) -> Iterator[Engine]:
-    e = make_engine(DatabaseSettings(database_url=databases.create()))
-    migrate.upgrade(e)
-    load(e)
+    e = make_engine(DatabaseSettings(database_url=databases.demo()))
     refresh(e, full=True)
     index.compute(e, PERIOD)
     yield e

@@ -9,12 +9,12 @@ import pytest
 from sqlalchemy import Engine, text
 
 from gis.privacy import mask_id, mask_name, mask_phone
-from layers import audit, migrate
+from layers import audit
 from layers.crypto import DataKeyError, KeyRing
 from layers.db import Principal, make_engine, transaction
 from layers.persons import key_usage, read_file, rotate
 from layers.settings import DatabaseSettings
-from tests.demo import TEST_KEY, load
+from tests.demo import TEST_KEY
 
 
 def test_masks() -> None:
@@ -74,9 +74,7 @@ K2 = KeyRing.parse("k2:" + base64.b64encode(b"another-test-key-of-32-bytes!!!!")
 
 @pytest.fixture(scope="module")
 def rotating(databases) -> Iterator[Engine]:
-    eng = make_engine(DatabaseSettings(database_url=databases.create()))
-    migrate.upgrade(eng)
-    load(eng)
+    eng = make_engine(DatabaseSettings(database_url=databases.demo()))
     yield eng
     eng.dispose()
 

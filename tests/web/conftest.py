@@ -16,11 +16,9 @@ from urllib.parse import urlparse
 import pytest
 from sqlalchemy import Engine, text
 
-from layers import migrate
 from layers.db import make_engine
 from layers.settings import DatabaseSettings
 from tests.conftest import Login
-from tests.demo import load
 from tests.serve import uvicorn_app
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,9 +31,7 @@ def district(databases) -> Iterator[Engine]:
     """The demo district with its derived layers (statistics, index, hot spots), as demo load makes it."""
     from etl.derive import derive
 
-    eng = make_engine(DatabaseSettings(database_url=databases.create()))
-    migrate.upgrade(eng)
-    load(eng)
+    eng = make_engine(DatabaseSettings(database_url=databases.demo()))
     derive(eng, full=True)
     yield eng
     eng.dispose()

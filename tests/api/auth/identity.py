@@ -8,10 +8,8 @@ from dataclasses import dataclass
 
 from sqlalchemy import text
 
-from layers import migrate
 from layers.db import make_engine
 from layers.settings import DatabaseSettings
-from tests.demo import load
 
 _made: dict[int, IdentityDb] = {}
 
@@ -27,11 +25,9 @@ class IdentityDb:
 def identity_db(databases) -> IdentityDb:  # noqa: ANN001 - tests.conftest.DatabaseFactory
     key = id(databases)
     if key not in _made:
-        url = databases.create()
+        url = databases.demo()
         engine = make_engine(DatabaseSettings(database_url=url))
         try:
-            migrate.upgrade(engine)
-            load(engine)
             with engine.connect() as conn:
                 town = conn.execute(text("SELECT min(code) FROM pingan.towns")).scalar_one()
                 grids = conn.execute(text(
