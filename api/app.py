@@ -89,6 +89,7 @@ def create_app(
     app.include_router(index_warnings.router)  # the ladder's items, evidence, documents; index exports
     app.include_router(dashboard.router)
     app.include_router(patrol.router)  # saved patrol plans and their exports (issue 9)
+    tiles.route_tiles_first(app)  # tile URLs matched against the tile routes alone
     assets = settings.assets_dir or (Path.cwd() / "node_modules")
     screen.mount_static(app, assets if assets.is_dir() else None)
     app.add_middleware(HardeningMiddleware, max_body_bytes=settings.max_body_bytes,

@@ -10,6 +10,7 @@ registry changes keys too). The strong ETag is a hash of the key, so answering
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -55,7 +56,23 @@ class TileKey:
 
 
 def _fingerprint(layer: Layer) -> str:
-    return hashlib.blake2b(repr(layer).encode(), digest_size=8).hexdigest()
+    """The same in every process: ``repr`` of a frozenset (a layer's roles) follows string
+    hashing, which differs per process (PYTHONHASHSEED), and so did the ETags of two workers."""
+    return hashlib.blake2b(repr(_canonical(layer)).encode(), digest_size=8).hexdigest()
+
+
+def _canonical(value: object) -> object:
+    """``value`` with sets sorted, for a ``repr`` that does not depend on the process."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return (type(value).__name__,
+                tuple((f.name, _canonical(getattr(value, f.name))) for f in dataclasses.fields(value)))
+    if isinstance(value, set | frozenset):
+        return ("set", tuple(sorted(repr(_canonical(v)) for v in value)))
+    if isinstance(value, dict):
+        return ("dict", tuple(sorted((repr(_canonical(k)), _canonical(v)) for k, v in value.items())))
+    if isinstance(value, tuple | list):
+        return tuple(_canonical(v) for v in value)
+    return value
 
 
 class TileService:

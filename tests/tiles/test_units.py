@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from sqlalchemy import text
@@ -20,6 +24,8 @@ from tiles.sql import query_for
 from tiles.tms import HALF_WORLD
 from tiles.tms import WEB_MERCATOR_QUAD as WMQ
 from tiles.versions import VersionClock
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize("tile", [(0, 0, 0), (14, 13683, 6866), (22, 4194303, 0), (1, 1, 1)])
@@ -104,6 +110,20 @@ def test_etag_changes_with_everything_the_tile_depends_on(change) -> None:
     assert _key().etag == _key().etag
     assert _key(**change).etag != _key().etag
     assert hash(_key(**change)) != hash(_key()) or _key(**change) != _key()
+
+
+def test_etags_are_the_same_in_every_process() -> None:
+    """Two workers (or a restart) give a tile the same ETag: a layer's fingerprint may not follow
+    the process's string hashing (its roles are a frozenset)."""
+    code = ("from layers.catalog import default_registry; from tiles.service import TileService;"
+            "from tiles.settings import TileSettings;"
+            "s = TileService(default_registry(), TileSettings());"
+            "print(sorted(s._fingerprints.items()))")
+    outputs = {subprocess.run([sys.executable, "-c", code], env=os.environ | {"PYTHONHASHSEED": seed},
+                              capture_output=True, text=True, check=True, cwd=ROOT).stdout
+               for seed in ("1", "2", "3", "4")}
+    assert len(outputs) == 1, outputs
+    assert "hazards" in outputs.pop()
 
 
 class _FakeCursor:
