@@ -156,12 +156,18 @@ def apply_profile(raw: RawTable, profile: Profile) -> Mapped:
     out: dict[str, pd.Series] = {}
     for name, spec in profile.columns.items():
         header = matched.get(name)
-        text = raw.frame[header] if header else pd.Series(None, index=raw.frame.index, dtype=object)
+        if header:
+            text = raw.frame[header]
+            present = text.notna()  # once per column: a pass over a million objects is not free
+        else:
+            text = pd.Series(None, index=raw.frame.index, dtype=object)
+            present = pd.Series(False, index=raw.frame.index)
         if spec.default is not None:
-            text = text.where(text.notna(), spec.default)
-        values, bad = convert(text, spec)
+            text = text.where(present, spec.default)
+            present = pd.Series(True, index=raw.frame.index)
+        values, bad = convert(text, spec, present)
         if spec.required:
-            bad = bad | (values.isna() & ~bad)
+            bad = bad | (~present if spec.type == "string" else values.isna() & ~bad)
         label = header or name
         if bad.any():  # messages only for the rows that need one
             t = text[bad]
@@ -196,11 +202,14 @@ def _why(spec: ColumnSpec) -> str:
     }.get(spec.type, " is invalid")
 
 
-def convert(text: pd.Series, spec: ColumnSpec) -> tuple[pd.Series, pd.Series]:
-    """Return (typed values, bad mask): bad = present but not convertible."""
-    present = text.notna()
+def convert(
+    text: pd.Series, spec: ColumnSpec, present: pd.Series | None = None
+) -> tuple[pd.Series, pd.Series]:
+    """Return (typed values, bad mask): bad = present but not convertible. ``present``:
+    ``text.notna()``, when the caller knows it already."""
     if spec.type == "string":
         return text, pd.Series(False, index=text.index)
+    present = text.notna() if present is None else present
     if spec.type in ("integer", "number"):
         values = pd.to_numeric(text, errors="coerce")
         retry = present & values.isna()
@@ -214,7 +223,7 @@ def convert(text: pd.Series, spec: ColumnSpec) -> tuple[pd.Series, pd.Series]:
             values = values.where(~bad).astype("Int64") if not bad.all() else values
         return values, bad
     if spec.type == "datetime":
-        return _parse_datetimes(text, spec.formats or list(DEFAULT_FORMATS))
+        return _parse_datetimes(text, spec.formats or list(DEFAULT_FORMATS), present)
     table = DATUM_VALUES if spec.type == "datum" else (spec.values or {})
     lookup = {k.strip().lower(): v for k, v in table.items()}
     lookup.update({v.lower(): v for v in table.values()})  # canonical values are accepted too
@@ -257,8 +266,7 @@ def _enum_lists(text: pd.Series, lookup: dict[str, str]) -> tuple[pd.Series, pd.
     return values.where(~bad, None), bad
 
 
-def _parse_datetimes(text: pd.Series, formats: list[str]) -> tuple[pd.Series, pd.Series]:
-    present = text.notna()
+def _parse_datetimes(text: pd.Series, formats: list[str], present: pd.Series) -> tuple[pd.Series, pd.Series]:
     s = text.astype(str)  # the readers strip cells; a profile's default has no blanks
     out = pd.Series(pd.NaT, index=text.index, dtype="datetime64[ns]")
     for fmt in formats:
