@@ -9,11 +9,9 @@ Each run creates a fresh database on the server of `pingan db url --admin`, load
 district's hierarchy into it, and drops it at the end. Prints rows/s, the ratio to ogr2ogr and
 the peak memory (max RSS) of each loader process, the load average of the machine before and
 after the two loads, and (in the loader's summary) the seconds of each stage: read, map,
-locate (for this CSV all three run a chunk at a time while the database copies the chunk
-before), then the load split into keys (which rows are new), copy direct (the wait for the
-copies of new rows), copy stage / upsert / events (rows the table knew, and chunks it refused)
-and indexes (bulk mode's rebuild). The databases are made by ``cli.devdb.create_database``
-(collation C).
+locate, then the load split into keys (which rows are new), copy direct (new rows copied into
+the table), copy stage / upsert / events (rows the table knew, and chunks it refused) and
+indexes (bulk mode's rebuild).
 """
 
 from __future__ import annotations

@@ -272,16 +272,11 @@ def ensure_access_roles(admin_conn: psycopg.Connection, service: str = SERVICE_R
 
 
 def create_database(admin_conn: psycopg.Connection, name: str, *, owner: str) -> None:
-    """CREATE DATABASE ``name`` owned by ``owner`` (UTF-8, from template0).
-
-    Collation C: for UTF-8 text, byte order is code point order, which is how C.UTF-8 sorts
-    too, so every ORDER BY and index is the same; but PostgreSQL 15 compares C as bytes
-    (memcmp, abbreviated keys) and C.UTF-8 with strcoll (docs/performance.md, ETL).
-    LC_CTYPE stays C.UTF-8 (upper/lower, regex classes of Chinese text)."""
+    """CREATE DATABASE ``name`` owned by ``owner`` (UTF-8, from template0)."""
     admin_conn.execute(
-        sql.SQL(
-            "CREATE DATABASE {} OWNER {} ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C.UTF-8' TEMPLATE template0"
-        ).format(sql.Identifier(name), sql.Identifier(owner))
+        sql.SQL("CREATE DATABASE {} OWNER {} ENCODING 'UTF8' TEMPLATE template0").format(
+            sql.Identifier(name), sql.Identifier(owner)
+        )
     )
 
 

@@ -4,7 +4,7 @@ village and town by point in polygon. A record that cannot be placed is a reject
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -46,30 +46,15 @@ class Places:
     memo: dict = field(default_factory=dict)  # geocoded addresses, across the chunks of a file
 
 
-def places(conn: Connection, mapped: Mapped | None, raw: RawTable | None, default_datum: str) -> Places:
-    """The grids, and the gazetteer when some row of ``mapped`` has only an address (None: the
-    grids alone; :func:`with_gazetteer` adds it when a chunk needs it)."""
+def places(conn: Connection, mapped: Mapped, raw: RawTable, default_datum: str) -> Places:
     gazetteer = None
-    if mapped is not None and needs_gazetteer(mapped, raw, default_datum):
-        from etl.geocode import load_gazetteer
+    if "address" in mapped.frame:
+        lon, lat, _, _ = _coordinates(mapped, raw, default_datum)
+        if (mapped.frame["address"].notna() & ~(lon.notna() & lat.notna())).any():
+            from etl.geocode import load_gazetteer
 
-        gazetteer = load_gazetteer(conn)
+            gazetteer = load_gazetteer(conn)
     return Places(_grids(conn), gazetteer)
-
-
-def needs_gazetteer(mapped: Mapped, raw: RawTable | None, default_datum: str) -> bool:
-    """Whether some row of ``mapped`` has an address and no coordinates (it is to be geocoded)."""
-    if "address" not in mapped.frame:
-        return False
-    lon, lat, _, _ = _coordinates(mapped, raw, default_datum)
-    return bool((mapped.frame["address"].notna() & ~(lon.notna() & lat.notna())).any())
-
-
-def with_gazetteer(where: Places, conn: Connection) -> Places:
-    """``where`` with the district's gazetteer (the memo of geocoded addresses kept)."""
-    from etl.geocode import load_gazetteer
-
-    return replace(where, gazetteer=load_gazetteer(conn))
 
 
 def _reject(mapped: Mapped, mask: pd.Series, column: str | None, reason: str | pd.Series) -> pd.DataFrame:
@@ -95,7 +80,7 @@ def _coordinates(
     f = mapped.frame
     datum = f["datum"] if "datum" in f else pd.Series(None, index=f.index, dtype=object)
     datum = datum.fillna(DATUM_VALUES.get(default_datum.lower(), default_datum.lower()))
-    if raw is not None and raw.geometry is not None:
+    if raw.geometry is not None:
         geoms = raw.geometry.loc[f.index]
         is_point = geoms.geom_type == "Point"
         lon = pd.Series(np.where(is_point, geoms.x.where(is_point), np.nan), index=f.index)

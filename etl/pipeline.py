@@ -19,7 +19,7 @@ import json
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -30,9 +30,9 @@ import psycopg
 from sqlalchemy import Connection, Engine, text
 
 from etl.areas import containment_rejects, prepare_areas
-from etl.locate import locate, needs_gazetteer, places, swapped_warning, with_gazetteer
-from etl.profile import Mapped, Profile, apply_profile, builtin, convert, match_columns, read_error_message
-from etl.readers import RawTable, ReaderError, open_csv, read_file
+from etl.locate import locate, places, swapped_warning
+from etl.profile import Mapped, Profile, apply_profile, builtin, convert, read_error_message
+from etl.readers import read_file
 from etl.targets import CONSTRAINT_REASONS, TARGETS, Target
 from layers import versions
 from layers.copy import (
@@ -106,28 +106,21 @@ def load_file(
     clock: dict[str, float] = {}
     t = time.perf_counter()
     digest = file_sha256(path)
-    feed = None
     try:
         say("reading")
-        if _streams(path, target, profile):
-            # a CSV of a point layer: read and mapped a chunk at a time inside the pipeline
-            feed = _csv_feed(path, target, profile, encoding, datum, source, clock)
-            mapped, raw, early, n_read = feed.mapped, None, None, feed.n_read
-        else:
-            raw = read_file(path, encoding=encoding)
-            clock["read"] = time.perf_counter() - t
-            say("mapping columns")
-            mapped = apply_profile(raw, profile)
-            if datum:
-                mapped.frame["datum"] = datum
-            early = _early_rejects(mapped, raw, target, profile, keys)
-            n_read = len(raw.frame)
-            raw.frame = raw.frame.iloc[:0]  # the text of a million rows: typed copies live in `mapped`
-            clock["map"] = time.perf_counter() - t - sum(clock.values())
+        raw = read_file(path, encoding=encoding)
+        clock["read"] = time.perf_counter() - t
+        say("mapping columns")
+        mapped = apply_profile(raw, profile)
+        if datum:
+            mapped.frame["datum"] = datum
+        early = _early_rejects(mapped, raw, target, profile, keys)
+        n_read = len(raw.frame)
+        raw.frame = raw.frame.iloc[:0]  # the text of a million rows: typed copies live in `mapped`
+        clock["map"] = time.perf_counter() - t - sum(clock.values())
     except Exception as exc:  # a file we cannot read at all: a failed batch, with the reason
         return _failed(engine, target, path, digest, source, read_error_message(exc))
-    if feed is None:
-        _prepare(mapped, target, source)
+    _prepare(mapped, target, source)
     result = BatchResult(0, "running", read=n_read, warnings=list(mapped.warnings))
     try:
         with engine.begin() as conn:
@@ -138,19 +131,13 @@ def load_file(
             batch_id = _open_batch(conn, target, path, digest, source, mapped)
             split: dict[str, float] = {}
             if target.shape == "point" and _direct_ok(target):
-                # located (and, for a CSV, read and mapped) a chunk at a time while the
-                # connection copies the chunk before
+                # located a chunk at a time while the connection copies the chunk before
                 say("locating")
-                feed = feed or _whole_feed(mapped, raw)
-                where = (profile.datum, places(conn, None, None, profile.datum))
-                streamed = _locate_and_load(conn, target, feed, where, batch_id, say, split)
+                where = (profile.datum, places(conn, mapped, raw, profile.datum))
+                streamed = _locate_and_load(conn, target, mapped, raw, where, batch_id, say, split)
                 counts, db_rejects, rejects, swapped = streamed
-                result.warnings = [*feed.mapped.warnings, *swapped_warning(swapped)]
-                if feed.filled:
-                    result.warnings.append(_deadline_note(feed.filled))
-                mapped.rejects = pd.concat([feed.mapped.rejects, *feed.rejects], ignore_index=True)
-                for stage in ("read", "map", "locate"):  # their seconds, spent while the copies ran
-                    clock[stage] = clock.get(stage, 0.0) + split.pop(stage, 0.0)
+                result.warnings += swapped_warning(swapped)
+                clock["locate"] = split.pop("locate")  # its seconds, spent while the copies ran
             else:
                 if target.shape == "point":
                     say("locating")
@@ -248,16 +235,7 @@ def _early_rejects(
 
 
 def _prepare(mapped: Mapped, target: Target, source: str) -> None:
-    filled = _fill(mapped.frame, target)
-    if filled:
-        mapped.warnings.append(_deadline_note(filled))
-    _dedupe(mapped)
-    mapped.frame["source"] = source
-
-
-def _fill(f: pd.DataFrame, target: Target) -> int:
-    """Complete the mapped rows ``f`` in place: defaults, derived columns; returns how many
-    rows got the default deadline of cases."""
+    f = mapped.frame
     # fields a custom profile does not map take the built-in profile's default, or stay empty
     base = builtin(target.layer).columns
     for name in target.fields:
@@ -280,17 +258,8 @@ def _fill(f: pd.DataFrame, target: Target) -> int:
         missing = f["deadline"].isna() & f["accepted_at"].notna()
         if missing.any():
             f.loc[missing, "deadline"] = f.loc[missing, "accepted_at"] + pd.Timedelta(days=30)
-            return int(missing.sum())
-    return 0
-
-
-def _deadline_note(n: int) -> str:
-    return f"{n} rows had no 办理期限: set to 受理时间 + 30 days"
-
-
-def _dedupe(mapped: Mapped) -> None:
-    """The same record twice in one file: the last row wins, the earlier ones are rejects."""
-    f = mapped.frame
+            mapped.warnings.append(f"{int(missing.sum())} rows had no 办理期限: set to 受理时间 + 30 days")
+    # the same record twice in one file: the last row wins, the earlier ones are rejects
     dup = f.duplicated("source_id", keep="last")
     if dup.any():
         extra = pd.DataFrame(
@@ -303,104 +272,7 @@ def _dedupe(mapped: Mapped) -> None:
         )
         mapped.rejects = pd.concat([mapped.rejects, extra], ignore_index=True)
         mapped.frame, mapped.row_numbers = f[~dup], mapped.row_numbers[~dup]
-
-
-@dataclass
-class _Feed:
-    """The rows of a point layer's file as :func:`_locate_and_load` takes them, a chunk at a
-    time. ``mapped``: no rows, only what the profile matched, the rejects found before the
-    chunks and the reader's warnings."""
-
-    mapped: Mapped
-    keys: pd.DataFrame  # source, source_id of every row that has a key, indexed by position
-    n_read: int
-    index: pd.Index  # the positions of the rows the chunks will bring
-    chunks: Callable[[], Iterator[tuple[Mapped, RawTable | None]]]
-    held: np.ndarray | None = None  # positions whose key several rows share: deduplicated last
-    rejects: list[pd.DataFrame] = field(default_factory=list)  # the chunks' mapping rejects
-    filled: int = 0  # cases given the default deadline
-    clock: dict[str, float] = field(default_factory=dict)  # read and map, during the pipeline
-
-
-def _streams(path: Path, target: Target, profile: Profile) -> bool:
-    """Whether the file is read a chunk at a time: a CSV of a point layer whose new rows are
-    copied straight in (:func:`_direct_ok`), keyed on a profile field."""
-    return (
-        path.suffix.lower() in (".csv", ".txt", ".tsv")
-        and _direct_ok(target)
-        and "source_id" in profile.columns
-    )
-
-
-def _csv_feed(
-    path: Path,
-    target: Target,
-    profile: Profile,
-    encoding: str | None,
-    datum: str | None,
-    source: str,
-    clock: dict[str, float],
-) -> _Feed:
-    """Decode the CSV and map its key column now; the other columns a chunk at a time, later.
-
-    "The last row with a 编号 wins" needs every row's key before the first chunk is written:
-    the key column is parsed alone first (the parser makes no string of the other cells), and
-    the rows whose key another row has too are held back, mapped, until the end, where
-    :func:`_dedupe` decides among them exactly as for a file read whole. Every other row can
-    go to the database as soon as its chunk is located."""
-    t = time.perf_counter()
-    table = open_csv(path, encoding=encoding)
-    matched = match_columns(profile, table.columns)
-    spec = profile.columns["source_id"]
-    header = matched.get("source_id")
-    text_ = table.column(header) if header else pd.Series(None, index=pd.RangeIndex(0), dtype=object)
-    if spec.default is not None:
-        text_ = text_.where(text_.notna(), spec.default)
-    ids, bad = convert(text_, spec)
-    ids = ids.where(~bad)
-    held = (ids.duplicated(keep=False) & ids.notna()).to_numpy()
-    has = ids.notna()
-    keys = pd.DataFrame({"source": source, "source_id": ids[has]}, index=ids.index[has])
-    mapped = Mapped(pd.DataFrame(index=pd.RangeIndex(0)), pd.Series([], dtype=np.int64), _no_rejects(),
-                    matched, list(table.warnings))
-    clock["read"] = time.perf_counter() - t
-    feed = _Feed(mapped, keys, len(ids), ids.index, lambda: iter(()), held if held.any() else None)
-
-    def chunks() -> Iterator[tuple[Mapped, RawTable | None]]:
-        t0 = time.perf_counter()
-        for raw in table.chunks(UPSERT_CHUNK):
-            t1 = time.perf_counter()
-            part = apply_profile(raw, profile)
-            if datum:
-                part.frame["datum"] = datum
-            feed.filled += _fill(part.frame, target)
-            part.frame["source"] = source
-            feed.rejects.append(part.rejects)
-            t2 = time.perf_counter()
-            feed.clock["read"] = feed.clock.get("read", 0.0) + t1 - t0
-            feed.clock["map"] = feed.clock.get("map", 0.0) + t2 - t1
-            yield part, raw
-            t0 = time.perf_counter()
-        if raw.row_numbers.size and int(raw.row_numbers.index[-1]) + 1 != len(ids):
-            raise ReaderError(f"{path.name}: not a readable CSV table: {len(ids)} rows in its key column, "
-                              f"{int(raw.row_numbers.index[-1]) + 1} in the whole table")
-
-    feed.chunks = chunks
-    return feed
-
-
-def _whole_feed(mapped: Mapped, raw: RawTable | None) -> _Feed:
-    """A file read and mapped whole (XLSX, GeoJSON, ...; :func:`_prepare` deduplicated it),
-    handed to the pipeline in chunks."""
-    f = mapped.frame
-
-    def chunks() -> Iterator[tuple[Mapped, RawTable | None]]:
-        for lo in range(0, len(f), UPSERT_CHUNK):
-            part = Mapped(f.iloc[lo : lo + UPSERT_CHUNK], mapped.row_numbers.iloc[lo : lo + UPSERT_CHUNK],
-                          mapped.rejects.iloc[:0], mapped.matched)
-            yield part, raw
-
-    return _Feed(mapped, f[["source", "source_id"]], len(f), f.index, chunks)
+    mapped.frame["source"] = source
 
 
 def _open_batch(
@@ -499,7 +371,8 @@ def _stage_and_upsert(
 def _locate_and_load(
     conn: Connection,
     target: Target,
-    feed: _Feed,
+    mapped: Mapped,
+    raw_table,  # noqa: ANN001 (RawTable)
     datum_where: tuple,
     batch_id: int,
     say: Progress,
@@ -507,31 +380,25 @@ def _locate_and_load(
 ) -> tuple[dict[str, int], pd.DataFrame, pd.DataFrame, int]:
     """Locate and load a point layer in chunks of :data:`UPSERT_CHUNK` rows, two at a time:
     while a copier thread copies chunk N into the table (in its savepoint, as
-    :func:`_stage_and_upsert` does), this thread reads, maps (a CSV: :func:`_csv_feed`) and
-    locates chunk N+1, which reads nothing from the database (``datum_where``: the default
-    datum and the :class:`~etl.locate.Places` read before; the gazetteer, when a chunk first
-    needs it, is read by the copier between two chunks). The database works while Python works,
-    instead of after it. At most two located chunks wait for the copier, so memory stays that
-    of a few chunks.
+    :func:`_stage_and_upsert` does), this thread locates chunk N+1, which reads nothing from the
+    database (``datum_where``: the default datum and the :class:`~etl.locate.Places` read before).
+    The database works while Python works, instead of after it. At most two located chunks wait
+    for the copier, so memory stays that of a few chunks.
 
     Rows whose key the table holds already, and chunks the database refused, go the general way
     afterwards (:func:`_stage`); so do the counts, rejects and events, as with
-    :func:`_stage_and_upsert`. Rows whose key the file has more than once (``feed.held``) are
-    kept back and deduplicated when all are mapped. Returns the counts, the rows the database
-    refused, the rows locating rejected, and how many rows had their coordinates swapped."""
+    :func:`_stage_and_upsert`. Returns the counts, the rows the database refused, the rows
+    locating rejected, and how many rows had their coordinates swapped."""
     datum, where = datum_where
     clock = time.perf_counter()
+    f = mapped.frame
     cols = [*target.fields, *target.location, "source", "source_id"]
     raw = conn.connection.driver_connection
-    keys = feed.keys
-    seen_keys = _known_keys(raw, target, keys)
-    known = pd.Series(False, index=feed.index)
-    known[keys.index[seen_keys]] = True
-    # bulk mode is decided on the keys before mapping and locating: the few rows they reject
-    # do not matter here
-    bulk = _bulk_begin(raw, target, int(keys["source_id"][~seen_keys].nunique()))
+    known = pd.Series(_known_keys(raw, target, f), index=f.index)
+    # bulk mode is decided on the rows before locating: the few it rejects do not matter here
+    bulk = _bulk_begin(raw, target, int((~known).sum()))
     split["keys"] = time.perf_counter() - clock
-    total = feed.n_read
+    total = len(f)
     say("loading", 0, total)
     todo: queue.Queue = queue.Queue(maxsize=2)
     done = {"copied": 0}
@@ -541,15 +408,10 @@ def _locate_and_load(
 
     def copier() -> None:
         while (item := todo.get()) is not None:
-            part, data = item
             if failure:
-                if callable(part):
-                    data.put(None)
                 continue  # drain: the main thread stops handing over chunks
+            part, data = item
             try:
-                if callable(part):  # a read the loading thread needs (the gazetteer)
-                    data.put(part())
-                    continue
                 try:
                     with raw.transaction():  # a savepoint: a refused chunk is undone and staged below
                         if data is not None:
@@ -562,87 +424,54 @@ def _locate_and_load(
                 say("loading", done["copied"], total)
             except BaseException as exc:  # noqa: BLE001 (raised again in the loading thread)
                 failure.append(exc)
-                if callable(part):
-                    data.put(None)
 
     thread = threading.Thread(target=copier, name="etl-copier", daemon=True)
     rest: list[pd.DataFrame] = []
     rejects: list[pd.DataFrame] = []
-    held: list[Mapped] = []
-    state = {"swapped": 0, "where": where, "locating": 0.0}
-
-    def send(part: Mapped, raw_table: RawTable | None) -> None:
-        t0 = time.perf_counter()  # locating and encoding: the Python side of the pipeline
-        if state["where"].gazetteer is None and needs_gazetteer(part, raw_table, datum):
-            reply: queue.Queue = queue.Queue(1)
-            todo.put((lambda: with_gazetteer(state["where"], conn), reply))  # read by the copier
-            got = reply.get()
-            if got is None:  # the copier failed: the batch fails with its error
-                return
-            state["where"] = got
-        located, why = locate(None, part, raw_table, datum, state["where"])
-        rejects.append(why)
-        state["swapped"] += located.swapped
-        frame = located.frame
-        seen = known.loc[frame.index].to_numpy()
-        if seen.any():
-            rest.append(frame[seen])
-            frame = frame[~seen]
-        if len(frame):
-            # encoded here, so that the copier only sends and the server never waits for it
-            try:
-                data = encode_binary(frame[cols].assign(batch_id=batch_id), types)
-            except NotBinary:
-                data = None
-            state["locating"] += time.perf_counter() - t0
-            todo.put((frame, data))
-        else:
-            state["locating"] += time.perf_counter() - t0
-
+    swapped = 0
+    locating = 0.0
     start = time.perf_counter()
     thread.start()
     try:
-        last_raw = None
-        for part, raw_table in feed.chunks():
+        for lo in range(0, total, UPSERT_CHUNK):
             if failure:
                 break
-            last_raw = raw_table
-            if feed.held is not None:
-                keep = feed.held[part.frame.index.to_numpy()]
-                if keep.any():
-                    held.append(Mapped(part.frame[keep], part.row_numbers[keep], part.rejects.iloc[:0],
-                                       part.matched))
-                    part = Mapped(part.frame[~keep], part.row_numbers[~keep], part.rejects.iloc[:0],
-                                  part.matched)
-            send(part, raw_table)
-        if held and not failure:
-            # the rows whose key several rows have: the last of them wins, as in a file read whole
-            last = Mapped(pd.concat([h.frame for h in held]), pd.concat([h.row_numbers for h in held]),
-                          _no_rejects(), held[0].matched)
-            _dedupe(last)
-            feed.rejects.append(last.rejects)
-            for lo in range(0, len(last.frame), UPSERT_CHUNK):
-                piece = Mapped(last.frame.iloc[lo : lo + UPSERT_CHUNK],
-                               last.row_numbers.iloc[lo : lo + UPSERT_CHUNK], _no_rejects(), last.matched)
-                if not failure:
-                    send(piece, last_raw)
+            t0 = time.perf_counter()  # locating and encoding: the Python side of the pipeline
+            part = Mapped(f.iloc[lo : lo + UPSERT_CHUNK], mapped.row_numbers.iloc[lo : lo + UPSERT_CHUNK],
+                          mapped.rejects.iloc[:0], mapped.matched)
+            located, why = locate(None, part, raw_table, datum, where)
+            rejects.append(why)
+            swapped += located.swapped
+            frame = located.frame
+            seen = known.loc[frame.index].to_numpy()
+            if seen.any():
+                rest.append(frame[seen])
+                frame = frame[~seen]
+            if len(frame):
+                # encoded here, so that the copier only sends and the server never waits for it
+                try:
+                    data = encode_binary(frame[cols].assign(batch_id=batch_id), types)
+                except NotBinary:
+                    data = None
+                locating += time.perf_counter() - t0
+                todo.put((frame, data))
+            else:
+                locating += time.perf_counter() - t0
     finally:
         todo.put(None)
         thread.join()
     if failure:
         raise failure[0]
-    for stage, seconds in feed.clock.items():  # read and map, when the chunks were read here
-        split[stage] = seconds
-    split["copy direct"] = time.perf_counter() - start - state["locating"] - sum(feed.clock.values())
-    split["locate"] = state["locating"]  # with the encoding of the chunks for COPY
-    staged = pd.concat([*refused, *rest]) if refused or rest else pd.DataFrame(columns=cols)
+    split["copy direct"] = time.perf_counter() - start - locating
+    split["locate"] = locating  # with the encoding of the chunks for COPY
+    staged = pd.concat([*refused, *rest]) if refused or rest else f.iloc[:0]
     counts, db_rejects = _stage_and_upsert(conn, target, staged, batch_id, say, split, (done["copied"], bulk))
     located_rejects = [r for r in rejects if len(r)]
     return (
         counts,
         db_rejects,
         pd.concat(located_rejects, ignore_index=True) if located_rejects else None,
-        state["swapped"],
+        swapped,
     )
 
 

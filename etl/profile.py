@@ -156,18 +156,12 @@ def apply_profile(raw: RawTable, profile: Profile) -> Mapped:
     out: dict[str, pd.Series] = {}
     for name, spec in profile.columns.items():
         header = matched.get(name)
-        if header:
-            text = raw.frame[header]
-            present = text.notna()  # once per column: a pass over a million objects is not free
-        else:
-            text = pd.Series(None, index=raw.frame.index, dtype=object)
-            present = pd.Series(False, index=raw.frame.index)
+        text = raw.frame[header] if header else pd.Series(None, index=raw.frame.index, dtype=object)
         if spec.default is not None:
-            text = text.where(present, spec.default)
-            present = pd.Series(True, index=raw.frame.index)
-        values, bad = convert(text, spec, present)
+            text = text.where(text.notna(), spec.default)
+        values, bad = convert(text, spec)
         if spec.required:
-            bad = bad | (~present if spec.type == "string" else values.isna() & ~bad)
+            bad = bad | (values.isna() & ~bad)
         label = header or name
         if bad.any():  # messages only for the rows that need one
             t = text[bad]
@@ -202,14 +196,11 @@ def _why(spec: ColumnSpec) -> str:
     }.get(spec.type, " is invalid")
 
 
-def convert(
-    text: pd.Series, spec: ColumnSpec, present: pd.Series | None = None
-) -> tuple[pd.Series, pd.Series]:
-    """Return (typed values, bad mask): bad = present but not convertible. ``present``:
-    ``text.notna()``, when the caller knows it already."""
+def convert(text: pd.Series, spec: ColumnSpec) -> tuple[pd.Series, pd.Series]:
+    """Return (typed values, bad mask): bad = present but not convertible."""
+    present = text.notna()
     if spec.type == "string":
         return text, pd.Series(False, index=text.index)
-    present = text.notna() if present is None else present
     if spec.type in ("integer", "number"):
         values = pd.to_numeric(text, errors="coerce")
         retry = present & values.isna()
@@ -223,7 +214,7 @@ def convert(
             values = values.where(~bad).astype("Int64") if not bad.all() else values
         return values, bad
     if spec.type == "datetime":
-        return _parse_datetimes(text, spec.formats or list(DEFAULT_FORMATS), present)
+        return _parse_datetimes(text, spec.formats or list(DEFAULT_FORMATS))
     table = DATUM_VALUES if spec.type == "datum" else (spec.values or {})
     lookup = {k.strip().lower(): v for k, v in table.items()}
     lookup.update({v.lower(): v for v in table.values()})  # canonical values are accepted too
@@ -266,7 +257,8 @@ def _enum_lists(text: pd.Series, lookup: dict[str, str]) -> tuple[pd.Series, pd.
     return values.where(~bad, None), bad
 
 
-def _parse_datetimes(text: pd.Series, formats: list[str], present: pd.Series) -> tuple[pd.Series, pd.Series]:
+def _parse_datetimes(text: pd.Series, formats: list[str]) -> tuple[pd.Series, pd.Series]:
+    present = text.notna()
     s = text.astype(str)  # the readers strip cells; a profile's default has no blanks
     out = pd.Series(pd.NaT, index=text.index, dtype="datetime64[ns]")
     for fmt in formats:

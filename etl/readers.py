@@ -16,7 +16,6 @@ import csv
 import io
 import re
 import zipfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from pathlib import Path
@@ -54,7 +53,13 @@ class RawTable:
 
 def read_file(path: Path, *, encoding: str | None = None, sheet: str | None = None) -> RawTable:
     """Read ``path`` by its suffix; ``encoding`` overrides detection for CSV and DBF."""
-    _check_file(path)
+    if not path.exists():
+        raise ReaderError(f"{path}: no such file")
+    size = path.stat().st_size
+    if size == 0:
+        raise ReaderError(f"{path.name}: the file is empty")
+    if size > MAX_FILE_BYTES:
+        raise ReaderError(f"{path.name}: {size / 1024**3:.1f} GB is over the 2 GB limit")
     suffix = path.suffix.lower()
     try:
         if suffix in (".csv", ".txt", ".tsv"):
@@ -69,17 +74,6 @@ def read_file(path: Path, *, encoding: str | None = None, sheet: str | None = No
         f"{path.name}: unsupported file type {suffix or '(none)'}; expected CSV, XLSX, GeoJSON, "
         "zipped Shapefile or GeoPackage"
     )
-
-
-def _check_file(path: Path) -> None:
-    """A file that exists, is not empty and is not over the size limit."""
-    if not path.exists():
-        raise ReaderError(f"{path}: no such file")
-    size = path.stat().st_size
-    if size == 0:
-        raise ReaderError(f"{path.name}: the file is empty")
-    if size > MAX_FILE_BYTES:
-        raise ReaderError(f"{path.name}: {size / 1024**3:.1f} GB is over the 2 GB limit")
 
 
 # -- CSV ---------------------------------------------------------------------------------------
@@ -167,8 +161,7 @@ def to_utf8(data: bytes, encoding: str | None = None) -> tuple[bytes, str, tuple
     return text.encode("utf-8"), used, warnings
 
 
-def _csv_bytes(path: Path, encoding: str | None) -> tuple[bytes, str, str, tuple[str, ...]]:
-    """The file's text as UTF-8 bytes, its separator, the encoding found and the warnings."""
+def read_csv(path: Path, *, encoding: str | None = None) -> RawTable:
     data, used, warnings = to_utf8(path.read_bytes(), encoding)
     if b"\x00" in data[:65536]:
         raise ReaderError(f"{path.name}: this is not a text file (NUL bytes)")
@@ -178,14 +171,10 @@ def _csv_bytes(path: Path, encoding: str | None) -> tuple[bytes, str, str, tuple
         sep = dialect.delimiter
     except csv.Error:
         sep = ","
-    return data, sep, used, warnings
-
-
-def _parse_csv(data: bytes, name: str, sep: str, **kwargs) -> pd.DataFrame | Iterator[pd.DataFrame]:
     try:
         # the C parser reads UTF-8 bytes fast; from a StringIO of a large text it is superlinear
         # (pandas pulls it in small pieces: 97 s of 113 s for a 1M-row file)
-        return pd.read_csv(
+        frame = pd.read_csv(
             io.BytesIO(data),
             encoding="utf-8",
             sep=sep,
@@ -195,73 +184,11 @@ def _parse_csv(data: bytes, name: str, sep: str, **kwargs) -> pd.DataFrame | Ite
             skip_blank_lines=True,
             on_bad_lines="error",
             engine="c",
-            **kwargs,
         )
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise ReaderError(f"{name}: not a readable CSV table: {str(exc).strip()}") from None
-
-
-def read_csv(path: Path, *, encoding: str | None = None) -> RawTable:
-    data, sep, used, warnings = _csv_bytes(path, encoding)
-    frame = _parse_csv(data, path.name, sep)
+        raise ReaderError(f"{path.name}: not a readable CSV table: {str(exc).strip()}") from None
     # the C parser without NA filtering gives text in every cell ('' when empty)
     return _table(frame, path.name, used, warnings, first_row=2, text_only=True)
-
-
-@dataclass
-class CsvChunks:
-    """A CSV file decoded once (:func:`to_utf8`: the encoding of the whole file decides), then
-    parsed a chunk of rows at a time (:meth:`chunks`), so that a loader can work on the first
-    rows while later ones are still text. :meth:`column` parses one column of every row
-    (the C parser makes no string of the other cells: ~1 s per million rows)."""
-
-    data: bytes  # the file as UTF-8
-    sep: str
-    file_name: str
-    encoding: str
-    warnings: tuple[str, ...]
-    columns: list[str]  # the header, cleaned as :func:`_table` cleans it
-
-    def column(self, header: str) -> pd.Series:
-        """The cells of column ``header`` of every row, cleaned (None for empty), indexed by the
-        row's position among the file's records (0-based), as :meth:`chunks` indexes them."""
-        position = self.columns.index(header)
-        frame = _parse_csv(self.data, self.file_name, self.sep, usecols=[position])
-        frame.columns = [header]
-        return _clean(frame[header], text_only=True).reset_index(drop=True)
-
-    def chunks(self, rows: int) -> Iterator[RawTable]:
-        """The records, ``rows`` at a time, each a :class:`RawTable` whose index and row numbers
-        continue those of the chunk before (at least one chunk, empty for a header alone)."""
-        reader = _parse_csv(self.data, self.file_name, self.sep, chunksize=rows)
-        offset = 0
-        try:
-            with reader:
-                for frame in reader:
-                    yield _table(frame, self.file_name, self.encoding, self.warnings, 2, True, offset)
-                    offset += len(frame)
-        except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-            raise ReaderError(f"{self.file_name}: not a readable CSV table: {str(exc).strip()}") from None
-        if offset == 0:
-            empty = pd.DataFrame(columns=self.columns, dtype=object)
-            yield _table(empty, self.file_name, self.encoding, self.warnings, 2, True)
-
-
-def open_csv(path: Path, *, encoding: str | None = None) -> CsvChunks:
-    """Check and decode a CSV file and read its header; the records are parsed later, in
-    chunks (:class:`CsvChunks`). The same errors as :func:`read_csv` for what cannot be read."""
-    _check_file(path)
-    data, sep, used, warnings = _csv_bytes(path, encoding)
-    header = _parse_csv(data, path.name, sep, nrows=0)
-    columns = _header(header, path.name)
-    return CsvChunks(data, sep, path.name, used, warnings, columns)
-
-
-def _header(frame: pd.DataFrame, name: str) -> list[str]:
-    columns = [str(c).strip().lstrip("\ufeff") for c in frame.columns]
-    if len(columns) == 0 or all(c.startswith("Unnamed") or not c for c in columns):
-        raise ReaderError(f"{name}: no header row found")
-    return columns
 
 
 def _table(
@@ -271,16 +198,17 @@ def _table(
     warnings: tuple[str, ...],
     first_row: int,
     text_only: bool = False,
-    offset: int = 0,
 ) -> RawTable:
-    """``text_only``: every cell is a str (no None or number), as the CSV parser gives them;
-    ``offset``: the position of the first record in the file (a chunk of a longer table)."""
-    frame.columns = _header(frame, name)
+    """``text_only``: every cell is a str (no None or number), as the CSV parser gives them."""
+    frame.columns = [str(c).strip().lstrip("\ufeff") for c in frame.columns]
+    if len(frame.columns) == 0 or all(c.startswith("Unnamed") or not c for c in frame.columns):
+        raise ReaderError(f"{name}: no header row found")
     cleaned = {col: _clean(frame[col], text_only) for col in frame.columns}
-    index = pd.RangeIndex(offset, offset + len(frame))
-    frame = pd.DataFrame(cleaned, columns=frame.columns).set_axis(index)
-    rows = pd.Series(range(first_row + offset, first_row + offset + len(frame)), index=index)
-    return RawTable(frame, rows, name, encoding, warnings=warnings)
+    frame = pd.DataFrame(cleaned, index=frame.index, columns=frame.columns)
+    rows = pd.Series(range(first_row, first_row + len(frame)), index=frame.index)
+    return RawTable(
+        frame.reset_index(drop=True), rows.reset_index(drop=True), name, encoding, warnings=warnings
+    )
 
 
 _BLANK_AFTER_SEP = re.compile(r"\x00\s")  # a literal first: the regex engine scans for it in C

@@ -19,8 +19,7 @@ CREATE ROLE pingan_as_public NOLOGIN NOBYPASSRLS;
 CREATE ROLE pingan_as_system NOLOGIN NOBYPASSRLS;
 GRANT pingan_as_admin, pingan_as_command, pingan_as_town, pingan_as_grid, pingan_as_analyst,
       pingan_as_public, pingan_as_system TO pingan_service;
--- collation C: the order of C.UTF-8 (code points), compared as bytes (docs/performance.md, ETL)
-CREATE DATABASE pingan OWNER pingan ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C.UTF-8' TEMPLATE template0;
+CREATE DATABASE pingan OWNER pingan ENCODING 'UTF8' TEMPLATE template0;
 \connect pingan
 CREATE EXTENSION IF NOT EXISTS postgis;
 CREATE EXTENSION IF NOT EXISTS pgrouting;
