@@ -39,14 +39,21 @@ class DatabaseFactory:
         self._demo_template: str | None = None
         self.demo_result = None  # the template's LoadResult (etl.demo.load)
 
-    def create(self) -> str:
+    def create(self, template: str | None = None) -> str:
+        """A new database: empty with PostGIS, or a copy of database ``template`` (which must
+        have no connections)."""
         name = fresh_database_name()
         owner = make_url(self.target.url).username
         with psycopg.connect(libpq_url(self.target.admin_url), autocommit=True) as conn:
-            create_database(conn, name, owner=owner)
+            if template is None:
+                create_database(conn, name, owner=owner)
+            else:
+                conn.execute(sql.SQL("CREATE DATABASE {} OWNER {} TEMPLATE {} STRATEGY FILE_COPY").format(
+                    sql.Identifier(name), sql.Identifier(owner), sql.Identifier(template)))
         self.created.append(name)
-        with psycopg.connect(self._url(name, admin=True), autocommit=True) as conn:
-            create_extensions(conn)
+        if template is None:
+            with psycopg.connect(self._url(name, admin=True), autocommit=True) as conn:
+                create_extensions(conn)
         return self._url(name)
 
     def demo(self) -> str:
@@ -54,7 +61,7 @@ class DatabaseFactory:
 
         The district is loaded once per session into a template database that no test
         connects to; each call copies that template (``CREATE DATABASE ... TEMPLATE``), a file
-        copy of a few seconds where a load takes 15-30 s. A copy is an independent database:
+        copy of about half a second where a load takes 15-30 s. A copy is an independent database:
         tests may write to it."""
         if self._demo_template is None:
             from tests.demo import load
@@ -68,13 +75,7 @@ class DatabaseFactory:
             finally:
                 engine.dispose()  # the template must have no connections when it is copied
             self._demo_template = make_url(url).database
-        name = fresh_database_name()
-        owner = make_url(self.target.url).username
-        with psycopg.connect(libpq_url(self.target.admin_url), autocommit=True) as conn:
-            conn.execute(sql.SQL("CREATE DATABASE {} OWNER {} TEMPLATE {} STRATEGY FILE_COPY").format(
-                sql.Identifier(name), sql.Identifier(owner), sql.Identifier(self._demo_template)))
-        self.created.append(name)
-        return self._url(name)
+        return self.create(template=self._demo_template)
 
     def _url(self, name: str, *, admin: bool = False) -> str:
         base = self.target.admin_url if admin else self.target.url
