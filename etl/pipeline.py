@@ -54,6 +54,8 @@ if TYPE_CHECKING:
 Progress = Callable[..., None]
 UPSERT_CHUNK = 50_000  # rows per upsert statement: progress steps, and what a refusal bisects
 BULK_ROWS = 200_000  # this many new rows, and at least half the table's size: bulk mode
+#: bulk mode's dropped plain indexes, foreign keys and unique keys: (name, definition) each
+Bulk = tuple[list, list, list]
 #: what the database raises for rows it refuses (a CHECK, a unique key, a trigger's RAISE)
 REFUSED = (psycopg.errors.IntegrityError, psycopg.errors.DataError, psycopg.errors.RaiseException)
 
@@ -92,11 +94,12 @@ def load_file(
     datum: str | None = None,
     keys: KeyRing | None = None,
     progress: Progress | None = None,
+    bulk: bool = True,
 ) -> BatchResult:
     """Load one file into ``layer``; see the module docstring for what is guaranteed.
 
     ``keys`` (the data key ring) is needed for ``persons``, whose name, ID number and phone are
-    sealed before they are written."""
+    sealed before they are written. ``bulk=False``: never bulk mode (:func:`_bulk_begin`)."""
     if layer not in TARGETS:
         raise ValueError(f"unknown layer {layer!r}; loadable: {', '.join(TARGETS)}")
     if layer == "persons" and keys is None:
@@ -115,8 +118,8 @@ def load_file(
         if datum:
             mapped.frame["datum"] = datum
         early = _early_rejects(mapped, raw, target, profile, keys)
-        n_read = len(raw.frame)
-        raw.frame = raw.frame.iloc[:0]  # the text of a million rows: typed copies live in `mapped`
+        n_read = len(raw)
+        raw.release()  # the text of a million rows: typed copies live in `mapped`
         clock["map"] = time.perf_counter() - t - sum(clock.values())
     except Exception as exc:  # a file we cannot read at all: a failed batch, with the reason
         return _failed(engine, target, path, digest, source, read_error_message(exc))
@@ -134,7 +137,7 @@ def load_file(
                 # located a chunk at a time while the connection copies the chunk before
                 say("locating")
                 where = (profile.datum, places(conn, mapped, raw, profile.datum))
-                streamed = _locate_and_load(conn, target, mapped, raw, where, batch_id, say, split)
+                streamed = _locate_and_load(conn, target, mapped, raw, where, batch_id, say, split, bulk)
                 counts, db_rejects, rejects, swapped = streamed
                 result.warnings += swapped_warning(swapped)
                 clock["locate"] = split.pop("locate")  # its seconds, spent while the copies ran
@@ -152,7 +155,9 @@ def load_file(
                     frame = persons.seal(conn, frame, keys)
                 clock["locate"] = time.perf_counter() - t - sum(clock.values())
                 say("loading", 0, len(frame))
-                counts, db_rejects = _stage_and_upsert(conn, target, frame, batch_id, say, split)
+                counts, db_rejects = _stage_and_upsert(
+                    conn, target, frame, batch_id, say, split, bulk_ok=bulk
+                )
             clock["load"] = time.perf_counter() - t - sum(clock.values())
             all_rejects = pd.concat(
                 [r for r in (early, mapped.rejects, rejects, db_rejects) if r is not None and len(r)]
@@ -173,6 +178,11 @@ def load_file(
                                        "were made again in this batch")
             _close_batch(conn, result)
             versions.bump(conn, [target.layer_id])
+    except BulkConflict as exc:  # rolled back: loaded again the normal way, which rejects such rows
+        again = load_file(engine, path, layer, profile=profile, source=source, encoding=encoding, datum=datum,
+                          keys=keys, progress=progress, bulk=False)
+        again.warnings.append(f"bulk mode gave way to the normal path: {exc}")
+        return again
     except Exception as exc:
         return _failed(engine, target, path, digest, source, read_error_message(exc))
     # read + map + locate + load (+ the batch's bookkeeping) = total; then the load's own split:
@@ -207,7 +217,7 @@ def _early_rejects(
             "row_number": mapped.row_numbers[bad].to_numpy(),
             "column_name": mapped.matched.get("id_number", "id_number"),
             "reason": why[bad].to_numpy(),
-            "raw": raw.frame.loc[f.index[bad]].to_dict("records"),
+            "raw": raw.records(f.index[bad].to_numpy()),
         }
     )
     f = f[~bad].assign(id_number=ids[~bad])
@@ -226,7 +236,7 @@ def _early_rejects(
                 "row_number": rows[dup].to_numpy(),
                 "column_name": mapped.matched.get("id_number", "id_number"),
                 "reason": "the same 身份证号 again in this file; a later row was loaded",
-                "raw": raw.frame.loc[f.index[dup]].to_dict("records"),
+                "raw": raw.records(f.index[dup].to_numpy()),
             }
         )
         early = pd.concat([early, extra], ignore_index=True)
@@ -325,7 +335,8 @@ def _stage_and_upsert(
     batch_id: int,
     say: Progress,
     split: dict[str, float] | None = None,
-    direct: tuple[int, tuple[list, list] | None] | None = None,
+    direct: tuple[int, Bulk | None] | None = None,
+    bulk_ok: bool = True,
 ) -> tuple[dict[str, int], pd.DataFrame]:
     """The general way: write ``frame`` into the target table through a staging table filled by
     COPY, then ``INSERT ... ON CONFLICT DO UPDATE ... WHERE IS DISTINCT FROM`` in ranges that
@@ -354,7 +365,7 @@ def _stage_and_upsert(
             say(stage, None if done is None else copied + done, None if total is None else copied + total)
 
         what = (cols, ident, batch_id)
-        staged = _stage(conn, raw, target, frame, what, bulk, direct is None, rejects, step, lap)
+        staged = _stage(conn, raw, target, frame, what, bulk, direct is None and bulk_ok, rejects, step, lap)
         counts["inserted"] += staged["inserted"]
         counts["updated"] = staged["updated"]
         bulk = staged["bulk"] if direct is None else bulk
@@ -377,6 +388,7 @@ def _locate_and_load(
     batch_id: int,
     say: Progress,
     split: dict[str, float],
+    bulk_ok: bool = True,
 ) -> tuple[dict[str, int], pd.DataFrame, pd.DataFrame, int]:
     """Locate and load a point layer in chunks of :data:`UPSERT_CHUNK` rows, two at a time:
     while a copier thread copies chunk N into the table (in its savepoint, as
@@ -396,7 +408,7 @@ def _locate_and_load(
     raw = conn.connection.driver_connection
     known = pd.Series(_known_keys(raw, target, f), index=f.index)
     # bulk mode is decided on the rows before locating: the few it rejects do not matter here
-    bulk = _bulk_begin(raw, target, int((~known).sum()))
+    bulk = _bulk_begin(raw, target, int((~known).sum()), True) if bulk_ok else None
     split["keys"] = time.perf_counter() - clock
     total = len(f)
     say("loading", 0, total)
@@ -465,6 +477,10 @@ def _locate_and_load(
     split["copy direct"] = time.perf_counter() - start - locating
     split["locate"] = locating  # with the encoding of the chunks for COPY
     staged = pd.concat([*refused, *rest]) if refused or rest else f.iloc[:0]
+    if bulk is not None:
+        clock = time.perf_counter()
+        _bulk_keys(raw, target, bulk)  # before any upsert: ON CONFLICT needs them
+        split["unique keys"] = time.perf_counter() - clock
     counts, db_rejects = _stage_and_upsert(conn, target, staged, batch_id, say, split, (done["copied"], bulk))
     located_rejects = [r for r in rejects if len(r)]
     return (
@@ -514,7 +530,7 @@ def _stage(
     target: Target,
     frame: pd.DataFrame,
     what: tuple[list[str], str, int],
-    bulk: tuple[list, list] | None,
+    bulk: Bulk | None,
     decide_bulk: bool,
     rejects: list[dict],
     say: Progress,
@@ -572,16 +588,23 @@ def _stage(
     return {"inserted": inserted, "updated": changed - inserted, "bulk": bulk}
 
 
-def _bulk_begin(raw: psycopg.Connection, target: Target, rows: int) -> tuple[list, list] | None:
+def _bulk_begin(raw: psycopg.Connection, target: Target, rows: int, keys: bool = False) -> Bulk | None:
     """Bulk mode for a batch whose ``rows`` new records are many next to its table (a first
     load, a district's history):
     the table's plain indexes and foreign keys are dropped inside the batch's transaction and
     made again by :func:`_bulk_end` before it commits (one index build and one join per
     constraint instead of a million index inserts and trigger lookups: 75 s -> 32 s for a
-    million hazards). The unique keys, CHECKs and triggers stay, so refused rows are still
-    found one by one; no other transaction ever sees the table without them. The cost: the
-    table is locked for the batch (readers wait), so small batches never do this, and a lock
-    not granted within 5 s (a long reader) or missing rights fall back to the normal path.
+    million hazards). CHECKs and triggers stay, so refused rows are still found one by one; no
+    other transaction ever sees the table without its indexes and keys. The cost: the table is
+    locked for the batch (readers wait), so small batches never do this, and a lock not granted
+    within 5 s (a long reader), missing rights or a key another table depends on fall back to
+    the normal path.
+
+    ``keys``: the unique keys too (only for rows that are all new, copied straight in:
+    :func:`_locate_and_load`). Keeping them during a COPY of a million hazards cost 6.3 s,
+    making them again 2.9 s. :func:`_bulk_keys` makes them again before anything is upserted;
+    if two rows share a key there, the batch is loaded again the normal way
+    (:class:`BulkConflict`), where each such row becomes a reject.
 
     Returns the definitions to restore, or None when the batch loads normally."""
     if rows < BULK_ROWS:
@@ -599,21 +622,48 @@ def _bulk_begin(raw: psycopg.Connection, target: Target, rows: int) -> tuple[lis
         "WHERE conrelid = %s::regclass AND contype = 'f' ORDER BY 1",
         (target.table,),
     ).fetchall()
+    uniques = raw.execute(
+        "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
+        "WHERE conrelid = %s::regclass AND contype = 'u' ORDER BY 1",
+        (target.table,),
+    ).fetchall() if keys else []
     try:
         with raw.transaction():
             raw.execute("SET LOCAL lock_timeout = '5s'")
             for name, _ in indexes:
                 raw.execute(f"DROP INDEX {name}")
-            for name, _ in fkeys:
+            for name, _ in [*fkeys, *uniques]:
                 raw.execute(f'ALTER TABLE {target.table} DROP CONSTRAINT "{name}"')
             raw.execute("SET LOCAL lock_timeout = 0")
-    except (psycopg.errors.LockNotAvailable, psycopg.errors.InsufficientPrivilege):
+    except (
+        psycopg.errors.LockNotAvailable,
+        psycopg.errors.InsufficientPrivilege,
+        psycopg.errors.DependentObjectsStillExist,
+    ):
         return None
-    return indexes, fkeys
+    return indexes, fkeys, uniques
 
 
-def _bulk_end(raw: psycopg.Connection, target: Target, bulk: tuple[list, list]) -> None:
-    indexes, fkeys = bulk
+class BulkConflict(Exception):  # noqa: N818
+    """Two rows of a bulk-mode batch share a unique key: the batch is rolled back and loaded
+    again the normal way."""
+
+
+def _bulk_keys(raw: psycopg.Connection, target: Target, bulk: Bulk) -> None:
+    """Make the unique keys bulk mode dropped again (each by sorting once), before anything is
+    upserted against them."""
+    for name, definition in bulk[2]:
+        try:
+            with raw.transaction():
+                raw.execute(f'ALTER TABLE {target.table} ADD CONSTRAINT "{name}" {definition}')
+        except psycopg.errors.UniqueViolation as exc:
+            raise BulkConflict(f"{name}: {_db_reason(exc)}") from None
+    bulk[2].clear()
+
+
+def _bulk_end(raw: psycopg.Connection, target: Target, bulk: Bulk) -> None:
+    _bulk_keys(raw, target, bulk)
+    indexes, fkeys, _ = bulk
     for _, definition in indexes:
         raw.execute(definition)
     for name, definition in fkeys:

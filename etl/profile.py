@@ -18,6 +18,8 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from etl.readers import RawTable, ReaderError
@@ -150,13 +152,14 @@ def match_columns(profile: Profile, headers: list[str]) -> dict[str, str]:
 
 def apply_profile(raw: RawTable, profile: Profile) -> Mapped:
     """Type every matched column; rows with a bad value become rejects with their reasons."""
-    matched = match_columns(profile, list(raw.frame.columns))
-    reasons = pd.Series("", index=raw.frame.index, dtype=object)
-    first_col = pd.Series(None, index=raw.frame.index, dtype=object)
+    matched = match_columns(profile, raw.columns)
+    index = pd.RangeIndex(len(raw))
+    reasons = pd.Series("", index=index, dtype=object)
+    first_col = pd.Series(None, index=index, dtype=object)
     out: dict[str, pd.Series] = {}
     for name, spec in profile.columns.items():
         header = matched.get(name)
-        text = raw.frame[header] if header else pd.Series(None, index=raw.frame.index, dtype=object)
+        text = raw.column(header) if header else pd.Series(None, index=index, dtype=object)
         if spec.default is not None:
             text = text.where(text.notna(), spec.default)
         values, bad = convert(text, spec)
@@ -164,24 +167,38 @@ def apply_profile(raw: RawTable, profile: Profile) -> Mapped:
             bad = bad | (values.isna() & ~bad)
         label = header or name
         if bad.any():  # messages only for the rows that need one
-            t = text[bad]
+            t = _objects(text[bad])
             msg = np.where(
                 t.isna(), f"{label} is required", f"{label}: " + t.astype(str).str.slice(0, 60) + _why(spec)
             )
             reasons[bad] = reasons[bad] + np.where(reasons[bad] == "", "", "; ") + msg
             first_col[bad & first_col.isna()] = label
         out[name] = values
-    frame = pd.DataFrame(out, index=raw.frame.index)
+    frame = pd.DataFrame(out, index=index)
     failed = reasons != ""
     rejects = pd.DataFrame(
         {
             "row_number": raw.row_numbers[failed].to_numpy(),
             "column_name": first_col[failed].to_numpy(),
             "reason": reasons[failed].to_numpy(),
-            "raw": raw.frame[failed].to_dict("records"),
+            "raw": raw.records(failed.to_numpy()),
         }
     )
     return Mapped(frame[~failed], raw.row_numbers[~failed], rejects, matched, list(raw.warnings))
+
+
+def _arrow(text: pd.Series) -> pa.ChunkedArray | None:
+    """The Arrow text behind ``text`` (a column of the CSV reader), else None."""
+    if isinstance(text.dtype, pd.ArrowDtype):
+        return text.array.__arrow_array__()
+    return None
+
+
+def _objects(text: pd.Series) -> pd.Series:
+    """``text`` as an object column of ``str | None``, whatever holds it."""
+    if isinstance(text.dtype, pd.ArrowDtype):
+        return pd.Series(text.to_numpy(dtype=object, na_value=None), index=text.index, dtype=object)
+    return text
 
 
 def _why(spec: ColumnSpec) -> str:
@@ -197,17 +214,16 @@ def _why(spec: ColumnSpec) -> str:
 
 
 def convert(text: pd.Series, spec: ColumnSpec) -> tuple[pd.Series, pd.Series]:
-    """Return (typed values, bad mask): bad = present but not convertible."""
+    """Return (typed values, bad mask): bad = present but not convertible.
+
+    ``text``: an object column of ``str | None``, or an Arrow-backed one from the CSV reader,
+    which is typed in Arrow where that gives the very values the object path gives (tested
+    side by side), and through the object path for the rest."""
     present = text.notna()
     if spec.type == "string":
-        return text, pd.Series(False, index=text.index)
+        return _objects(text), pd.Series(False, index=text.index)
     if spec.type in ("integer", "number"):
-        values = pd.to_numeric(text, errors="coerce")
-        retry = present & values.isna()
-        if retry.any():  # "1,234": thousands separators
-            values = values.astype(float)
-            values[retry] = pd.to_numeric(text[retry].astype(str).str.replace(",", "", regex=False),
-                                          errors="coerce")
+        values = _numbers(text, present)
         bad = present & values.isna()
         if spec.type == "integer":
             bad |= present & values.notna() & (values % 1 != 0)
@@ -224,10 +240,41 @@ def convert(text: pd.Series, spec: ColumnSpec) -> tuple[pd.Series, pd.Series]:
     return values, present & values.isna()
 
 
+# a decimal number as Arrow's cast and pandas' to_numeric read it alike (correctly rounded)
+_PLAIN_NUMBER = r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$"
+
+
+def _numbers(text: pd.Series, present: pd.Series) -> pd.Series:
+    """Numbers (NaN where absent or not a number); "1,234" has thousands separators."""
+    arrow = _arrow(text)
+    if arrow is not None:
+        plain = pc.fill_null(pc.match_substring_regex(arrow, _PLAIN_NUMBER), False).to_numpy()
+        values = pd.Series(np.nan, index=text.index)
+        values[plain] = pc.cast(arrow.filter(pa.array(plain)), pa.float64()).to_numpy()
+        other = present.to_numpy() & ~plain
+        if other.any():  # the rest as the object path reads it
+            values[other] = _numbers(_objects(text[other]), present[other]).astype(float)
+        return values
+    values = pd.to_numeric(text, errors="coerce")
+    retry = present & values.isna()
+    if retry.any():  # "1,234": thousands separators
+        values = values.astype(float)
+        values[retry] = pd.to_numeric(text[retry].astype(str).str.replace(",", "", regex=False),
+                                      errors="coerce")
+    return values
+
+
 def _by_value(text: pd.Series, func) -> pd.Series:  # noqa: ANN001 - a function of one value
     """``func`` of each distinct present value, spread back over the rows (None where absent):
-    exports repeat a few values a million times, and factorising them runs in C."""
-    codes, uniques = pd.factorize(text.to_numpy(dtype=object), use_na_sentinel=True)
+    exports repeat a few values a million times, and factorising them runs in C (in Arrow for
+    the CSV reader's columns)."""
+    arrow = _arrow(text)
+    if arrow is not None:
+        encoded = pc.dictionary_encode(arrow).combine_chunks()
+        codes = pc.fill_null(encoded.indices, -1).to_numpy()
+        uniques = encoded.dictionary.to_pylist()
+    else:
+        codes, uniques = pd.factorize(text.to_numpy(dtype=object), use_na_sentinel=True)
     mapped = np.empty(len(uniques), dtype=object)
     mapped[:] = [func(u) for u in uniques]
     out = np.full(len(text), None, dtype=object)
@@ -259,19 +306,94 @@ def _enum_lists(text: pd.Series, lookup: dict[str, str]) -> tuple[pd.Series, pd.
 
 def _parse_datetimes(text: pd.Series, formats: list[str]) -> tuple[pd.Series, pd.Series]:
     present = text.notna()
-    s = text.astype(str)  # the readers strip cells; a profile's default has no blanks
+    arrow = _arrow(text)
     out = pd.Series(pd.NaT, index=text.index, dtype="datetime64[ns]")
     for fmt in formats:
         todo = present & out.isna()
         if not todo.any():
             break
-        out[todo] = pd.to_datetime(s[todo], format=fmt, errors="coerce")
+        iso = _iso_shape(fmt) if arrow is not None else None
+        if iso is not None:
+            _arrow_times(arrow, todo, iso, out)
+            todo = present & out.isna()
+            if not todo.any():
+                break
+        parsed = pd.to_datetime(_cells(text, todo), format=fmt, errors="coerce")
+        out[todo] = _nanoseconds(parsed.to_numpy())
     todo = present & out.isna()
     if todo.any():  # ISO 8601 with offsets, e.g. 2025-03-01T09:00:00+08:00
-        iso = pd.to_datetime(s[todo], errors="coerce", utc=True, format="ISO8601")
-        out[todo] = iso.dt.tz_convert(TZ).dt.tz_localize(None)
+        iso = pd.to_datetime(_cells(text, todo), errors="coerce", utc=True, format="ISO8601")
+        out[todo] = _nanoseconds(iso.dt.tz_convert(TZ).dt.tz_localize(None).to_numpy())
     values = out.dt.tz_localize(TZ, ambiguous="NaT", nonexistent="NaT")
     return values, present & values.isna()
+
+
+_FIELD_WIDTH = {"%Y": 4, "%m": 2, "%d": 2, "%H": 2, "%M": 2, "%S": 2}
+_ISO_LITERALS = (["", "-", "-", ""], ["", "-", "-", " ", ":", ""], ["", "-", "-", " ", ":", ":", ""])
+
+
+def _iso_shape(fmt: str) -> tuple[str, list[tuple[int, int]] | None] | None:
+    """For a format of year, month, day [, hour, minute [, second]] in that order with any
+    literal text between them (``%Y年%m月%d日 %H:%M``): a pattern that matches the format's
+    zero-padded cells, and where in such a cell each field is (None when the cell is ISO 8601
+    already). None for any other format (it goes to pandas)."""
+    parts = re.split(r"(%.)", fmt)
+    fields, literals = parts[1::2], parts[0::2]
+    if fields not in [["%Y", "%m", "%d", *time] for time in ([], ["%H", "%M"], ["%H", "%M", "%S"])]:
+        return None
+    if any("%" in lit for lit in literals):
+        return None
+    pattern = "^" + "".join(
+        f"[0-9]{{{_FIELD_WIDTH[p]}}}" if i % 2 else re.escape(p) for i, p in enumerate(parts)
+    )
+    if literals in _ISO_LITERALS:
+        return pattern + "$", None
+    spans, at = [], len(literals[0])
+    for name, literal in zip(fields, literals[1:], strict=True):
+        spans.append((at, at + _FIELD_WIDTH[name]))
+        at += _FIELD_WIDTH[name] + len(literal)
+    return pattern + "$", spans
+
+
+def _arrow_times(
+    arrow: pa.ChunkedArray, todo: pd.Series, iso: tuple[str, list[tuple[int, int]] | None], out: pd.Series
+) -> None:
+    """Fill ``out`` where ``todo`` for the cells written exactly in the format's shape, by
+    Arrow's strict ISO 8601 parser: it gives the time pandas gives for such a cell, and refuses
+    a day or hour that does not exist (02-30, 24:00), which then goes to pandas with the rest.
+    Parsed a block at a time, so that one such cell sends only its block to pandas."""
+    pattern, spans = iso
+    mask = todo.to_numpy()
+    cells = arrow.filter(pa.array(mask))
+    shaped = pc.fill_null(pc.match_substring_regex(cells, pattern), False).to_numpy(zero_copy_only=False)
+    rows, cells = np.flatnonzero(mask)[shaped], cells.filter(pa.array(shaped))
+    if spans is not None:  # written again as ISO 8601 from the fields' fixed places
+        pieces = [pc.utf8_slice_codeunits(cells, a, b) for a, b in spans]
+        seps = ["-", "-", " ", ":", ":", ""][: len(pieces)]
+        cells = pc.binary_join_element_wise(*[x for pair in zip(pieces, seps, strict=True) for x in pair], "")
+    for lo in range(0, len(rows), _TIME_BLOCK):
+        try:
+            times = pc.cast(cells.slice(lo, _TIME_BLOCK), pa.timestamp("s")).to_numpy()
+        except pa.ArrowInvalid:
+            continue
+        out.iloc[rows[lo : lo + _TIME_BLOCK]] = _nanoseconds(times)
+
+
+_TIME_BLOCK = 65_536
+_NS_RANGE = (np.datetime64("1677-09-22", "s"), np.datetime64("2262-04-11", "s"))
+
+
+def _nanoseconds(times: np.ndarray) -> np.ndarray:
+    """Times as ``datetime64[ns]``; a time outside its range (before 1677-09-22 or after
+    2262-04-10) is NaT, which makes its cell a reject, not a failed file."""
+    inside = (times >= _NS_RANGE[0]) & (times < _NS_RANGE[1])
+    return np.where(inside, times, np.datetime64("NaT")).astype("datetime64[ns]")
+
+
+def _cells(text: pd.Series, rows: pd.Series) -> pd.Series:
+    """The cells of ``rows`` as ``str`` (the readers strip cells; a profile's default has no
+    blanks)."""
+    return _objects(text[rows]).astype(str)
 
 
 def read_error_message(exc: Exception) -> str:

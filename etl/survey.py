@@ -109,7 +109,7 @@ def prepare(mapped: Mapped, raw: RawTable) -> pd.DataFrame:
             "row_number": mapped.row_numbers[failed].to_numpy(),
             "column_name": column[failed].to_numpy(),
             "reason": reasons[failed].to_numpy(),
-            "raw": raw.frame.loc[f.index[failed]].to_dict("records"),
+            "raw": raw.records(f.index[failed].to_numpy()),
         }
     )
     ok = ~failed

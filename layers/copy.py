@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import shapely
 from psycopg.copy import QueuedLibpqWriter
 from sqlalchemy import Connection
@@ -298,6 +300,8 @@ def _binary_field(s: pd.Series, pg_type: str) -> _Field:
     if pg_type in ("text", "character varying", "bytea", "text[]"):
         if not (s.dtype == object or pd.api.types.is_string_dtype(s.dtype)):
             raise NotBinary(pg_type)  # numbers for a text column: their text, by the text path
+        if pg_type != "bytea" and pg_type != "text[]" and _arrow_backed(s):
+            return _arrow_text(s.array.__arrow_array__())
         values = s.to_numpy(dtype=object)
         missing = pd.isna(values)
         present = values[~missing]
@@ -317,30 +321,58 @@ def _binary_field(s: pd.Series, pg_type: str) -> _Field:
     raise NotBinary(pg_type)
 
 
+def _arrow_backed(s: pd.Series) -> bool:
+    """Text held by Arrow (pandas' ``str`` with pyarrow, or ``ArrowDtype``): its UTF-8 bytes
+    and lengths are there already, with no Python string per value to make."""
+    dtype = s.dtype
+    if isinstance(dtype, pd.StringDtype):
+        return dtype.storage == "pyarrow"
+    return isinstance(dtype, pd.ArrowDtype) and (
+        pa.types.is_string(dtype.pyarrow_dtype) or pa.types.is_large_string(dtype.pyarrow_dtype))
+
+
+def _arrow_text(column: pa.ChunkedArray) -> _Field:
+    """Arrow text as a binary COPY field: its offsets give the lengths, its buffer the bytes."""
+    text = column.combine_chunks().cast(pa.large_string())
+    if pc.any(pc.match_substring(text, "\x00")).as_py():
+        raise NotBinary("a NUL character in text")  # the server refuses it, in words, by the text path
+    offsets = np.frombuffer(text.buffers()[1], dtype=np.int64, count=len(text) + 1, offset=text.offset * 8)
+    lengths = np.diff(offsets)
+    if text.null_count:
+        lengths[text.is_null().to_numpy(zero_copy_only=False)] = -1
+    buffer = text.buffers()[2]
+    if buffer is None or offsets[-1] == offsets[0]:
+        return _Field(lengths, np.empty(0, dtype=np.uint8))
+    return _Field(lengths, np.frombuffer(buffer, dtype=np.uint8)[offsets[0] : offsets[-1]])
+
+
 def _binary_rows(fields: list[_Field]) -> bytes:
     """The rows of a binary COPY: per row the field count, then per field its length (4 bytes,
-    big-endian, -1 for NULL) and its bytes; each column scattered into place by numpy."""
+    big-endian, -1 for NULL) and its bytes.
+
+    Each piece (the count, each field's lengths, each field's bytes) is an Arrow binary column
+    made on the numpy buffers without a copy, and Arrow joins them row by row in C++: one
+    memcpy per piece of each row, against numpy's scatter, which needs an index for every byte
+    (0.4-0.7 s against 1.6-1.7 s per million rows of seven columns)."""
     n = len(fields[0].lengths)
-    block = np.column_stack([4 + np.maximum(f.lengths, 0) for f in fields])  # (rows, columns)
-    row_size = 2 + block.sum(axis=1)
-    row_start = np.concatenate(([0], np.cumsum(row_size)[:-1]))
-    out = np.empty(int(row_size.sum()), dtype=np.uint8)
     count = np.frombuffer(len(fields).to_bytes(2, "big"), dtype=np.uint8)
-    out[row_start[:, None] + np.arange(2)] = count
-    at = row_start + 2  # where the next field of each row begins
-    four = np.arange(4)
-    for k, f in enumerate(fields):
-        out[at[:, None] + four] = f.lengths.astype(">i4").view(np.uint8).reshape(n, 4)
-        present = f.lengths >= 0
-        start = at[present] + 4
-        if f.data.ndim == 2:  # fixed width: one 2-D scatter
-            out[start[:, None] + np.arange(f.data.shape[1])] = f.data
-        elif len(f.data):
-            sizes = f.lengths[present]
-            src = np.concatenate(([0], np.cumsum(sizes)[:-1]))
-            out[np.repeat(start - src, sizes) + np.arange(len(f.data))] = f.data
-        at = at + block[:, k]
-    return out.tobytes()
+    pieces = [_fixed_width(np.tile(count, n), 2, n)]
+    for f in fields:
+        pieces.append(_fixed_width(f.lengths.astype(">i4").view(np.uint8), 4, n))
+        offsets = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(np.maximum(f.lengths, 0), out=offsets[1:])
+        data = np.ascontiguousarray(f.data).reshape(-1)
+        pieces.append(pa.LargeBinaryArray.from_buffers(
+            pa.large_binary(), n, [None, pa.py_buffer(offsets), pa.py_buffer(data)]))
+    rows = pc.binary_join_element_wise(*pieces, pa.scalar(b"", pa.large_binary()))
+    ends = np.frombuffer(rows.buffers()[1], dtype=np.int64, count=n + 1, offset=rows.offset * 8)
+    return rows.buffers()[2].to_pybytes()[ends[0] : ends[-1]]
+
+
+def _fixed_width(data: np.ndarray, width: int, n: int) -> pa.Array:
+    """``n`` values of ``width`` bytes each, one after the other in ``data``, as a binary column."""
+    return pa.FixedSizeBinaryArray.from_buffers(
+        pa.binary(width), n, [None, pa.py_buffer(np.ascontiguousarray(data))]).cast(pa.large_binary())
 
 
 def _binary_pieces(df: pd.DataFrame, types: dict[str, str]) -> Iterator[bytes]:

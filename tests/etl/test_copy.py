@@ -94,3 +94,27 @@ def test_copy_binary_falls_back_to_text_midway(conn, monkeypatch) -> None:
     df = pd.DataFrame({"s": ["a", "b", "c", 4, "e"], "k": range(5)})
     assert copy_binary(conn, "t", df) == 5
     assert conn.execute(text("SELECT s FROM t ORDER BY k")).scalars().all() == ["a", "b", "c", "4", "e"]
+
+
+def test_text_held_by_arrow_is_written_as_text_held_by_python() -> None:
+    """pandas keeps new text columns in Arrow when pyarrow is installed; the binary encoder
+    writes those from Arrow's buffers, byte for byte as it writes object columns (NULL, the
+    empty string, Chinese, tabs), and a NUL still sends the frame to the text format."""
+    import pyarrow as pa
+
+    values = [*NASTY, None, "中文", ""]
+    types = {"s": "text", "t": "text"}
+    as_objects = pd.DataFrame({"s": pd.Series(values, dtype=object), "t": pd.Series(["x"] * len(values),
+                                                                                      dtype=object)})
+    for dtype in ("str", pd.ArrowDtype(pa.string()), pd.ArrowDtype(pa.large_string())):
+        held = as_objects.astype(dtype)
+        assert copy_module._arrow_backed(held["s"])
+        assert copy_module.encode_binary(held, types) == copy_module.encode_binary(as_objects, types)
+        # a slice of a column (a chunk) starts where its own offsets say
+        part, same = held.iloc[3:7], as_objects.iloc[3:7]
+        assert copy_module.encode_binary(part, types) == copy_module.encode_binary(same, types)
+    with pytest.raises(copy_module.NotBinary):
+        copy_module.encode_binary(pd.DataFrame({"s": ["a\x00b"]}, dtype="str"), {"s": "text"})
+    all_null = pd.DataFrame({"s": pd.Series([None, None], dtype="str")})
+    assert copy_module.encode_binary(all_null, {"s": "text"}) == copy_module.encode_binary(
+        all_null.astype(object), {"s": "text"})
