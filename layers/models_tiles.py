@@ -1,4 +1,4 @@
-"""Models of the tile-shape store (migration 0008; tiles/shapes.py fills it).
+"""Models of the tile-shape store (migrations 0008 and 0023; tiles/shapes.py fills it).
 
 Imported at the end of ``layers.models`` so that ``Base.metadata`` holds them.
 """
@@ -9,7 +9,7 @@ from datetime import datetime
 
 from geoalchemy2 import Geometry
 from sqlalchemy import BigInteger, Index, SmallInteger, Text
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from layers.models import TZ, Base
@@ -23,6 +23,7 @@ class TileShape(Base):
     key: Mapped[str] = mapped_column(Text, primary_key=True)
     geom: Mapped[object] = mapped_column(Geometry(spatial_index=False))  # SRID 0: tile units
     props: Mapped[dict] = mapped_column(JSONB)
+    tiles: Mapped[list[int]] = mapped_column(ARRAY(BigInteger))  # tiles its source intersects: x << 20 | y
 
 
 class TileShapeVersion(Base):

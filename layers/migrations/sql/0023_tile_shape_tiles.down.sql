@@ -1,0 +1,1 @@
+ALTER TABLE pingan.tile_shapes DROP COLUMN tiles;
