@@ -651,7 +651,7 @@ class BulkConflict(Exception):  # noqa: N818
 
 def _bulk_keys(raw: psycopg.Connection, target: Target, bulk: Bulk) -> None:
     """Make the unique keys bulk mode dropped again (each by sorting once), before anything is
-    upserted against them."""
+    upserted against them; their list is emptied, so :func:`_bulk_end` does not make them twice."""
     for name, definition in bulk[2]:
         try:
             with raw.transaction():

@@ -22,7 +22,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from etl.readers import RawTable, ReaderError
+from etl.readers import RawTable, ReaderError, text_objects
+from layers.copy import arrow_text
 
 TZ = "Asia/Shanghai"
 DATUM_VALUES = {
@@ -187,18 +188,10 @@ def apply_profile(raw: RawTable, profile: Profile) -> Mapped:
     return Mapped(frame[~failed], raw.row_numbers[~failed], rejects, matched, list(raw.warnings))
 
 
-def _arrow(text: pd.Series) -> pa.ChunkedArray | None:
-    """The Arrow text behind ``text`` (a column of the CSV reader), else None."""
-    if isinstance(text.dtype, pd.ArrowDtype):
-        return text.array.__arrow_array__()
-    return None
-
-
 def _objects(text: pd.Series) -> pd.Series:
     """``text`` as an object column of ``str | None``, whatever holds it."""
-    if isinstance(text.dtype, pd.ArrowDtype):
-        return pd.Series(text.to_numpy(dtype=object, na_value=None), index=text.index, dtype=object)
-    return text
+    held = arrow_text(text)
+    return text if held is None else pd.Series(text_objects(held), index=text.index, dtype=object)
 
 
 def _why(spec: ColumnSpec) -> str:
@@ -246,7 +239,7 @@ _PLAIN_NUMBER = r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$"
 
 def _numbers(text: pd.Series, present: pd.Series) -> pd.Series:
     """Numbers (NaN where absent or not a number); "1,234" has thousands separators."""
-    arrow = _arrow(text)
+    arrow = arrow_text(text)
     if arrow is not None:
         plain = pc.fill_null(pc.match_substring_regex(arrow, _PLAIN_NUMBER), False).to_numpy()
         values = pd.Series(np.nan, index=text.index)
@@ -268,7 +261,7 @@ def _by_value(text: pd.Series, func) -> pd.Series:  # noqa: ANN001 - a function 
     """``func`` of each distinct present value, spread back over the rows (None where absent):
     exports repeat a few values a million times, and factorising them runs in C (in Arrow for
     the CSV reader's columns)."""
-    arrow = _arrow(text)
+    arrow = arrow_text(text)
     if arrow is not None:
         encoded = pc.dictionary_encode(arrow).combine_chunks()
         codes = pc.fill_null(encoded.indices, -1).to_numpy()
@@ -306,7 +299,7 @@ def _enum_lists(text: pd.Series, lookup: dict[str, str]) -> tuple[pd.Series, pd.
 
 def _parse_datetimes(text: pd.Series, formats: list[str]) -> tuple[pd.Series, pd.Series]:
     present = text.notna()
-    arrow = _arrow(text)
+    arrow = arrow_text(text)
     out = pd.Series(pd.NaT, index=text.index, dtype="datetime64[ns]")
     for fmt in formats:
         todo = present & out.isna()

@@ -70,14 +70,10 @@ class RawTable:
     def frame(self) -> pd.DataFrame:
         if self._frame is None:
             names = self.text.column_names
-            cells = {name: pd.Series(_objects(self.text.column(name)), dtype=object) for name in names}
+            cells = {name: pd.Series(text_objects(self.text.column(name)), dtype=object) for name in names}
             self._frame = pd.DataFrame(cells, columns=names)
             self.text = None
         return self._frame
-
-    @frame.setter
-    def frame(self, value: pd.DataFrame) -> None:
-        self._frame, self.text = value, None
 
     @property
     def columns(self) -> list[str]:
@@ -110,7 +106,7 @@ class RawTable:
             self._frame = self._frame.iloc[:0]
 
 
-def _objects(column: pa.ChunkedArray) -> np.ndarray:
+def text_objects(column: pa.ChunkedArray) -> np.ndarray:
     """An Arrow text column as an object array of ``str | None``."""
     return column.to_numpy(zero_copy_only=False).astype(object, copy=False)
 

@@ -300,8 +300,9 @@ def _binary_field(s: pd.Series, pg_type: str) -> _Field:
     if pg_type in ("text", "character varying", "bytea", "text[]"):
         if not (s.dtype == object or pd.api.types.is_string_dtype(s.dtype)):
             raise NotBinary(pg_type)  # numbers for a text column: their text, by the text path
-        if pg_type != "bytea" and pg_type != "text[]" and _arrow_backed(s):
-            return _arrow_text(s.array.__arrow_array__())
+        held = arrow_text(s) if pg_type in ("text", "character varying") else None
+        if held is not None:
+            return _arrow_text(held)
         values = s.to_numpy(dtype=object)
         missing = pd.isna(values)
         present = values[~missing]
@@ -321,14 +322,17 @@ def _binary_field(s: pd.Series, pg_type: str) -> _Field:
     raise NotBinary(pg_type)
 
 
-def _arrow_backed(s: pd.Series) -> bool:
-    """Text held by Arrow (pandas' ``str`` with pyarrow, or ``ArrowDtype``): its UTF-8 bytes
-    and lengths are there already, with no Python string per value to make."""
+def arrow_text(s: pd.Series) -> pa.ChunkedArray | None:
+    """The Arrow text behind ``s`` (pandas' ``str`` with pyarrow, or ``ArrowDtype`` text, as the
+    CSV reader's columns are), else None: its UTF-8 bytes and lengths are there already, with no
+    Python string per value to make."""
     dtype = s.dtype
     if isinstance(dtype, pd.StringDtype):
-        return dtype.storage == "pyarrow"
-    return isinstance(dtype, pd.ArrowDtype) and (
-        pa.types.is_string(dtype.pyarrow_dtype) or pa.types.is_large_string(dtype.pyarrow_dtype))
+        held = dtype.storage == "pyarrow"
+    else:
+        held = isinstance(dtype, pd.ArrowDtype) and (
+            pa.types.is_string(dtype.pyarrow_dtype) or pa.types.is_large_string(dtype.pyarrow_dtype))
+    return s.array.__arrow_array__() if held else None
 
 
 def _arrow_text(column: pa.ChunkedArray) -> _Field:
@@ -366,7 +370,7 @@ def _binary_rows(fields: list[_Field]) -> bytes:
             pa.large_binary(), n, [None, pa.py_buffer(offsets), pa.py_buffer(data)]))
     rows = pc.binary_join_element_wise(*pieces, pa.scalar(b"", pa.large_binary()))
     ends = np.frombuffer(rows.buffers()[1], dtype=np.int64, count=n + 1, offset=rows.offset * 8)
-    return rows.buffers()[2].to_pybytes()[ends[0] : ends[-1]]
+    return rows.buffers()[2][int(ends[0]) : int(ends[-1])].to_pybytes()  # a slice, then one copy
 
 
 def _fixed_width(data: np.ndarray, width: int, n: int) -> pa.Array:

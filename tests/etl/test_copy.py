@@ -108,7 +108,7 @@ def test_text_held_by_arrow_is_written_as_text_held_by_python() -> None:
                                                                                       dtype=object)})
     for dtype in ("str", pd.ArrowDtype(pa.string()), pd.ArrowDtype(pa.large_string())):
         held = as_objects.astype(dtype)
-        assert copy_module._arrow_backed(held["s"])
+        assert copy_module.arrow_text(held["s"]) is not None
         assert copy_module.encode_binary(held, types) == copy_module.encode_binary(as_objects, types)
         # a slice of a column (a chunk) starts where its own offsets say
         part, same = held.iloc[3:7], as_objects.iloc[3:7]
