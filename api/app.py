@@ -9,6 +9,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 from sqlalchemy.exc import OperationalError
+from starlette.types import Receive, Scope, Send
 
 from api import ogc
 from api.auth import AuthSettings
@@ -32,6 +33,21 @@ from tiles.settings import TileSettings
 log = logging.getLogger(__name__)
 
 
+class PinganApp(FastAPI):
+    """The service's ASGI app: plain tile requests, the hot path of the map (a view asks dozens at
+    once), are served at the front door (``api.routes.tiles.serve_at_front``), before the
+    middleware and the routing; every other request goes through them."""
+
+    front_door = True  # off: every request goes the routed way (tests compare the two)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.front_door and scope["type"] == "http" and await tiles.serve_at_front(
+            self, scope, receive, send
+        ):
+            return
+        await super().__call__(scope, receive, send)
+
+
 def create_app(
     settings: ApiSettings,
     db: DatabaseSettings,
@@ -39,7 +55,7 @@ def create_app(
     tile_settings: TileSettings | None = None,
     auth_settings: AuthSettings | None = None,
     keys: KeyRing | None = None,
-) -> FastAPI:
+) -> PinganApp:
     """Build the service. The lifespan owns the database pools (a SQLAlchemy engine for
     ordinary work, an asyncio psycopg pool for hot paths): created at startup, closed at
     shutdown; nothing is built at import time."""
@@ -69,7 +85,7 @@ def create_app(
             await app.state.pool.close()
             app.state.engine.dispose()
 
-    app = FastAPI(
+    app = PinganApp(
         title="Pingan Map",
         summary="平安一张图 — social governance one map",
         version="0.1.0",

@@ -95,12 +95,7 @@ class HardeningMiddleware:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
-                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"server"]
-                present = {k.lower() for k, _ in headers}
-                headers += [(k, v) for k, v in _HEADERS if k not in present]
-                if secure:
-                    headers.append(_HSTS)
-                message["headers"] = headers
+                message["headers"] = harden(message.get("headers", []), secure)
             await send(message)
 
         try:
@@ -108,6 +103,25 @@ class HardeningMiddleware:
         except TooLarge:
             if not started:
                 await _refuse(send, 413, f"request body over {max_body} bytes", secure)
+
+
+def harden(headers: Sequence[tuple[bytes, bytes]], secure: bool) -> list[tuple[bytes, bytes]]:
+    """A response's headers as every response leaves: no ``server`` header from the app, each
+    security header the app did not set, HSTS over HTTPS."""
+    out = [(k, v) for k, v in headers if k.lower() != b"server"]
+    present = {k.lower() for k, _ in out}
+    out += [(k, v) for k, v in _HEADERS if k not in present]
+    if secure:
+        out.append(_HSTS)
+    return out
+
+
+def within_limits(scope: Scope, max_query_bytes: int) -> bool:
+    """Whether a request has no body and a query string this middleware would let through
+    (what a path that bypasses it may take; anything else goes through it)."""
+    if len(scope.get("query_string", b"")) > max_query_bytes:
+        return False
+    return not any(key in (b"content-length", b"transfer-encoding") for key, _ in scope.get("headers", ()))
 
 
 def _content_length(scope: Scope) -> int | None:

@@ -10,6 +10,7 @@ URLs put the tile as ``{tileMatrix}/{tileRow}/{tileCol}`` = ``{z}/{y}/{x}`` (OGC
 
 from __future__ import annotations
 
+import inspect
 import re
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any, Literal
@@ -25,6 +26,7 @@ from starlette.routing import BaseRoute, Match, NoMatchFound, get_route_path
 from starlette.types import Receive, Scope, Send
 
 from api.deps import PoolDep, PrincipalDep, RegistryDep, get_principal
+from api.hardening import harden, within_limits
 from layers import audit
 from layers.db import Principal, atransaction
 from layers.registry import Layer
@@ -74,16 +76,24 @@ class OGCRoute(APIRoute):
                     if response is not None:
                         return response
                 return await handler(request)
-            except TileError as exc:
-                return ogc_error(_STATUS.get(type(exc), 400), exc.code, str(exc))
-            except RequestValidationError as exc:
-                described = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-                return ogc_error(400, "InvalidParameterValue", described)
-            except (psycopg.OperationalError, PoolTimeout):
-                # The database is down or saturated: say so, and nothing about where it is.
-                return ogc_error(503, "ServiceUnavailable", "the database is unavailable; retry later")
+            except (TileError, RequestValidationError, psycopg.OperationalError, PoolTimeout) as exc:
+                return _error_response(exc)
 
         return guarded
+
+
+_RouteError = TileError | RequestValidationError | psycopg.OperationalError | PoolTimeout
+
+
+def _error_response(exc: _RouteError) -> Response:
+    """The OGC exception body for an error of a tile route."""
+    if isinstance(exc, TileError):
+        return ogc_error(_STATUS.get(type(exc), 400), exc.code, str(exc))
+    if isinstance(exc, RequestValidationError):
+        described = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        return ogc_error(400, "InvalidParameterValue", described)
+    # The database is down or saturated: say so, and nothing about where it is.
+    return ogc_error(503, "ServiceUnavailable", "the database is unavailable; retry later")
 
 
 router = APIRouter(prefix="/ogc", route_class=OGCRoute, tags=["OGC API - Tiles"])
@@ -245,6 +255,61 @@ def _plain_tile(request: Request) -> tuple[int, int, int] | None:
         return None
     z, y, x = map(int, numbers)  # type: ignore[arg-type]  # digits, checked above
     return z, y, x
+
+
+# Tile URLs in the plain form, matched as Starlette matches the two tile routes ({param} is [^/]+).
+_FRONT = re.compile(r"/ogc/(?:collections/(?P<collectionId>[^/]+)/tiles|tiles)"
+                    r"/(?P<tileMatrixSetId>[^/]+)/(?P<tileMatrix>[^/]+)/(?P<tileRow>[^/]+)/(?P<tileCol>[^/]+)")
+
+
+async def serve_at_front(app: FastAPI, scope: Scope, receive: Receive, send: Send) -> bool:
+    """Serve a plain tile request before the app's middleware and routing; False (having sent
+    nothing) for anything else, which the app then serves as usual.
+
+    Under 20 clients the middleware stack, the routing and FastAPI's request handling cost a
+    third of the worker's CPU per tile (docs/performance.md, "Tiles, eighth run"). What a tile
+    response gets from them is done here with the same functions: the plain handlers and
+    ``_tile_response`` (the route's own code), the route's error bodies (``_error_response``), the
+    app's exception handlers (401 and its challenges), and the hardening middleware's headers and
+    limits (``api.hardening``: a request with a body or an over-long query string is left to it).
+    An exception with no handler propagates as it would through the app (a 500).
+    """
+    if scope["method"] != "GET" or app.dependency_overrides or app.root_path or scope.get("root_path"):
+        return False
+    found = _FRONT.fullmatch(scope["path"])
+    if found is None or not within_limits(scope, app.state.settings.max_query_bytes):
+        return False
+    params = {name: value for name, value in found.groupdict().items() if value is not None}
+    scope["app"] = app
+    scope["path_params"] = params
+    request = Request(scope, receive)
+    plain = _plain_collection_tile if "collectionId" in params else _plain_dataset_tile
+    try:
+        response = await plain(request)
+        if response is None:
+            return False
+    except (TileError, RequestValidationError, psycopg.OperationalError, PoolTimeout) as exc:
+        response = _error_response(exc)
+    except Exception as exc:
+        handler = _handler_for(app, exc)
+        if handler is None:
+            raise
+        response = handler(request, exc)
+        if inspect.isawaitable(response):
+            response = await response
+    secure = scope.get("scheme") == "https"
+    await send({"type": "http.response.start", "status": response.status_code,
+                "headers": harden(response.raw_headers, secure)})
+    await send({"type": "http.response.body", "body": response.body})
+    return True
+
+
+def _handler_for(app: FastAPI, exc: Exception) -> Callable[..., Any] | None:
+    """The app's handler for ``exc`` (the nearest class in its MRO), as Starlette looks it up."""
+    for cls in type(exc).__mro__:
+        if cls in app.exception_handlers:
+            return app.exception_handlers[cls]
+    return None
 
 
 async def _plain_collection_tile(request: Request) -> Response | None:
