@@ -109,3 +109,18 @@ def test_anything_else_reaches_the_routed_app(cold, served, method, url, kwargs,
     assert front.status_code == status
     _same(front, _routed(cold, method, url, **kwargs))
     assert True not in served  # the front door looked (where it was on) and left each to the app
+
+
+def test_another_middleware_turns_the_front_door_off(demo_url, served) -> None:
+    from starlette.middleware.gzip import GZipMiddleware
+
+    with make_client(demo_url, cache_enabled=False) as c:
+        url = "/ogc/collections/grids/tiles/WebMercatorQuad/13/3433/6841"
+        assert c.get(url).status_code == 200 and served == [True]
+    app = make_client(demo_url, cache_enabled=False).app
+    app.add_middleware(GZipMiddleware, minimum_size=1)
+    served.clear()
+    with TestClient(app, headers=c.headers) as c:
+        answer = c.get(url, headers={"Accept-Encoding": "gzip"})
+        assert answer.status_code == 200 and answer.headers["content-encoding"] == "gzip"
+    assert served == []  # the middleware's work was not skipped
