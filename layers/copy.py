@@ -21,8 +21,25 @@ CHUNK_ROWS = 100_000
 TEXT_CHUNK_ROWS = 10_000  # small enough that sending and formatting overlap
 
 
+def is_xy(values: pd.Series | np.ndarray) -> bool:
+    """Whether a geometry column holds points as complex numbers ``x + iy`` (NaN: NULL), as the
+    ETL's located frames do: no GEOS point is made for them, and their EWKB is written from the
+    very 16 bytes numpy holds (x, then y, little-endian doubles)."""
+    return isinstance(values.dtype, np.dtype) and values.dtype.kind == "c"
+
+
+def _xy_points(values: pd.Series | np.ndarray) -> np.ndarray:
+    """Points given as ``x + iy`` as shapely points (None for NaN), for the slow writers."""
+    c = np.asarray(values, dtype=np.complex128)
+    out = shapely.points(c.real, c.imag).astype(object)
+    out[np.isnan(c)] = None
+    return out
+
+
 def _geometry_column(values: pd.Series) -> pd.Series:
     # Hex EWKB carries the SRID, so the typmod geometry(…, 4490) accepts it without a cast.
+    if is_xy(values):
+        values = pd.Series(_xy_points(values), index=values.index)
     geoms = shapely.set_srid(np.asarray(values, dtype=object), SRID)
     return pd.Series(shapely.to_wkb(geoms, hex=True, include_srid=True), index=values.index)
 
@@ -115,6 +132,13 @@ def _point_ewkb(geoms: np.ndarray) -> list[str] | None:
 
 def _text_column(s: pd.Series, geometry: bool) -> list[str]:
     """One column in COPY's text format (``\\N`` for NULL), as a list of str."""
+    if geometry and is_xy(s):
+        c = s.to_numpy(dtype="<c16")
+        missing = np.isnan(c)
+        present = c[~missing].tobytes().hex().upper()
+        out = np.full(len(c), NULL, dtype=object)
+        out[~missing] = [_POINT_EWKB + present[i : i + 32] for i in range(0, len(present), 32)]
+        return out.tolist()
     if geometry:
         points = _point_ewkb(s.to_numpy(dtype=object))
         if points is not None:
@@ -251,6 +275,12 @@ def _varying(chunks: list[bytes] | None, joined: bytes | None, missing: np.ndarr
 def _binary_field(s: pd.Series, pg_type: str) -> _Field:
     """``s`` as the binary form of ``pg_type``; raises NotBinary for anything not plainly one."""
     n = len(s)
+    if pg_type == "geometry" and is_xy(s):  # points as x + iy: their bytes are EWKB's already
+        c = s.to_numpy(dtype="<c16")
+        missing = np.isnan(c)
+        block = np.empty((int((~missing).sum()), 25), dtype=np.uint8)
+        block[:, :9], block[:, 9:] = _POINT_HEAD, c[~missing].view(np.uint8).reshape(-1, 16)
+        return _Field(np.where(missing, -1, 25).astype(np.int64), block)
     if pg_type == "geometry":
         geoms = s.to_numpy(dtype=object)
         missing = pd.isna(geoms)
