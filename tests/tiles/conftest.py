@@ -37,3 +37,10 @@ def make_client(url: str, registry: Registry | None = None, headers: dict[str, s
 def client(demo_url: str) -> Iterator[TestClient]:
     with make_client(demo_url) as c:
         yield c
+
+
+@pytest.fixture(scope="module")
+def cold(demo_url: str) -> Iterator[TestClient]:
+    """A client of an app without the tile cache (every answer says MISS)."""
+    with make_client(demo_url, cache_enabled=False) as c:
+        yield c

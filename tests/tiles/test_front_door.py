@@ -5,8 +5,6 @@ methods, bodies, over-long queries, other forms) must reach the routed app untou
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
@@ -15,12 +13,6 @@ from api.routes import tiles as tile_routes
 from tests.tiles.conftest import make_client
 from tests.tiles.reference import densest_tile, tile_url
 from tests.tiles.test_plain import _urls
-
-
-@pytest.fixture(scope="module")
-def cold(demo_url: str) -> Iterator[TestClient]:
-    with make_client(demo_url, cache_enabled=False) as c:
-        yield c
 
 
 @pytest.fixture

@@ -4,22 +4,12 @@ anything not in the plain form must still reach FastAPI's validation."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from fastapi.testclient import TestClient
 
 from api.deps import get_principal
 from api.routes import tiles as tile_routes
-from tests.tiles.conftest import make_client
 from tests.tiles.reference import densest_tile, tile_url
-
-
-@pytest.fixture(scope="module")
-def cold(demo_url: str) -> Iterator[TestClient]:
-    """A client of an app without the tile cache (every answer says MISS, in both paths)."""
-    with make_client(demo_url, cache_enabled=False) as c:
-        yield c
 
 
 @pytest.fixture
