@@ -7,9 +7,8 @@ request: the tile path serves thousands a second).
   policy (everything the pages use is served by the app itself), HSTS when served over HTTPS.
 - Bounded requests: a body larger than ``max_body_bytes`` is refused with 413 (by its
   Content-Length, and while streaming for chunked bodies); a query string longer than
-  ``max_query_bytes`` with 414. CORS stays off: no Access-Control-* header is ever sent unless a
-  deployment configures origins (``PINGAN_CORS_ORIGINS``), so other sites' scripts cannot read
-  responses with the user's cookie.
+  ``max_query_bytes`` with 414. CORS stays off: no Access-Control-* header is ever sent (there is
+  no setting for it), so other sites' scripts cannot read responses with the user's cookie.
 """
 
 from __future__ import annotations
