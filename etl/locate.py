@@ -417,7 +417,7 @@ def _assign(
     x, y = geo["x"].to_numpy(dtype=float), geo["y"].to_numpy(dtype=float)
     found = np.full(len(f), -1, dtype=np.int64)  # the tree index of each point's grid
     idx = np.flatnonzero(placed.to_numpy())
-    if len(grids.codes) and len(idx):
+    if len(idx):
         found[idx] = grids.find(x[idx], y[idx])
     inside = found >= 0
 

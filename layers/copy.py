@@ -28,6 +28,14 @@ def is_xy(values: pd.Series | np.ndarray) -> bool:
     return isinstance(values.dtype, np.dtype) and values.dtype.kind == "c"
 
 
+def _xy(s: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """The present points of an ``x + iy`` column as (x, y) pairs of little-endian doubles (the
+    very bytes numpy holds), and the missing mask."""
+    c = s.to_numpy(dtype="<c16")
+    missing = np.isnan(c)
+    return c[~missing].view("<f8").reshape(-1, 2), missing
+
+
 def _xy_points(values: pd.Series | np.ndarray) -> np.ndarray:
     """Points given as ``x + iy`` as shapely points (None for NaN), for the slow writers."""
     c = np.asarray(values, dtype=np.complex128)
@@ -126,18 +134,21 @@ def _point_ewkb(geoms: np.ndarray) -> list[str] | None:
         return None
     if (shapely.get_type_id(geoms) != 0).any() or shapely.is_empty(geoms).any() or shapely.has_z(geoms).any():
         return None
-    xy = shapely.get_coordinates(geoms).astype("<f8").tobytes().hex().upper()
-    return [_POINT_EWKB + xy[i : i + 32] for i in range(0, len(xy), 32)]
+    return _hex_points(shapely.get_coordinates(geoms))
+
+
+def _hex_points(xy: np.ndarray) -> list[str]:
+    """Hex EWKB of points given as (x, y) pairs, written from the coordinates' bytes."""
+    hexed = np.ascontiguousarray(xy, dtype="<f8").tobytes().hex().upper()
+    return [_POINT_EWKB + hexed[i : i + 32] for i in range(0, len(hexed), 32)]
 
 
 def _text_column(s: pd.Series, geometry: bool) -> list[str]:
     """One column in COPY's text format (``\\N`` for NULL), as a list of str."""
     if geometry and is_xy(s):
-        c = s.to_numpy(dtype="<c16")
-        missing = np.isnan(c)
-        present = c[~missing].tobytes().hex().upper()
-        out = np.full(len(c), NULL, dtype=object)
-        out[~missing] = [_POINT_EWKB + present[i : i + 32] for i in range(0, len(present), 32)]
+        xy, missing = _xy(s)
+        out = np.full(len(missing), NULL, dtype=object)
+        out[~missing] = _hex_points(xy)
         return out.tolist()
     if geometry:
         points = _point_ewkb(s.to_numpy(dtype=object))
@@ -272,15 +283,20 @@ def _varying(chunks: list[bytes] | None, joined: bytes | None, missing: np.ndarr
     return _Field(lengths, buf[buf != 0] if len(seps) else buf)
 
 
+def _points_field(xy: np.ndarray, missing: np.ndarray) -> _Field:
+    """2D points given as (x, y) pairs (the present ones) as binary EWKB fields: the head, then
+    the coordinates' bytes."""
+    block = np.empty((len(xy), 25), dtype=np.uint8)
+    block[:, :9] = _POINT_HEAD
+    block[:, 9:] = np.ascontiguousarray(xy, dtype="<f8").view(np.uint8).reshape(-1, 16)
+    return _Field(np.where(missing, -1, 25).astype(np.int64), block)
+
+
 def _binary_field(s: pd.Series, pg_type: str) -> _Field:
     """``s`` as the binary form of ``pg_type``; raises NotBinary for anything not plainly one."""
     n = len(s)
     if pg_type == "geometry" and is_xy(s):  # points as x + iy: their bytes are EWKB's already
-        c = s.to_numpy(dtype="<c16")
-        missing = np.isnan(c)
-        block = np.empty((int((~missing).sum()), 25), dtype=np.uint8)
-        block[:, :9], block[:, 9:] = _POINT_HEAD, c[~missing].view(np.uint8).reshape(-1, 16)
-        return _Field(np.where(missing, -1, 25).astype(np.int64), block)
+        return _points_field(*_xy(s))
     if pg_type == "geometry":
         geoms = s.to_numpy(dtype=object)
         missing = pd.isna(geoms)
@@ -289,10 +305,7 @@ def _binary_field(s: pd.Series, pg_type: str) -> _Field:
             (shapely.get_type_id(present) != 0).any() or shapely.is_empty(present).any()
             or shapely.has_z(present).any()
         ):  # 2D points: EWKB written from their coordinates
-            xy = shapely.get_coordinates(present).astype("<f8").view(np.uint8).reshape(-1, 16)
-            block = np.empty((len(present), 25), dtype=np.uint8)
-            block[:, :9], block[:, 9:] = _POINT_HEAD, xy
-            return _Field(np.where(missing, -1, 25).astype(np.int64), block)
+            return _points_field(shapely.get_coordinates(present), missing)
         wkb = shapely.to_wkb(shapely.set_srid(present, SRID), include_srid=True) if len(present) else []
         return _varying(list(wkb), None, missing)
     if pg_type == "timestamp with time zone":

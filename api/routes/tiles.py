@@ -76,16 +76,17 @@ class OGCRoute(APIRoute):
                     if response is not None:
                         return response
                 return await handler(request)
-            except (TileError, RequestValidationError, psycopg.OperationalError, PoolTimeout) as exc:
+            except _ROUTE_ERRORS as exc:
                 return _error_response(exc)
 
         return guarded
 
 
-_RouteError = TileError | RequestValidationError | psycopg.OperationalError | PoolTimeout
+# What a tile route answers with an OGC exception body (_error_response), routed or at the front door
+_ROUTE_ERRORS = (TileError, RequestValidationError, psycopg.OperationalError, PoolTimeout)
 
 
-def _error_response(exc: _RouteError) -> Response:
+def _error_response(exc: Exception) -> Response:
     """The OGC exception body for an error of a tile route."""
     if isinstance(exc, TileError):
         return ogc_error(_STATUS.get(type(exc), 400), exc.code, str(exc))
@@ -288,7 +289,7 @@ async def serve_at_front(app: FastAPI, scope: Scope, receive: Receive, send: Sen
         response = await plain(request)
         if response is None:
             return False
-    except (TileError, RequestValidationError, psycopg.OperationalError, PoolTimeout) as exc:
+    except _ROUTE_ERRORS as exc:
         response = _error_response(exc)
     except Exception as exc:
         handler = _handler_for(app, exc)
