@@ -19,9 +19,10 @@ from psycopg_pool import AsyncConnectionPool
 
 from layers.db import Principal
 from layers.registry import Layer, Registry
+from tiles.batch import DrawBatcher
 from tiles.cache import CacheStats, TileCache
 from tiles.errors import UnknownCollectionError
-from tiles.render import Filters, check_zoom, draw, normalise_filters, served_layer, tile_statements
+from tiles.render import Filters, check_zoom, normalise_filters, served_layer, tile_statements
 from tiles.settings import TileSettings
 from tiles.shapes import stored_zooms
 from tiles.tms import get_tms
@@ -93,6 +94,7 @@ class TileService:
         self.clock = VersionClock(settings.version_ttl_s)
         self._fingerprints = {layer.id: _fingerprint(layer) for layer in registry.values()}
         self._inflight: dict[TileKey, asyncio.Task[bytes]] = {}
+        self.batcher = DrawBatcher(settings.batch_inflight, settings.batch_statements)
 
     @property
     def stats(self) -> CacheStats:
@@ -179,6 +181,6 @@ class TileService:
             return b""
         shapes = {layer_id for layer_id, use in zip(key.layers, key.shapes, strict=False) if use}
         statements = tile_statements(layers, key.z, key.x, key.y, key.filters, shapes)
-        async with pool.connection() as conn:
-            # one round trip: the caller's transaction and the tile statements in one message
-            return b"".join(await draw(conn, principal, statements))
+        # one round trip: the caller's transaction and the tile statements in one message, with
+        # those of the caller's other renders waiting at the same time (tiles.batch)
+        return b"".join(await self.batcher.draw(pool, principal, statements))

@@ -20,4 +20,12 @@ class TileSettings(BaseSettings):
         default=1.0, ge=0.0, le=60.0,
         description="how long a read of pingan.layer_versions is trusted (0: read on every request)",
     )
+    batch_inflight: int = Field(
+        default=4, ge=1, le=256,
+        description="tile messages out to the database at once per process; renders beyond wait and "
+                    "go together, per caller (tiles.batch)",
+    )
+    batch_statements: int = Field(
+        default=16, ge=1, le=256, description="most tile statements in one message (1: one request each)",
+    )
     cache_control: str = Field(default="public, max-age=60", description="Cache-Control of tiles")
