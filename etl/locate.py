@@ -47,16 +47,30 @@ class Places:
     memo: dict = field(default_factory=dict)  # geocoded addresses, across the chunks of a file
 
 
-def places(conn: Connection, mapped: Mapped, raw: RawTable, default_datum: str) -> Places:
+def places(
+    conn: Connection,
+    mapped: Mapped | None,
+    raw: RawTable,
+    default_datum: str,
+    *,
+    addresses: bool | None = None,
+    rows: int | None = None,
+) -> Places:
+    """What :func:`locate` reads from the database, for the rows of ``mapped``; or, when a file
+    is mapped a chunk at a time (``mapped`` None), for ``rows`` rows, of which some may have
+    only an address (``addresses``: the gazetteer is read)."""
+    if addresses is None:
+        addresses = False
+        if "address" in mapped.frame:
+            lon, lat, _, _ = _coordinates(mapped, raw, default_datum)
+            addresses = bool((mapped.frame["address"].notna() & ~(lon.notna() & lat.notna())).any())
     gazetteer = None
-    if "address" in mapped.frame:
-        lon, lat, _, _ = _coordinates(mapped, raw, default_datum)
-        if (mapped.frame["address"].notna() & ~(lon.notna() & lat.notna())).any():
-            from etl.geocode import load_gazetteer
+    if addresses:
+        from etl.geocode import load_gazetteer
 
-            gazetteer = load_gazetteer(conn)
+        gazetteer = load_gazetteer(conn)
     grids = _grids(conn)
-    if len(mapped.frame) >= RASTER_MIN_ROWS:
+    if (len(mapped.frame) if rows is None else rows) >= RASTER_MIN_ROWS:
         grids.with_raster()  # once per grids version: it pays back on a big load only
     return Places(grids, gazetteer)
 

@@ -109,21 +109,29 @@ def load_file(
     clock: dict[str, float] = {}
     t = time.perf_counter()
     digest = file_sha256(path)
+    stream = None
     try:
         say("reading")
         raw = read_file(path, encoding=encoding)
         clock["read"] = time.perf_counter() - t
         say("mapping columns")
-        mapped = apply_profile(raw, profile)
-        if datum:
-            mapped.frame["datum"] = datum
-        early = _early_rejects(mapped, raw, target, profile, keys)
         n_read = len(raw)
-        raw.release()  # the text of a million rows: typed copies live in `mapped`
+        if _streams(raw, target, profile):
+            # mapped a chunk at a time inside the locate/copy pipeline, so the database copies
+            # while the rest of the file is mapped; here only the first chunk and the file's keys
+            stream = _Stream(raw, target, profile, source, datum)
+            mapped, early = stream.head, None
+        else:
+            mapped = apply_profile(raw, profile)
+            if datum:
+                mapped.frame["datum"] = datum
+            early = _early_rejects(mapped, raw, target, profile, keys)
+            raw.release()  # the text of a million rows: typed copies live in `mapped`
         clock["map"] = time.perf_counter() - t - sum(clock.values())
     except Exception as exc:  # a file we cannot read at all: a failed batch, with the reason
         return _failed(engine, target, path, digest, source, read_error_message(exc))
-    _prepare(mapped, target, source)
+    if stream is None:
+        _prepare(mapped, target, source)
     result = BatchResult(0, "running", read=n_read, warnings=list(mapped.warnings))
     try:
         with engine.begin() as conn:
@@ -136,10 +144,22 @@ def load_file(
             if target.shape == "point" and _direct_ok(target):
                 # located a chunk at a time while the connection copies the chunk before
                 say("locating")
-                where = (profile.datum, places(conn, mapped, raw, profile.datum))
-                streamed = _locate_and_load(conn, target, mapped, raw, where, batch_id, say, split, bulk)
+                if stream is not None:
+                    found = places(conn, None, raw, profile.datum, addresses=stream.addresses, rows=n_read)
+                    feed = (stream.chunks(), stream.keyed, stream.ids, n_read)
+                else:
+                    found = places(conn, mapped, raw, profile.datum)
+                    ids = np.arange(len(mapped.frame))  # deduplicated: each 编号 once
+                    feed = (_chunks(mapped), mapped.frame[["source", "source_id"]], ids, len(mapped.frame))
+                where = (profile.datum, found)
+                streamed = _locate_and_load(conn, target, feed, raw, where, batch_id, say, split, bulk)
                 counts, db_rejects, rejects, swapped = streamed
+                if stream is not None:
+                    mapped.rejects = pd.concat(stream.rejects, ignore_index=True)
+                    result.warnings += stream.warnings()
+                    raw.release()
                 result.warnings += swapped_warning(swapped)
+                clock["map"] += split.pop("map")  # the chunks mapped while the copies ran
                 clock["locate"] = split.pop("locate")  # its seconds, spent while the copies ran
             else:
                 if target.shape == "point":
@@ -245,7 +265,15 @@ def _early_rejects(
 
 
 def _prepare(mapped: Mapped, target: Target, source: str) -> None:
-    f = mapped.frame
+    missing = _fill(mapped.frame, target, source)
+    if missing:
+        mapped.warnings.append(_deadline_warning(missing))
+    _dedupe(mapped)
+
+
+def _fill(f: pd.DataFrame, target: Target, source: str) -> int:
+    """Complete the mapped rows ``f`` in place: defaults, derived fields, the source. Returns
+    how many cases had no deadline (set to 受理时间 + 30 days)."""
     # fields a custom profile does not map take the built-in profile's default, or stay empty
     base = builtin(target.layer).columns
     for name in target.fields:
@@ -263,13 +291,24 @@ def _prepare(mapped: Mapped, target: Target, source: str) -> None:
         from gis.address import normalize
 
         f["normalized"] = [normalize(a) if isinstance(a, str) else None for a in f["address"]]
+    missing = 0
     if target.layer == "cases" and "deadline" in f:
         # 人民调解法: a mediation is to finish within 30 days unless agreed otherwise.
-        missing = f["deadline"].isna() & f["accepted_at"].notna()
-        if missing.any():
-            f.loc[missing, "deadline"] = f.loc[missing, "accepted_at"] + pd.Timedelta(days=30)
-            mapped.warnings.append(f"{int(missing.sum())} rows had no 办理期限: set to 受理时间 + 30 days")
-    # the same record twice in one file: the last row wins, the earlier ones are rejects
+        gap = f["deadline"].isna() & f["accepted_at"].notna()
+        missing = int(gap.sum())
+        if missing:
+            f.loc[gap, "deadline"] = f.loc[gap, "accepted_at"] + pd.Timedelta(days=30)
+    f["source"] = source
+    return missing
+
+
+def _deadline_warning(n: int) -> str:
+    return f"{n} rows had no 办理期限: set to 受理时间 + 30 days"
+
+
+def _dedupe(mapped: Mapped) -> None:
+    """The same record twice in one file: the last row wins, the earlier ones are rejects."""
+    f = mapped.frame
     dup = f.duplicated("source_id", keep="last")
     if dup.any():
         extra = pd.DataFrame(
@@ -282,7 +321,109 @@ def _prepare(mapped: Mapped, target: Target, source: str) -> None:
         )
         mapped.rejects = pd.concat([mapped.rejects, extra], ignore_index=True)
         mapped.frame, mapped.row_numbers = f[~dup], mapped.row_numbers[~dup]
-    mapped.frame["source"] = source
+
+
+def _streams(raw, target: Target, profile: Profile) -> bool:  # noqa: ANN001 (RawTable)
+    """Whether ``raw`` is mapped a chunk at a time inside the locate/copy pipeline
+    (:class:`_Stream`): a CSV read by Arrow, for a layer whose new rows are copied straight in
+    and that has no checks of its own on the whole file (persons, the survey)."""
+    return (
+        raw.text is not None
+        and raw.geometry is None
+        and _direct_ok(target)
+        and target.layer not in ("persons", "survey")
+        and "source_id" in profile.columns
+    )
+
+
+class _Stream:
+    """A file mapped a chunk at a time (:data:`UPSERT_CHUNK` rows) while the chunks before are
+    located and copied (:func:`_locate_and_load`), instead of mapped whole before the first
+    COPY: the database works while Python maps. What needs the whole file is read from it
+    before: the headers (the first chunk is mapped at once, so a file that matches no profile
+    fails before its batch begins), and the 编号 of every row, typed as mapping types them: the
+    rows whose 编号 the file holds more than once are held back until the end, where the last
+    one that mapping did not reject wins, as when the file is mapped whole (:func:`_dedupe`);
+    which keys the table knows, and bulk mode, are decided on all of them."""
+
+    def __init__(self, raw, target: Target, profile: Profile, source: str, datum: str | None) -> None:  # noqa: ANN001
+        self.raw, self.target, self.profile = raw, target, profile
+        self.source, self.datum = source, datum
+        self.size = UPSERT_CHUNK
+        self.head = self._map(0)  # raises for headers that match no profile
+        self.rejects: list[pd.DataFrame] = [_no_rejects()]
+        self.missing_deadlines = 0
+        ids = self._column("source_id")
+        index = pd.RangeIndex(len(raw))
+        self.keyed = pd.DataFrame({"source": source, "source_id": ids.to_numpy()}, index=index)
+        self.ids = pd.factorize(ids, use_na_sentinel=False)[0]  # one number per distinct 编号
+        self.repeated = np.bincount(self.ids)[self.ids] > 1
+        # the gazetteer is read when some row may have only an address (a row whose 经度 then
+        # fails mapping is a reject anyway: reading it for nothing costs little)
+        self.addresses = False
+        if "address" in profile.columns:
+            xy = self._present("lon") & self._present("lat")
+            self.addresses = bool((self._present("address") & ~xy).any())
+
+    def _map(self, lo: int) -> Mapped:
+        part = apply_profile(self.raw.slice(lo, self.size), self.profile)
+        part.frame.index += lo  # positions in the whole file, as when it is mapped whole
+        part.row_numbers.index += lo
+        if self.datum:
+            part.frame["datum"] = self.datum
+        return part
+
+    def _column(self, name: str) -> pd.Series:
+        """One field over the whole file, typed as :func:`apply_profile` types it."""
+        spec, header = self.profile.columns[name], self.head.matched.get(name)
+        text = (self.raw.column(header) if header else
+                pd.Series(None, index=pd.RangeIndex(len(self.raw)), dtype=object))
+        if spec.default is not None:
+            text = text.where(text.notna(), spec.default)
+        return convert(text, spec)[0]
+
+    def _present(self, name: str) -> np.ndarray:
+        spec, header = self.profile.columns.get(name), self.head.matched.get(name)
+        if spec is not None and spec.default is not None:
+            return np.ones(len(self.raw), dtype=bool)
+        if header is None:
+            return np.zeros(len(self.raw), dtype=bool)
+        return self.raw.column(header).notna().to_numpy(dtype=bool)
+
+    def chunks(self):  # noqa: ANN201 (Iterator[Mapped])
+        """The mapped chunks, completed (:func:`_fill`), without the rows held back; then those,
+        deduplicated."""
+        held: list[Mapped] = []
+        for lo in range(0, len(self.raw), self.size):
+            part = self.head if lo == 0 else self._map(lo)
+            self.head = Mapped(part.frame.iloc[:0], part.row_numbers.iloc[:0], part.rejects.iloc[:0],
+                               part.matched, part.warnings)
+            self.rejects.append(part.rejects)
+            self.missing_deadlines += _fill(part.frame, self.target, self.source)
+            again = self.repeated[part.frame.index]
+            if again.any():
+                held.append(Mapped(part.frame[again], part.row_numbers[again], part.rejects.iloc[:0],
+                                   part.matched))
+                part = Mapped(part.frame[~again], part.row_numbers[~again], part.rejects.iloc[:0],
+                              part.matched)
+            yield part
+        if held:
+            last = Mapped(pd.concat([h.frame for h in held]), pd.concat([h.row_numbers for h in held]),
+                          _no_rejects(), self.head.matched)
+            _dedupe(last)
+            self.rejects.append(last.rejects)
+            yield from _chunks(last)
+
+    def warnings(self) -> list[str]:
+        return [_deadline_warning(self.missing_deadlines)] if self.missing_deadlines else []
+
+
+def _chunks(mapped: Mapped):  # noqa: ANN202 (Iterator[Mapped])
+    """``mapped`` in chunks of :data:`UPSERT_CHUNK` rows."""
+    f, rows = mapped.frame, mapped.row_numbers
+    for lo in range(0, len(f), UPSERT_CHUNK):
+        hi = lo + UPSERT_CHUNK
+        yield Mapped(f.iloc[lo:hi], rows.iloc[lo:hi], mapped.rejects.iloc[:0], mapped.matched)
 
 
 def _open_batch(
@@ -382,7 +523,7 @@ def _stage_and_upsert(
 def _locate_and_load(
     conn: Connection,
     target: Target,
-    mapped: Mapped,
+    feed: tuple,
     raw_table,  # noqa: ANN001 (RawTable)
     datum_where: tuple,
     batch_id: int,
@@ -400,17 +541,23 @@ def _locate_and_load(
     Rows whose key the table holds already, and chunks the database refused, go the general way
     afterwards (:func:`_stage`); so do the counts, rejects and events, as with
     :func:`_stage_and_upsert`. Returns the counts, the rows the database refused, the rows
-    locating rejected, and how many rows had their coordinates swapped."""
+    locating rejected, and how many rows had their coordinates swapped.
+
+    ``feed``: the mapped chunks (an iterator: a file may be mapped while the chunks before it
+    are copied, :class:`_Stream`), the keys ``(source, source_id)`` of all their rows indexed
+    as the chunks' rows are, a number per row that is the same for rows of the same key, and
+    the count of rows for the progress bar."""
+    chunks, keyed, ids, total = feed
     datum, where = datum_where
     clock = time.perf_counter()
-    f = mapped.frame
     cols = [*target.fields, *target.location, "source", "source_id"]
     raw = conn.connection.driver_connection
-    known = pd.Series(_known_keys(raw, target, f), index=f.index)
-    # bulk mode is decided on the rows before locating: the few it rejects do not matter here
-    bulk = _bulk_begin(raw, target, int((~known).sum()), True) if bulk_ok else None
+    known = pd.Series(_known_keys(raw, target, keyed), index=keyed.index)
+    # bulk mode is decided on the rows before locating (the few it rejects do not matter here),
+    # each key once
+    new = int(np.count_nonzero(np.bincount(ids[~known.to_numpy()])))
+    bulk = _bulk_begin(raw, target, new, True) if bulk_ok else None
     split["keys"] = time.perf_counter() - clock
-    total = len(f)
     say("loading", 0, total)
     todo: queue.Queue = queue.Queue(maxsize=2)
     done = {"copied": 0}
@@ -441,16 +588,17 @@ def _locate_and_load(
     rest: list[pd.DataFrame] = []
     rejects: list[pd.DataFrame] = []
     swapped = 0
-    locating = 0.0
+    locating = mapping = 0.0
     start = time.perf_counter()
     thread.start()
     try:
-        for lo in range(0, total, UPSERT_CHUNK):
-            if failure:
+        while not failure:
+            t0 = time.perf_counter()
+            part = next(chunks, None)  # mapped here, for a file mapped a chunk at a time
+            mapping += time.perf_counter() - t0
+            if part is None:
                 break
             t0 = time.perf_counter()  # locating and encoding: the Python side of the pipeline
-            part = Mapped(f.iloc[lo : lo + UPSERT_CHUNK], mapped.row_numbers.iloc[lo : lo + UPSERT_CHUNK],
-                          mapped.rejects.iloc[:0], mapped.matched)
             located, why = locate(None, part, raw_table, datum, where)
             rejects.append(why)
             swapped += located.swapped
@@ -474,9 +622,10 @@ def _locate_and_load(
         thread.join()
     if failure:
         raise failure[0]
-    split["copy direct"] = time.perf_counter() - start - locating
+    split["copy direct"] = time.perf_counter() - start - locating - mapping
     split["locate"] = locating  # with the encoding of the chunks for COPY
-    staged = pd.concat([*refused, *rest]) if refused or rest else f.iloc[:0]
+    split["map"] = mapping
+    staged = pd.concat([*refused, *rest]) if refused or rest else pd.DataFrame()
     if bulk is not None:
         clock = time.perf_counter()
         _bulk_keys(raw, target, bulk)  # before any upsert: ON CONFLICT needs them

@@ -98,6 +98,17 @@ class RawTable:
         positions = np.flatnonzero(rows) if rows.dtype == bool else rows
         return self.text.take(pa.array(positions, type=pa.int64())).to_pylist()
 
+    def slice(self, start: int, length: int) -> RawTable:
+        """Rows ``start`` .. ``start + length`` as a table of their own, indexed from 0 (as
+        :func:`etl.profile.apply_profile` expects); Arrow text is sliced without a copy."""
+        rows = self.row_numbers.iloc[start : start + length].reset_index(drop=True)
+        geometry = None if self.geometry is None else self.geometry.iloc[start : start + length]
+        if self.text is not None:
+            return RawTable(None, rows, self.file_name, self.encoding, geometry, self.crs, self.warnings,
+                            text=self.text.slice(start, length))
+        frame = self._frame.iloc[start : start + length].reset_index(drop=True)
+        return RawTable(frame, rows, self.file_name, self.encoding, geometry, self.crs, self.warnings)
+
     def release(self) -> None:
         """Drop the text (its typed copy lives on); the columns stay."""
         if self.text is not None:

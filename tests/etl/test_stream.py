@@ -1,0 +1,188 @@
+"""A CSV mapped a chunk at a time inside the locate/copy pipeline (``etl.pipeline._Stream``):
+what needs the whole file (a 编号 repeated in another chunk, the keys the table knows, whether
+the gazetteer is needed) must come out as when the file is mapped whole before the copies."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from sqlalchemy import text
+
+from etl import pipeline
+from etl.demo.samples import hazards_export
+from etl.pipeline import load_file
+from etl.readers import read_file
+from tests.etl.test_pipeline import etl_engine, sample  # noqa: F401 - fixtures (a database, 300 hazards)
+
+
+@pytest.fixture(scope="module")
+def engine(etl_engine):  # noqa: F811 - the pipeline tests' database fixture, one of this module's own
+    return etl_engine
+
+
+def outcome(engine, source: str, prefix: str) -> tuple:
+    with engine.connect() as conn:
+        records = conn.execute(
+            text(
+                "SELECT replace(source_id, :p, ''), replace(code, :p, ''), title, state, found_at, "
+                "grid_code, ST_AsText(geom), loc_method, geocode_level FROM pingan.hazards "
+                "WHERE source = :s ORDER BY 1"
+            ),
+            {"s": source, "p": prefix},
+        ).all()
+        rejects = conn.execute(
+            text(
+                "SELECT b.n_read, b.n_loaded, b.n_updated, b.n_unchanged, b.n_rejected, r.row_number, "
+                "r.column_name, replace(r.reason, :p, ''), replace(replace(r.raw::text, :p, ''), :s, '') "
+                "FROM pingan.etl_batches b LEFT JOIN pingan.etl_rejects r ON r.batch_id = b.id "
+                "WHERE b.source = :s ORDER BY b.id, 6, 8"
+            ),
+            {"s": source, "p": prefix},
+        ).all()
+    return [tuple(r) for r in records], [tuple(r) for r in rejects]
+
+
+def repeated_ids(sample: pd.DataFrame, prefix: str) -> pd.DataFrame:  # noqa: F811
+    """70 rows, 编号 repeated across chunks of 20: row 3's 编号 again at 25 and 61 (the last
+    wins), row 5's at 45 where that later row has a bad date (so row 5 wins), row 8's at 9 (the
+    same chunk), row 12's at 66 where the later row falls outside the district (it wins, and
+    is a reject there: the earlier one is still a duplicate, as when the file is mapped whole),
+    and a row without 编号 at 30 and 50 (both rejected: it is required); rows 40-47 have only an
+    address."""
+    data = hazards_export(sample.iloc[:70], prefix + sample.source_id.iloc[:70]).astype(object)
+    for earlier, later in ((3, 25), (3, 61), (5, 45), (8, 9), (12, 66)):
+        data.loc[later, "事件编号"] = data.loc[earlier, "事件编号"]
+    data.loc[[25, 61, 9, 66], "标题"] = ["第二次", "最后一次", "同一块", "区外"]
+    data.loc[45, "发现时间"] = "去年夏天"
+    data.loc[66, ["经度", "纬度"]] = [121.47, 31.23]  # Shanghai
+    data.loc[[30, 50], "事件编号"] = ""
+    data.loc[40:47, ["经度", "纬度", "坐标系"]] = None
+    return data
+
+
+def test_streamed_and_whole_mapping_leave_the_same_database(engine, sample, tmp_path, monkeypatch) -> None:  # noqa: F811
+    monkeypatch.setattr(pipeline, "UPSERT_CHUNK", 20)  # chunks 0-19, 20-39, 40-59, 60-69
+    mapped_rows: list[int] = []
+    real_apply = pipeline.apply_profile
+
+    def spy_apply(raw, profile):  # noqa: ANN001, ANN202
+        mapped_rows.append(len(raw))
+        return real_apply(raw, profile)
+
+    monkeypatch.setattr(pipeline, "apply_profile", spy_apply)
+    outcomes = {}
+    for way, prefix in (("stream", "SA-"), ("whole", "SB-")):
+        if way == "whole":
+            monkeypatch.setattr(pipeline, "_streams", lambda *_a: False)
+        path = tmp_path / f"{way}.csv"
+        data = repeated_ids(sample, prefix)
+        data.to_csv(path, index=False, encoding="gbk")
+        mapped_rows.clear()
+        first = load_file(engine, path, "hazards", source="stream-" + way)
+        assert first.status == "done", first.error
+        assert mapped_rows == ([20, 20, 20, 10] if way == "stream" else [70]), mapped_rows
+        # again, with one title changed and ten rows more: an update, its event, new rows
+        more = pd.concat([data, hazards_export(sample.iloc[70:80], prefix + sample.source_id.iloc[70:80])],
+                         ignore_index=True).astype(object)
+        more.loc[0, "标题"] = "标题已修改"
+        more.to_csv(path, index=False, encoding="gbk")
+        second = load_file(engine, path, "hazards", source="stream-" + way)
+        assert second.status == "done", second.error
+        counts = [(r.loaded, r.updated, r.unchanged, r.rejected, r.reasons) for r in (first, second)]
+        outcomes[way] = (counts, *outcome(engine, "stream-" + way, prefix))
+    assert outcomes["stream"] == outcomes["whole"]
+    counts, records, rejects = outcomes["stream"]
+    # 70 rows: 4 earlier duplicates, 2 without 编号, 1 bad date, 1 outside the district
+    assert counts[0][:4] == (62, 0, 0, 8), counts
+    assert counts[1][:4] == (10, 1, 61, 8), counts
+    titles = {r[0]: r[2] for r in records}
+    ids = sample.source_id
+    assert titles[ids.iloc[3]] == "最后一次" and titles[ids.iloc[8]] == "同一块"
+    assert titles[ids.iloc[5]] == sample.title.iloc[5]  # its later row had a bad date
+    assert ids.iloc[12] not in titles  # its last row lies outside the district
+    first_rejects = {r[5]: r[7] for r in rejects if r[1] == 62}
+    dup = "duplicate 编号 in this file"
+    assert all(dup in first_rejects[n + 2] for n in (3, 25, 8, 12)), first_rejects
+    assert "outside the district" in first_rejects[66 + 2] and "发现时间" in first_rejects[45 + 2]
+    assert sum(r[7] == "geocoded" for r in records) == 7  # rows 40-47 but 45
+
+
+def test_the_file_is_mapped_while_the_chunks_before_are_copied(engine, sample, tmp_path, monkeypatch) -> None:  # noqa: F811
+    """The third chunk is mapped only once the first is being copied: a loader that mapped the
+    whole file before its first COPY would wait here in vain."""
+    import threading
+
+    monkeypatch.setattr(pipeline, "UPSERT_CHUNK", 20)
+    path = tmp_path / "overlap.csv"
+    hazards_export(sample.iloc[:60], "SO-" + sample.source_id.iloc[:60]).to_csv(path, index=False)
+    copying = threading.Event()
+    real_apply, real_send = pipeline.apply_profile, pipeline.send_binary
+    waited: list[bool] = []
+
+    def spy_apply(raw, profile):  # noqa: ANN001, ANN202
+        if raw.row_numbers.iloc[0] == 2 + 40:  # the third chunk: rows 40-59 (the header is row 1)
+            waited.append(copying.wait(timeout=10))
+        return real_apply(raw, profile)
+
+    def spy_send(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        copying.set()
+        return real_send(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "apply_profile", spy_apply)
+    monkeypatch.setattr(pipeline, "send_binary", spy_send)
+    r = load_file(engine, path, "hazards", source="stream-overlap")
+    assert r.status == "done" and (r.loaded, r.rejected) == (60, 0), (r.error, r.reasons)
+    assert waited == [True]
+
+
+def test_headers_that_match_no_profile_fail_before_the_batch(engine, tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(pipeline, "UPSERT_CHUNK", 2)
+    path = tmp_path / "odd.csv"
+    pd.DataFrame({"名称": ["a", "b", "c"], "备注": ["x", "y", "z"]}).to_csv(path, index=False)
+    r = load_file(engine, path, "hazards", source="stream-odd")
+    assert r.status == "failed" and "match no profile" in r.error, r
+    with engine.connect() as conn:
+        n = conn.execute(text("SELECT count(*) FROM pingan.etl_rejects r JOIN pingan.etl_batches b "
+                              "ON b.id = r.batch_id WHERE b.source = 'stream-odd'")).scalar_one()
+    assert n == 0
+
+
+@pytest.mark.parametrize("address_only", [False, True])
+def test_the_gazetteer_is_read_only_when_a_row_may_need_it(
+    engine, sample, tmp_path, monkeypatch, address_only  # noqa: F811
+) -> None:
+    from etl import geocode
+
+    monkeypatch.setattr(pipeline, "UPSERT_CHUNK", 20)
+    reads: list[int] = []
+    real = geocode.load_gazetteer
+
+    def spy(conn):  # noqa: ANN001, ANN202
+        reads.append(1)
+        return real(conn)
+
+    monkeypatch.setattr(geocode, "load_gazetteer", spy)
+    prefix = f"SG{int(address_only)}-"
+    data = hazards_export(sample.iloc[:50], prefix + sample.source_id.iloc[:50]).astype(object)
+    if address_only:  # one row in the last chunk has only its address
+        data.loc[47, ["经度", "纬度"]] = None
+    path = tmp_path / "g.csv"
+    data.to_csv(path, index=False)
+    r = load_file(engine, path, "hazards", source=f"stream-g{int(address_only)}")
+    assert (r.status, r.loaded) == ("done", 50), (r.error, r.reasons)
+    assert len(reads) == int(address_only)
+
+
+def test_raw_table_slices(tmp_path) -> None:
+    path = tmp_path / "s.csv"
+    pd.DataFrame({"a": ["1", "2", "3", "4", "5"], "b": ["x", "", "z", "w", "v"]}).to_csv(path, index=False)
+    raw = read_file(path)
+    assert raw.text is not None  # Arrow text
+    part = raw.slice(1, 3)
+    assert len(part) == 3 and list(part.row_numbers) == [3, 4, 5]
+    assert list(part.row_numbers.index) == [0, 1, 2]
+    assert part.column("b").isna().tolist() == [True, False, False]
+    assert part.records([0, 2]) == [{"a": "2", "b": None}, {"a": "4", "b": "w"}]
+    whole = raw.frame  # the frame form slices alike
+    assert raw.slice(1, 3).records([0, 2]) == [{"a": "2", "b": None}, {"a": "4", "b": "w"}]
+    assert len(whole) == 5 and raw.slice(4, 10).row_numbers.tolist() == [6]
