@@ -71,7 +71,11 @@ class DrawBatcher:
             raise ValueError("inflight and statements must be at least 1")
         # per (pool, caller), in the order callers began to wait
         self._queues: dict[tuple[AsyncConnectionPool, Principal], deque[_Job]] = {}
-        self._senders: set[asyncio.Task[None]] = set()
+        self._senders: set[asyncio.Task[None]] = set()  # strong references to running senders
+        # Senders that may still take from the queues. Counted down by the sender itself, in the
+        # same step as it last finds the queues empty: a task's done callback runs later, after a
+        # request woken by the sender's last result may already have queued its next render.
+        self._active = 0
 
     async def draw(self, pool: AsyncConnectionPool, principal: Principal,
                    statements: Statements) -> list[bytes]:
@@ -80,7 +84,8 @@ class DrawBatcher:
             return []
         job = _Job(statements, asyncio.get_running_loop().create_future())
         self._queues.setdefault((pool, principal), deque()).append(job)
-        if len(self._senders) < self.inflight:
+        if self._active < self.inflight:
+            self._active += 1
             sender = asyncio.create_task(self._send())
             self._senders.add(sender)
             sender.add_done_callback(self._senders.discard)
@@ -104,10 +109,13 @@ class DrawBatcher:
         return key, jobs
 
     async def _send(self) -> None:
-        while self._queues:
-            key, jobs = self._take()
-            if jobs:
-                await self._message(key, jobs, alone_on_error=len(jobs) > 1)
+        try:
+            while self._queues:
+                key, jobs = self._take()
+                if jobs:
+                    await self._message(key, jobs, alone_on_error=len(jobs) > 1)
+        finally:
+            self._active -= 1
 
     async def _message(self, key: tuple[AsyncConnectionPool, Principal], jobs: list[_Job],
                        alone_on_error: bool) -> None:

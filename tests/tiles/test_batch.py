@@ -92,7 +92,7 @@ def test_at_most_inflight_messages_are_out(demo_url) -> None:
         async def watch() -> None:
             nonlocal most
             while True:
-                most = max(most, len(batcher._senders))
+                most = max(most, batcher._active, len(batcher._senders))
                 await asyncio.sleep(0.005)
 
         watcher = asyncio.create_task(watch())
@@ -150,3 +150,17 @@ def test_the_app_draws_through_the_batcher(cold) -> None:
     before = cold.app.state.tiles.batcher.stats.requests
     assert cold.get("/ogc/collections/grids/tiles/WebMercatorQuad/13/3433/6841").status_code in (200, 204)
     assert cold.app.state.tiles.batcher.stats.requests == before + 1
+
+
+def test_a_render_right_after_the_last_one_is_drawn(demo_url) -> None:
+    """A render asked for as soon as the one before it returns (the sender that drew it has just
+    ended) is drawn, not left waiting for a sender that is gone."""
+    async def work(pool: Any) -> list[str]:
+        batcher = DrawBatcher(inflight=1)
+        seen = []
+        for i in range(3):
+            async with asyncio.timeout(10):  # awaited in this task, as a request awaits it
+                seen.append(_fields(await batcher.draw(pool, ADMIN, _seen(i)))[4])
+        return seen
+
+    assert _with_pool(demo_url, work) == ["0", "1", "2"]
