@@ -31,7 +31,7 @@ from sqlalchemy import Connection, Engine, text
 
 from etl.areas import containment_rejects, prepare_areas
 from etl.locate import locate, places, swapped_warning
-from etl.profile import Mapped, Profile, apply_profile, builtin, convert, read_error_message
+from etl.profile import Mapped, Profile, apply_profile, builtin, column_text, convert, read_error_message
 from etl.readers import read_file
 from etl.targets import CONSTRAINT_REASONS, TARGETS, Target
 from layers import versions
@@ -375,12 +375,8 @@ class _Stream:
 
     def _column(self, name: str) -> pd.Series:
         """One field over the whole file, typed as :func:`apply_profile` types it."""
-        spec, header = self.profile.columns[name], self.head.matched.get(name)
-        text = (self.raw.column(header) if header else
-                pd.Series(None, index=pd.RangeIndex(len(self.raw)), dtype=object))
-        if spec.default is not None:
-            text = text.where(text.notna(), spec.default)
-        return convert(text, spec)[0]
+        spec = self.profile.columns[name]
+        return convert(column_text(self.raw, spec, self.head.matched.get(name)), spec)[0]
 
     def _present(self, name: str) -> np.ndarray:
         spec, header = self.profile.columns.get(name), self.head.matched.get(name)

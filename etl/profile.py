@@ -151,6 +151,15 @@ def match_columns(profile: Profile, headers: list[str]) -> dict[str, str]:
     return matched
 
 
+def column_text(raw: RawTable, spec: ColumnSpec, header: str | None) -> pd.Series:
+    """The text of the file's column ``header`` for a field of ``spec`` (all empty when no
+    header matched it), the field's default where a cell is empty: what :func:`convert` types."""
+    text = raw.column(header) if header else pd.Series(None, index=pd.RangeIndex(len(raw)), dtype=object)
+    if spec.default is not None:
+        text = text.where(text.notna(), spec.default)
+    return text
+
+
 def apply_profile(raw: RawTable, profile: Profile) -> Mapped:
     """Type every matched column; rows with a bad value become rejects with their reasons."""
     matched = match_columns(profile, raw.columns)
@@ -160,9 +169,7 @@ def apply_profile(raw: RawTable, profile: Profile) -> Mapped:
     out: dict[str, pd.Series] = {}
     for name, spec in profile.columns.items():
         header = matched.get(name)
-        text = raw.column(header) if header else pd.Series(None, index=index, dtype=object)
-        if spec.default is not None:
-            text = text.where(text.notna(), spec.default)
+        text = column_text(raw, spec, header)
         values, bad = convert(text, spec)
         if spec.required:
             bad = bad | (values.isna() & ~bad)

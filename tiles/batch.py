@@ -71,11 +71,11 @@ class DrawBatcher:
             raise ValueError("inflight and statements must be at least 1")
         # per (pool, caller), in the order callers began to wait
         self._queues: dict[tuple[AsyncConnectionPool, Principal], deque[_Job]] = {}
-        self._senders: set[asyncio.Task[None]] = set()  # strong references to running senders
-        # Senders that may still take from the queues. Counted down by the sender itself, in the
-        # same step as it last finds the queues empty: a task's done callback runs later, after a
-        # request woken by the sender's last result may already have queued its next render.
-        self._active = 0
+        # The senders that may still take from the queues (strong references to their tasks).
+        # A sender leaves it itself, in the same step as it last finds the queues empty: a task's
+        # done callback runs later, after a request woken by the sender's last result may already
+        # have queued its next render.
+        self._senders: set[asyncio.Task[None]] = set()
 
     async def draw(self, pool: AsyncConnectionPool, principal: Principal,
                    statements: Statements) -> list[bytes]:
@@ -84,11 +84,8 @@ class DrawBatcher:
             return []
         job = _Job(statements, asyncio.get_running_loop().create_future())
         self._queues.setdefault((pool, principal), deque()).append(job)
-        if self._active < self.inflight:
-            self._active += 1
-            sender = asyncio.create_task(self._send())
-            self._senders.add(sender)
-            sender.add_done_callback(self._senders.discard)
+        if len(self._senders) < self.inflight:
+            self._senders.add(asyncio.create_task(self._send()))
         # Cancelled (the client went away): the future is cancelled and its results dropped.
         return await job.done
 
@@ -115,7 +112,7 @@ class DrawBatcher:
                 if jobs:
                     await self._message(key, jobs, alone_on_error=len(jobs) > 1)
         finally:
-            self._active -= 1
+            self._senders.discard(asyncio.current_task())  # type: ignore[arg-type]
 
     async def _message(self, key: tuple[AsyncConnectionPool, Principal], jobs: list[_Job],
                        alone_on_error: bool) -> None:
