@@ -76,6 +76,8 @@ class DrawBatcher:
         # done callback runs later, after a request woken by the sender's last result may already
         # have queued its next render.
         self._senders: set[asyncio.Task[None]] = set()
+        self._sending = 0  # senders with a message out
+        self._waiting = 0  # tile statements in the queues (cancelled ones until taken)
 
     async def draw(self, pool: AsyncConnectionPool, principal: Principal,
                    statements: Statements) -> list[bytes]:
@@ -84,20 +86,28 @@ class DrawBatcher:
             return []
         job = _Job(statements, asyncio.get_running_loop().create_future())
         self._queues.setdefault((pool, principal), deque()).append(job)
+        self._waiting += len(statements)
         if len(self._senders) < self.inflight:
             self._senders.add(asyncio.create_task(self._send()))
         # Cancelled (the client went away): the future is cancelled and its results dropped.
         return await job.done
 
     def _take(self) -> tuple[tuple[AsyncConnectionPool, Principal], list[_Job]]:
-        """The jobs of the caller who has waited longest, up to ``statements`` statements (at
-        least one job, however many it holds)."""
+        """The jobs of the caller who has waited longest, up to this sender's share of the
+        waiting statements and at most ``statements`` (at least one job, however many it holds).
+
+        The share is the waiting statements divided among the senders free to take them: ten
+        renders arriving together go out as several messages, drawn by as many backends at
+        once, rather than as one message that one backend draws while the others have nothing."""
+        free = len(self._senders) - self._sending
+        share = min(self.statements, -(-self._waiting // max(free, 1)))
         key = next(iter(self._queues))
         queue = self._queues.pop(key)
         jobs: list[_Job] = []
         count = 0
-        while queue and (not jobs or count + len(queue[0].statements) <= self.statements):
+        while queue and (not jobs or count + len(queue[0].statements) <= share):
             job = queue.popleft()
+            self._waiting -= len(job.statements)
             if not job.done.done():  # not cancelled meanwhile
                 jobs.append(job)
                 count += len(job.statements)
@@ -110,7 +120,11 @@ class DrawBatcher:
             while self._queues:
                 key, jobs = self._take()
                 if jobs:
-                    await self._message(key, jobs, alone_on_error=len(jobs) > 1)
+                    self._sending += 1
+                    try:
+                        await self._message(key, jobs, alone_on_error=len(jobs) > 1)
+                    finally:
+                        self._sending -= 1
         finally:
             self._senders.discard(asyncio.current_task())  # type: ignore[arg-type]
 
