@@ -112,7 +112,8 @@ def test_renders_arriving_together_are_shared_among_the_free_senders(demo_url) -
     drawn by four backends at the same time, not as one message one backend draws alone (a
     map screen's pan: the tiles arrive ~20% sooner, docs/performance.md)."""
     slow = TileQuery("grids", "detail", (), (
-        "SELECT convert_to(pg_backend_pid()::text || ' ' || extract(epoch FROM clock_timestamp())::text, 'UTF8')"
+        "SELECT convert_to(pg_backend_pid()::text || ' '"
+        " || extract(epoch FROM clock_timestamp())::text, 'UTF8')"
         " FROM pg_sleep(0.05) WHERE %(z)s + %(x)s + %(y)s > 0"))
 
     async def work(pool: Any) -> tuple:
