@@ -12,9 +12,11 @@ tiles at scale 1, eight tiles per message took 0.51 ms of the server's CPU per t
 0.66-0.82, and 0.12 ms of ours instead of 0.26-0.33 (docs/performance.md, "Tiles, ninth run").
 
 At most ``inflight`` messages are out at once (``TileSettings.batch_inflight``); a request that
-finds them all out waits in its caller's queue, and whichever message comes back first takes
-the queue of the caller who has waited longest, up to ``statements`` tile statements. A request
-that finds a free slot is sent at once, alone: nothing ever waits to fill a batch.
+finds them all out waits in its caller's queue, and whichever sender is free takes from the
+queue of the caller who has waited longest its share of the waiting statements (divided among
+the free senders, so a dozen tiles asked at once go to several backends side by side) and at
+most ``statements`` tile statements. A request that finds a free slot is sent at once: nothing
+ever waits to fill a batch.
 
 The transaction is shared, not the rights: one message holds one caller's statements only, so
 row-level security and the audit see exactly what they would for each request alone. If the
