@@ -55,6 +55,22 @@ def test_arrow_reader_reads_what_pandas_reads(tmp_path: Path, encoding: str, mon
     assert again.records([4, 1]) == [slow.frame.iloc[4].to_dict(), slow.frame.iloc[1].to_dict()]
 
 
+def test_empty_and_blank_cells_quoted_or_not_are_null_both_ways(tmp_path: Path, monkeypatch) -> None:
+    path = tmp_path / "q.csv"
+    path.write_bytes('编号,a,b,c\nQ1,"",  ,"\u3000"\nQ2,,"x ",""\n'.encode())
+    fast = readers.read_file(path)
+    assert fast.text is not None
+    assert fast.text.to_pylist() == [{"编号": "Q1", "a": None, "b": None, "c": None},
+                                     {"编号": "Q2", "a": None, "b": "x", "c": None}]
+    monkeypatch.setattr(readers, "_arrow_csv", lambda data, sep: None)
+    slow = readers.read_file(path)
+    assert fast.frame.to_numpy().tolist() == slow.frame.to_numpy().tolist()
+    # a header quoted empty is blank: pandas reads that file
+    monkeypatch.undo()
+    path.write_bytes('编号,"",c\n1,2,3\n'.encode())
+    assert readers.read_file(path).text is None
+
+
 @pytest.mark.parametrize(
     "header, rows",
     [

@@ -3,6 +3,8 @@ idempotence, updates with events, and all-or-nothing batches."""
 
 from __future__ import annotations
 
+import hashlib
+
 import pandas as pd
 import pytest
 from sqlalchemy import text
@@ -52,6 +54,8 @@ def test_csv_encodings_and_gcj02(etl_engine, sample, tmp_path, encoding) -> None
     export(sample, f"E{encoding}-", datum="高德").to_csv(path, index=False, encoding=encoding)
     result = load_file(etl_engine, path, "hazards", source="test-enc")
     assert (result.status, result.loaded, result.rejected) == ("done", 300, 0), result
+    digest = rows(etl_engine, "SELECT file_hash FROM pingan.etl_batches WHERE id = :b", b=result.batch_id)
+    assert digest[0][0] == hashlib.sha256(path.read_bytes()).hexdigest()
     # GCJ-02 came back to the original point (< 1 cm) and into the same grid
     moved = rows(
         etl_engine,
@@ -179,12 +183,10 @@ def test_unreadable_files_fail_cleanly(etl_engine, tmp_path, content, message) -
     result = load_file(etl_engine, path, "hazards", source="test-garbage")
     assert result.status == "failed" and message in result.error
     assert rows(etl_engine, "SELECT count(*) FROM pingan.hazards")[0][0] == before
-    assert (
-        rows(etl_engine, "SELECT status, error FROM pingan.etl_batches WHERE id = :b", b=result.batch_id)[0][
-            0
-        ]
-        == "failed"
-    )
+    # the file's SHA-256 (hashed in a thread while the file is read) is recorded on a failed batch too
+    batch = rows(etl_engine, "SELECT status, file_hash FROM pingan.etl_batches WHERE id = :b",
+                 b=result.batch_id)
+    assert batch[0] == ("failed", hashlib.sha256(content).hexdigest())
 
 
 def test_truncated_xlsx(etl_engine, sample, tmp_path) -> None:

@@ -9,7 +9,7 @@ import geopandas as gpd
 import pytest
 from shapely.geometry import Point
 
-from etl.readers import ReaderError, decode, read_file
+from etl.readers import ReaderError, decode, read_file, to_utf8
 from etl.safety import UnsafeFileError, check_zip
 
 
@@ -24,6 +24,22 @@ def test_decode_detects_encodings() -> None:
     assert "mixed encodings" in warnings[0]
     with pytest.raises(ReaderError, match="cannot decode as utf-8"):
         decode(text.encode("gbk"), "utf-8")
+
+
+def test_utf8_judged_on_the_first_64_kb_only_when_they_rule_it_out() -> None:
+    """A GBK file is ruled out as UTF-8 on its first 64 KB; a UTF-8 character cut there does
+    not rule it out, and a file whose first 64 KB are ASCII is decoded whole as before."""
+    head = "编号,地址\n1,"
+    cut = head + "x" * (65536 - 2 - len(head.encode())) + "梧田街道\n"  # 梧: bytes 65,534-65,536
+    data = cut.encode()
+    assert data[65534:65537] == "梧".encode()
+    assert decode(data) == (cut, "utf-8", ())
+    assert to_utf8(data) == (data, "utf-8", ())
+    ascii_then_gbk = "a,b\n" + "1,x\n" * 20000 + "2,梧田\n"
+    assert decode(ascii_then_gbk.encode("gbk")) == (ascii_then_gbk, "gb18030", ())
+    assert to_utf8(ascii_then_gbk.encode("gbk")) == (ascii_then_gbk.encode(), "gb18030", ())
+    ascii_then_utf8 = "a,b\n" + "1,x\n" * 20000 + "2,梧田\n"
+    assert to_utf8(ascii_then_utf8.encode()) == (ascii_then_utf8.encode(), "utf-8", ())
 
 
 def test_header_only_and_empty(tmp_path: Path) -> None:
