@@ -7,6 +7,10 @@ FROM node:20-bookworm-slim AS assets
 WORKDIR /src
 COPY package.json package-lock.json ./
 COPY scripts/build-glyphs.mjs scripts/
+# the CJK font that Chinese punctuation's label glyphs are built from (scripts/build-glyphs.mjs)
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends fonts-wqy-microhei \
+ && rm -rf /var/lib/apt/lists/*
 RUN npm ci --no-audit --no-fund --loglevel=error
 
 FROM python:3.11-slim-bookworm

@@ -43,7 +43,7 @@ $(VENV)/.installed: pyproject.toml
 
 assets: node_modules/.installed
 
-node_modules/.installed: package.json package-lock.json
+node_modules/.installed: package.json package-lock.json scripts/build-glyphs.mjs
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 

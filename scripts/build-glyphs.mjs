@@ -3,6 +3,10 @@
 // `npm ci` (package.json "postinstall"), so the map screen draws Latin letters, digits and
 // punctuation with glyphs served by the app itself. Chinese ideographs are drawn by the browser
 // from the system's CJK font (MapLibre's localIdeographFontFamily); nothing downloads at run time.
+// MapLibre draws locally only ideographs, hangul and kana, so Chinese punctuation (、。「」《》 in
+// U+3000-303F, （）！，：；？ in U+FF00-FFEF) comes from glyphs built here out of a CJK font on
+// the machine: $PINGAN_CJK_FONT, else Debian's fonts-wqy-microhei, which scripts/system-deps.sh and
+// the Dockerfile install before `npm ci` (a TrueType collection: its first font is taken).
 //
 //   node scripts/build-glyphs.mjs [OUT_DIR]     (default: node_modules/pingan-glyphs)
 //
@@ -22,6 +26,13 @@ const OUT = path.resolve(process.argv[2] || path.join(ROOT, "node_modules", "pin
 const STACK = "Noto Sans Regular";
 const FILES = ["latin", "latin-ext", "greek", "cyrillic", "vietnamese"].map(
   (s) => path.join(ROOT, "node_modules", "@fontsource", "noto-sans", "files", `noto-sans-${s}-400-normal.woff`));
+const CJK_FONTS = [process.env.PINGAN_CJK_FONT, "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc",
+  "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc"].filter(Boolean);
+// What the CJK font is asked for: punctuation blocks, less what MapLibre draws locally.
+const CJK_BLOCKS = [[0x3000, 0x303f], [0xff00, 0xffef]];
+const LOCAL = /\p{Ideo}|\p{sc=Hang}|\p{sc=Hira}|\p{sc=Kana}/u;
+export const wantedFromCjk = (cp) =>
+  CJK_BLOCKS.some(([a, b]) => cp >= a && cp <= b) && !LOCAL.test(String.fromCodePoint(cp));
 const SIZE = 24, BUFFER = 3, RADIUS = 8, CUTOFF = 0.25;
 // Where MapLibre puts the top of a glyph: its local CJK glyphs use ascent - 27.5 (glyph_manager.ts),
 // so Latin and Chinese in one label share a baseline.
@@ -133,11 +144,40 @@ export function encodeRange(name, start, glyphs) {
   return Uint8Array.from(top.bytes);
 }
 
-function main() {
-  const fonts = FILES.filter((f) => fs.existsSync(f)).map((f) => {
-    const b = fs.readFileSync(f);
-    return opentype.parse(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
+// The font at ``index`` of a TrueType/OpenType collection (.ttc) as a font file of its own: the
+// collection's table records point into the whole file, so the tables are copied after a new
+// directory. Anything else is returned as it is.
+export function fromCollection(bytes, index = 0) {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (view.getUint32(0) !== 0x74746366) return bytes;  // not 'ttcf'
+  if (index >= view.getUint32(8)) throw new Error(`font ${index} not in the collection`);
+  const at = view.getUint32(12 + 4 * index);
+  const n = view.getUint16(at + 4);
+  const tables = [];
+  for (let i = 0; i < n; i++) {
+    const r = at + 12 + 16 * i;
+    tables.push({record: r, offset: view.getUint32(r + 8), length: view.getUint32(r + 12)});
+  }
+  let size = 12 + 16 * n;
+  for (const t of tables) size += (t.length + 3) & ~3;
+  const out = new Uint8Array(size);
+  const w = new DataView(out.buffer);
+  out.set(bytes.subarray(at, at + 12 + 16 * n), 0);
+  let pos = 12 + 16 * n;
+  tables.forEach((t, i) => {
+    out.set(bytes.subarray(t.offset, t.offset + t.length), pos);
+    w.setUint32(12 + 16 * i + 8, pos);
+    pos += (t.length + 3) & ~3;
   });
+  return out;
+}
+
+function parse(bytes) {
+  return opentype.parse(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
+}
+
+function main() {
+  const fonts = FILES.filter((f) => fs.existsSync(f)).map((f) => parse(fs.readFileSync(f)));
   if (!fonts.length) {
     console.error(`build-glyphs: no font found (${FILES[0]}); run npm ci`);
     process.exit(1);
@@ -155,6 +195,26 @@ function main() {
       break;
     }
   }
+  const cjkFile = CJK_FONTS.find((f) => fs.existsSync(f));
+  let cjkGlyphs = 0;
+  if (cjkFile) {
+    const cjk = parse(fromCollection(fs.readFileSync(cjkFile)));
+    for (const [a, b] of CJK_BLOCKS) {
+      for (let cp = a; cp <= b; cp++) {
+        const start = cp - (cp % 256);
+        if (!wantedFromCjk(cp) || (byRange.get(start) || []).some((g) => g.id === cp)) continue;
+        const index = cjk.charToGlyphIndex(String.fromCodePoint(cp));
+        if (!index) continue;
+        if (!byRange.has(start)) byRange.set(start, []);
+        byRange.get(start).push(renderGlyph(cjk, cjk.glyphs.get(index), cp));
+        cjkGlyphs++;
+      }
+    }
+    for (const glyphs of byRange.values()) glyphs.sort((x, y) => x.id - y.id);
+  } else {
+    console.warn(`build-glyphs: no CJK font (${CJK_FONTS.join(", ")}): Chinese punctuation in labels `
+      + "will not be drawn; install fonts-wqy-microhei (scripts/system-deps.sh) and run npm ci again");
+  }
   const dir = path.join(OUT, STACK);
   fs.mkdirSync(dir, {recursive: true});
   const ranges = [];
@@ -162,8 +222,10 @@ function main() {
     fs.writeFileSync(path.join(dir, `${start}-${start + 255}.pbf`), encodeRange(STACK, start, glyphs));
     ranges.push(start);
   }
-  fs.writeFileSync(path.join(OUT, "index.json"), JSON.stringify({stacks: {[STACK]: ranges}, source: "@fontsource/noto-sans"}));
-  console.log(`build-glyphs: ${STACK}: ${ranges.length} ranges, ${[...byRange.values()].reduce((n, g) => n + g.length, 0)} glyphs -> ${OUT}`);
+  fs.writeFileSync(path.join(OUT, "index.json"), JSON.stringify({stacks: {[STACK]: ranges},
+    source: "@fontsource/noto-sans", punctuation: cjkFile ? {font: cjkFile, glyphs: cjkGlyphs} : null}));
+  console.log(`build-glyphs: ${STACK}: ${ranges.length} ranges, ${[...byRange.values()].reduce((n, g) => n + g.length, 0)} glyphs`
+    + ` (${cjkGlyphs} Chinese punctuation from ${cjkFile || "no CJK font"}) -> ${OUT}`);
 }
 
-main();
+if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) main();

@@ -88,12 +88,55 @@ def test_a_basemap_template_needs_z_x_y() -> None:
         ApiSettings(basemap_url="javascript:alert(1)//{z}{x}{y}")
 
 
+def _fields(data: bytes):
+    """(field, value) pairs of a protobuf message: varints and length-delimited bytes only."""
+    i = 0
+    while i < len(data):
+        key, i = _varint(data, i)
+        if key & 7 == 0:
+            value, i = _varint(data, i)
+        else:
+            size, i = _varint(data, i)
+            value, i = data[i:i + size], i + size
+        yield key >> 3, value
+
+
+def _varint(data: bytes, i: int) -> tuple[int, int]:
+    out = shift = 0
+    while True:
+        byte = data[i]
+        i += 1
+        out |= (byte & 127) << shift
+        shift += 7
+        if byte < 128:
+            return out, i
+
+
+def _glyphs(pbf: bytes) -> dict[int, int]:
+    """Code point -> pixels of its SDF bitmap that are inside the glyph, from a glyphs.proto PBF."""
+    out = {}
+    for _, stack in _fields(pbf):
+        for field, glyph in _fields(stack):
+            if field == 3:
+                g = dict(_fields(glyph))
+                out[g[1]] = sum(1 for b in g.get(2, b"") if b >= 192)
+    return out
+
+
 def test_glyph_ranges(service_url: str) -> None:
     for c in client(service_url, assets_dir="node_modules"):
         if c.app.state.glyphs_dir is None:
             pytest.fail("no label glyphs: npm ci builds them (scripts/build-glyphs.mjs)")
         r = c.get("/static/glyphs/Noto Sans Regular/0-255.pbf")
         assert r.status_code == 200 and len(r.content) > 10_000  # digits and Latin letters
+        # Chinese punctuation, which MapLibre does not draw locally: built from the CJK font
+        drawn = {
+            **_glyphs(c.get("/static/glyphs/Noto Sans Regular/12288-12543.pbf").content),
+            **_glyphs(c.get("/static/glyphs/Noto Sans Regular/65280-65535.pbf").content),
+        }
+        for ch in "、。《》「」（）：，！？；":
+            assert drawn.get(ord(ch), 0) > 0, f"no glyph for {ch!r}: npm ci with fonts-wqy-microhei"
+        assert ord("の") not in drawn and ord("ｱ") not in drawn  # kana: drawn by the browser
         empty = c.get("/static/glyphs/Noto Sans Regular/19968-20223.pbf")  # CJK: drawn by the browser
         assert empty.status_code == 200 and b"19968-20223" in empty.content and len(empty.content) < 64
         assert c.get("/static/glyphs/Noto Sans Regular/1-256.pbf").status_code == 404

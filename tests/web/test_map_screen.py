@@ -169,6 +169,25 @@ def test_labels_are_drawn_with_local_glyphs(browser, server: str, users, distric
     assert len(names) == len(set(names)) or len(names) - len(set(names)) <= 2  # one label per village
     # the scores (digits) need the glyph PBF of 0-255, which the app serves (built by npm ci)
     assert any("/static/glyphs/" in u and u.endswith("/0-255.pbf") for u in w.requests)
+    # a label with Chinese punctuation (MapLibre draws only ideographs locally): the page asks
+    # for the punctuation's glyph ranges, which the app serves built from the CJK font
+    ranges = ("/12288-12543.pbf", "/65280-65535.pbf")
+    assert not any(u.endswith(ranges) for u in w.requests)
+    w.page.evaluate("""(c) => {
+      const m = window.pinganMap;
+      m.addSource("punct", {type: "geojson", data: {type: "Feature", properties: {},
+        geometry: {type: "Point", coordinates: c}}});
+      m.addLayer({id: "punct", type: "symbol", source: "punct", layout: {
+        "text-field": "梧田街道（试点）、《平安》！", "text-font": ["Noto Sans Regular"],
+        "text-size": 28, "text-allow-overlap": true}, paint: {"text-color": "#c00"}});
+    }""", [lon, lat])
+    w.settle()
+    asked = [u for u in w.requests if u.endswith(ranges)]
+    assert {u[u.rindex("/"):] for u in asked} == set(ranges), asked
+    sizes = w.page.evaluate("(us) => Promise.all(us.map(u => fetch(u).then(r => r.arrayBuffer())"
+                            ".then(b => b.byteLength)))", asked)
+    assert min(sizes) > 4_000, sizes  # glyphs (8 KB and 47 KB), not the empty answer or Latin leftovers
+    assert w.rendered("punct") != []
     w.shot("labels-z13")
     w.clean()
     w.context.close()
