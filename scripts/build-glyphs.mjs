@@ -31,7 +31,7 @@ const CJK_FONTS = [process.env.PINGAN_CJK_FONT, "/usr/share/fonts/truetype/wqy/w
 // What the CJK font is asked for: punctuation blocks, less what MapLibre draws locally.
 const CJK_BLOCKS = [[0x3000, 0x303f], [0xff00, 0xffef]];
 const LOCAL = /\p{Ideo}|\p{sc=Hang}|\p{sc=Hira}|\p{sc=Kana}/u;
-export const wantedFromCjk = (cp) =>
+const wantedFromCjk = (cp) =>
   CJK_BLOCKS.some(([a, b]) => cp >= a && cp <= b) && !LOCAL.test(String.fromCodePoint(cp));
 const SIZE = 24, BUFFER = 3, RADIUS = 8, CUTOFF = 0.25;
 // Where MapLibre puts the top of a glyph: its local CJK glyphs use ascent - 27.5 (glyph_manager.ts),
@@ -156,7 +156,7 @@ export function fromCollection(bytes, index = 0) {
   const tables = [];
   for (let i = 0; i < n; i++) {
     const r = at + 12 + 16 * i;
-    tables.push({record: r, offset: view.getUint32(r + 8), length: view.getUint32(r + 12)});
+    tables.push({offset: view.getUint32(r + 8), length: view.getUint32(r + 12)});
   }
   let size = 12 + 16 * n;
   for (const t of tables) size += (t.length + 3) & ~3;
@@ -182,38 +182,27 @@ function main() {
     console.error(`build-glyphs: no font found (${FILES[0]}); run npm ci`);
     process.exit(1);
   }
+  const cjkFile = CJK_FONTS.find((f) => fs.existsSync(f));
+  const cjk = cjkFile ? parse(fromCollection(fs.readFileSync(cjkFile))) : null;
+  if (!cjk) {
+    console.warn(`build-glyphs: no CJK font (${CJK_FONTS.join(", ")}): Chinese punctuation in labels `
+      + "will not be drawn; install fonts-wqy-microhei (scripts/system-deps.sh) and run npm ci again");
+  }
   const byRange = new Map();
+  let cjkGlyphs = 0;
   for (let cp = 32; cp < 65536; cp++) {
     if (cp >= 0xd800 && cp <= 0xdfff) continue;
-    for (const font of fonts) {
+    // Noto Sans first; Chinese punctuation it lacks from the CJK font
+    for (const font of cjk && wantedFromCjk(cp) ? [...fonts, cjk] : fonts) {
       const index = font.charToGlyphIndex(String.fromCodePoint(cp));
       if (!index) continue;
       const g = renderGlyph(font, font.glyphs.get(index), cp);
       const start = cp - (cp % 256);
       if (!byRange.has(start)) byRange.set(start, []);
       byRange.get(start).push(g);
+      if (font === cjk) cjkGlyphs++;
       break;
     }
-  }
-  const cjkFile = CJK_FONTS.find((f) => fs.existsSync(f));
-  let cjkGlyphs = 0;
-  if (cjkFile) {
-    const cjk = parse(fromCollection(fs.readFileSync(cjkFile)));
-    for (const [a, b] of CJK_BLOCKS) {
-      for (let cp = a; cp <= b; cp++) {
-        const start = cp - (cp % 256);
-        if (!wantedFromCjk(cp) || (byRange.get(start) || []).some((g) => g.id === cp)) continue;
-        const index = cjk.charToGlyphIndex(String.fromCodePoint(cp));
-        if (!index) continue;
-        if (!byRange.has(start)) byRange.set(start, []);
-        byRange.get(start).push(renderGlyph(cjk, cjk.glyphs.get(index), cp));
-        cjkGlyphs++;
-      }
-    }
-    for (const glyphs of byRange.values()) glyphs.sort((x, y) => x.id - y.id);
-  } else {
-    console.warn(`build-glyphs: no CJK font (${CJK_FONTS.join(", ")}): Chinese punctuation in labels `
-      + "will not be drawn; install fonts-wqy-microhei (scripts/system-deps.sh) and run npm ci again");
   }
   const dir = path.join(OUT, STACK);
   fs.mkdirSync(dir, {recursive: true});
