@@ -8,15 +8,17 @@ tiles.
 from __future__ import annotations
 
 from dataclasses import replace
+from functools import lru_cache
 from typing import Annotated
 from urllib.parse import unquote
 
 from fastapi import Depends, Request
 from psycopg_pool import AsyncConnectionPool
 from sqlalchemy import Engine
+from starlette.applications import Starlette
 
 from api.auth import ANONYMOUS, AuthRequired, anonymous_allowed, optional_principal
-from api.auth.deps import client_address
+from api.auth.deps import bearer_principal, client_address
 from layers.db import Principal
 from layers.registry import Registry
 
@@ -47,9 +49,28 @@ async def get_principal(request: Request) -> Principal:
         if collection is None or not anonymous_allowed(request, str(collection)):
             raise AuthRequired()
         principal = ANONYMOUS
+    return located(principal, client_address(request), request.headers.get(REASON_HEADER))
+
+
+async def bearer_caller(app: Starlette, authorization: str, client: str | None,
+                        reason: str | None) -> Principal:
+    """:func:`get_principal` for a request whose credentials are ``Authorization: Bearer ...``
+    (the header's value given), from values read off the request: the tile front door
+    (``api.routes.tiles``) needs no ``Request`` for it."""
+    scheme, _, token = authorization.partition(" ")
+    assert scheme.lower() == "bearer"
+    return located(await bearer_principal(app, token.strip()), client, reason)
+
+
+@lru_cache(maxsize=4096)
+def located(principal: Principal, client: str | None, reason: str | None) -> Principal:
+    """``principal`` with where the request came from and why (the ``X-Pingan-Reason`` header's
+    value). Cached: building a principal checks its areas, and a map view asks dozens of tiles
+    with the same credentials from the same address. The cache's key is every field the result
+    holds (a principal's equality leaves out client and reason, which ``principal`` has none of)."""
     # Header values are Latin-1 on the wire: a reason in Chinese comes percent-encoded (UTF-8).
-    reason = unquote(request.headers.get(REASON_HEADER, ""), errors="replace").strip()
-    return replace(principal, client=client_address(request), reason=reason[:500] or None)
+    text = unquote(reason or "", errors="replace").strip()
+    return replace(principal, client=client, reason=text[:500] or None)
 
 
 EngineDep = Annotated[Engine, Depends(get_engine)]

@@ -7,13 +7,15 @@ nothing of HTTP or of the cache (see ``tiles.service``).
 
 from __future__ import annotations
 
+import asyncio
+import binascii
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 from weakref import WeakKeyDictionary
 
 import psycopg
-from psycopg import AsyncConnection, AsyncCursor, sql
+from psycopg import AsyncConnection, AsyncCursor, pq, sql
 
 from layers.db import Principal, execute_principal_sql, prepare_principal_sql
 from layers.registry import Layer, Registry
@@ -126,11 +128,77 @@ async def _prepare(conn: AsyncConnection, names: set[str], name: str, statement:
     connection is closed (the pool replaces it) rather than kept with a statement that may or
     may not exist."""
     try:
-        await conn.execute(statement)  # type: ignore[arg-type]  # registry-built text
+        await _simple(conn, statement)
     except BaseException:
         await conn.close()  # so the pool does not hand this connection out again
         raise
     names.add(name)
+
+
+async def _simple(conn: AsyncConnection, text: str) -> list[pq.PGresult]:
+    """Send ``text`` as one simple-protocol message on ``conn`` (idle, outside any transaction)
+    and return the result of each statement: libpq's calls, without psycopg's cursor and
+    transaction machinery (a tenth of the service's CPU per tile, measured in process; docs/
+    performance.md, "Tiles, eleventh run"), and without psycopg starting a transaction
+    (PostgreSQL runs the message as one implicit transaction, and no autocommit switching).
+
+    A statement that fails raises its psycopg error (the message's transaction is rolled back
+    and the connection is idle again). Cancelled, or failing mid-way (the connection lost), the
+    connection is closed, so the pool never hands out one with a query still running.
+    """
+    pgconn = conn.pgconn
+    results: list[pq.PGresult] = []
+    try:
+        pgconn.send_query(text.encode())
+        loop = asyncio.get_running_loop()
+        fd = pgconn.socket
+        while pgconn.flush():
+            await _ready(loop, fd, write=True)
+        while True:
+            pgconn.consume_input()
+            if pgconn.is_busy():
+                await _ready(loop, fd, write=False)
+                continue
+            result = pgconn.get_result()
+            if result is None:  # every statement's result is in
+                break
+            results.append(result)
+    except BaseException:
+        await conn.close()
+        raise
+    for result in results:
+        if result.status == pq.ExecStatus.FATAL_ERROR:
+            raise psycopg.errors.error_from_result(result, conn.info.encoding)
+    return results
+
+
+async def _ready(loop: asyncio.AbstractEventLoop, fd: int, *, write: bool) -> None:
+    """Return when ``fd`` is readable (or writable)."""
+    future = loop.create_future()
+    add, remove = (loop.add_writer, loop.remove_writer) if write else (loop.add_reader, loop.remove_reader)
+    add(fd, _wake, future)
+    try:
+        await future
+    finally:
+        remove(fd)
+
+
+def _wake(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+_BYTEA = pq.Escaping()
+
+
+def _bytea(value: bytes | None) -> bytes:
+    """A bytea from its text form: hex (PostgreSQL's default output) decoded by ``binascii``,
+    ~40% faster than libpq's unescaping, which takes the other (escape) form."""
+    if not value:
+        return b""
+    if value.startswith(b"\\x"):
+        return binascii.unhexlify(memoryview(value)[2:])
+    return _BYTEA.unescape_bytea(value)
 
 
 async def draw(conn: AsyncConnection, principal: Principal,
@@ -143,34 +211,21 @@ async def draw(conn: AsyncConnection, principal: Principal,
     runs as one implicit transaction: the caller's transaction-local settings and role hold for
     the tile statements and vanish at its end, exactly as with ``layers.db.atransaction``, minus
     three round trips (BEGIN, the caller, COMMIT). Results come back as text (the bytea in hex),
-    which psycopg's C loader decodes.
+    decoded here (``_bytea``).
 
     Statements are prepared on first use, each in a message of its own (tile statements after
     the caller is stated).
     """
     if not statements:
         return []
-    await conn.set_autocommit(True)
-    try:
-        names = _PREPARED.setdefault(conn, set())
-        if _CALLER not in names:
-            await _prepare(conn, names, _CALLER, _PREPARE_CALLER)
-        stating = _stating(principal)
-        for query in {q.name: q for q, _ in statements if q.name not in names}.values():
-            await _prepare(conn, names, query.name, f"{stating}; {query.prepare}")
-        cur = conn.cursor()
-        await cur.execute("; ".join([stating, *(_execute_text(conn, q, p) for q, p in statements)]))
-        out = []
-        for _ in statements:
-            cur.nextset()
-            row = await cur.fetchone()
-            out.append(bytes(row[0]) if row and row[0] is not None else b"")
-        return out
-    finally:
-        try:
-            await conn.set_autocommit(False)
-        except psycopg.Error:  # left mid-query (cancelled): the pool must not reuse it
-            await conn.close()
+    names = _PREPARED.setdefault(conn, set())
+    if _CALLER not in names:
+        await _prepare(conn, names, _CALLER, _PREPARE_CALLER)
+    stating = _stating(principal)
+    for query in {q.name: q for q, _ in statements if q.name not in names}.values():
+        await _prepare(conn, names, query.name, f"{stating}; {query.prepare}")
+    results = await _simple(conn, "; ".join([stating, *(_execute_text(conn, q, p) for q, p in statements)]))
+    return [_bytea(result.get_value(0, 0) if result.ntuples else None) for result in results[1:]]
 
 
 def tile_statements(layers: Iterable[Layer], z: int, x: int, y: int, filters: Filters = (),

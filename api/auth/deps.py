@@ -14,6 +14,7 @@ import binascii
 from datetime import UTC, datetime
 
 from fastapi import HTTPException, Request
+from starlette.applications import Starlette
 
 from api.auth.credentials import csrf_matches
 from api.auth.service import Authenticator, AuthFailure
@@ -40,7 +41,11 @@ class CsrfRefused(HTTPException):
 
 
 def authenticator(request: Request) -> Authenticator:
-    auth = getattr(request.app.state, "auth", None)
+    return _authenticator(request.app)
+
+
+def _authenticator(app: Starlette) -> Authenticator:
+    auth = getattr(app.state, "auth", None)
     if auth is None:
         raise RuntimeError("api.auth.install(app, settings) was not called for this app")
     return auth
@@ -78,7 +83,7 @@ async def _resolve(request: Request, *, anonymous_ok: bool) -> Principal | None:
             scheme, _, value = header.partition(" ")
             scheme = scheme.lower()
             if scheme == "bearer":
-                return _remember(request, await auth.bearer(pool, value.strip()), "bearer")
+                return _remember(request, await bearer_principal(request.app, value.strip()), "bearer")
             if scheme == "basic":
                 user, password = parse_basic(value)
                 principal = await auth.basic(pool, user, password, client_address(request))
@@ -103,6 +108,15 @@ async def _resolve(request: Request, *, anonymous_ok: bool) -> Principal | None:
     if anonymous_ok:
         return None
     raise AuthRequired()
+
+
+async def bearer_principal(app: Starlette, token: str) -> Principal:
+    """The caller of a bearer ``token`` (what ``get_principal`` resolves for ``Authorization:
+    Bearer``, without recording it on a request); 401 when refused."""
+    try:
+        return await _authenticator(app).bearer(app.state.pool, token)
+    except AuthFailure as exc:
+        raise AuthRequired(_public_reason(exc), exc.locked_until) from None
 
 
 def _public_reason(exc: AuthFailure) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import inspect
 import re
 from collections.abc import Callable, Coroutine
+from functools import lru_cache
 from typing import Annotated, Any, Literal
 
 import psycopg
@@ -20,12 +21,12 @@ from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
-from psycopg_pool import PoolTimeout
-from starlette.datastructures import URLPath
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+from starlette.datastructures import QueryParams, URLPath
 from starlette.routing import BaseRoute, Match, NoMatchFound, get_route_path
 from starlette.types import Receive, Scope, Send
 
-from api.deps import PoolDep, PrincipalDep, RegistryDep, get_principal
+from api.deps import PoolDep, PrincipalDep, RegistryDep, bearer_caller, get_principal
 from api.hardening import harden, within_limits
 from layers import audit
 from layers.db import Principal, atransaction
@@ -155,13 +156,13 @@ def _base(request: Request) -> str:
     return (public or str(request.base_url)).rstrip("/")
 
 
-def _filters(request: Request) -> dict[str, list[str]]:
+def _filters(query: QueryParams | None) -> dict[str, list[str]]:
     """Query parameters other than the reserved ones filter on properties.
 
     ``state=found,closed`` and ``state=found&state=closed`` both mean "found or closed".
     """
     filters: dict[str, list[str]] = {}
-    for name, value in request.query_params.multi_items():
+    for name, value in query.multi_items() if query is not None else ():
         if name not in _RESERVED:
             filters.setdefault(name, []).extend(value.split(","))
     return filters
@@ -178,29 +179,56 @@ def _not_modified(if_none_match: str | None, etag: str) -> bool:
     return "*" in tags or etag in tags
 
 
-async def _tile_response(request: Request, pool: PoolDep, principal: PrincipalDep,
-                         service: TileService, key: TileKey) -> Response:
-    layers = [request.app.state.registry[layer_id] for layer_id in key.layers]
+Reply = tuple[int, list[tuple[bytes, bytes]], bytes]  # status, raw headers, body
+
+
+async def _tile_reply(state: Any, if_none_match: str | None, principal: Principal, key: TileKey) -> Reply:
+    """A tile's answer: 200 with the MVT, or 304 when ``If-None-Match`` holds its ETag."""
+    service: TileService = state.tiles
+    layers = [state.registry[layer_id] for layer_id in key.layers]
     etag = key.etag
-    headers = {"ETag": etag, "Cache-Control": service.settings.cache_control}
-    if any(layer.sensitivity != "public" for layer in layers):
-        # what this tile holds depends on who asks: no shared cache may keep it
-        headers["Cache-Control"] = "private, " + service.settings.cache_control.removeprefix("public, ")
-        headers["Vary"] = "Authorization, Cookie"
+    tag = etag.encode()
     personal = [layer.id for layer in layers if layer.sensitivity == "personal"]
     if personal:  # every read of person-level data is audited, cached or not
-        await _audit_tile(pool, principal, personal, key)
-    if _not_modified(request.headers.get("if-none-match"), etag):
-        return Response(status_code=304, headers=headers)
-    body, hit = await service.tile(pool, principal, key)
-    headers["X-Cache"] = "HIT" if hit else "MISS"
+        await _audit_tile(state.pool, principal, personal, key)
+    caching = _caching(service.settings.cache_control, any(layer.sensitivity != "public" for layer in layers))
+    if _not_modified(if_none_match, etag):
+        return 304, [(b"etag", tag), *caching], b""
+    body, hit = await service.tile(state.pool, principal, key)
     # An empty tile is 200 with an empty body rather than 204: QGIS and MapLibre draw nothing
     # for it, as they should, while some clients treat 204 as an error. Uncompressed on
     # purpose: QGIS 3.22 renders nothing for gzip bytes without Content-Encoding.
-    return Response(body, media_type=metadata.MVT_MEDIA_TYPE, headers=headers)
+    return 200, [(b"etag", tag), *caching, (b"x-cache", b"HIT" if hit else b"MISS"),
+                 (b"content-length", str(len(body)).encode()), (b"content-type", _MVT)], body
 
 
-async def _audit_tile(pool: PoolDep, principal: Principal, layer_ids: list[str], key: TileKey) -> None:
+_MVT = metadata.MVT_MEDIA_TYPE.encode()
+
+
+@lru_cache(maxsize=16)
+def _caching(cache_control: str, private: bool) -> tuple[tuple[bytes, bytes], ...]:
+    """Cache-Control (and Vary) of a tile: a tile of anything but public layers depends on who
+    asks, and no shared cache may keep it."""
+    if not private:
+        return ((b"cache-control", cache_control.encode()),)
+    return ((b"cache-control", ("private, " + cache_control.removeprefix("public, ")).encode()),
+            (b"vary", b"Authorization, Cookie"))
+
+
+def _response(reply: Reply) -> Response:
+    status, headers, body = reply
+    response = Response(status_code=status)
+    response.body, response.raw_headers = body, headers
+    return response
+
+
+async def _tile_response(request: Request, principal: Principal, key: TileKey) -> Response:
+    reply = await _tile_reply(request.app.state, request.headers.get("if-none-match"), principal, key)
+    return _response(reply)
+
+
+async def _audit_tile(pool: AsyncConnectionPool, principal: Principal, layer_ids: list[str],
+                      key: TileKey) -> None:
     async with atransaction(pool, principal) as conn:
         for layer_id in layer_ids:
             await audit.arecord(conn, principal, "read", layer_id, (),
@@ -258,7 +286,7 @@ def _plain_tile(request: Request) -> tuple[int, int, int] | None:
     return z, y, x
 
 
-# Tile URLs in the plain form, matched as Starlette matches the two tile routes ({param} is [^/]+).
+# Tile URLs, matched as Starlette matches the two tile routes ({param} is [^/]+).
 _FRONT = re.compile(r"/ogc/(?:collections/(?P<collectionId>[^/]+)/tiles|tiles)"
                     r"/(?P<tileMatrixSetId>[^/]+)/(?P<tileMatrix>[^/]+)/(?P<tileRow>[^/]+)/(?P<tileCol>[^/]+)")
 
@@ -268,41 +296,78 @@ async def serve_at_front(app: FastAPI, scope: Scope, receive: Receive, send: Sen
     nothing) for anything else, which the app then serves as usual.
 
     Under 20 clients the middleware stack, the routing and FastAPI's request handling cost a
-    third of the worker's CPU per tile (docs/performance.md, "Tiles, eighth run"). What a tile
-    response gets from them is done here with the same functions: the plain handlers and
-    ``_tile_response`` (the route's own code), the route's error bodies (``_error_response``), the
-    app's exception handlers (401 and its challenges), and the hardening middleware's headers and
-    limits (``api.hardening``: a request with a body or an over-long query string is left to it).
-    An exception with no handler propagates as it would through the app (a 500).
+    third of the worker's CPU per tile (docs/performance.md, "Tiles, eighth run"), and
+    Starlette's request and response objects another tenth ("Tiles, eleventh run"). What a tile
+    response gets from them is done here with the same functions: the route's own code
+    (``_tile_reply``), its error bodies (``_error_response``), ``get_principal`` (a bearer token
+    is resolved straight from the headers, by the same functions), the app's exception handlers
+    (401 and its challenges), and the hardening middleware's headers and limits
+    (``api.hardening``: a request with a body or an over-long query string is left to it). An
+    exception with no handler propagates as it would through the app (a 500).
     """
     if scope["method"] != "GET" or app.dependency_overrides or app.root_path or scope.get("root_path"):
         return False
     found = _FRONT.fullmatch(scope["path"])
     if found is None or not within_limits(scope, app.state.settings.max_query_bytes):
         return False
-    params = {name: value for name, value in found.groupdict().items() if value is not None}
-    scope["app"] = app
-    scope["path_params"] = params
-    request = Request(scope, receive)
-    plain = _plain_collection_tile if "collectionId" in params else _plain_dataset_tile
+    collection, tms_id, *numbers = found.groups()
+    if not all(_DIGITS.fullmatch(n) for n in numbers):
+        return False
+    z, y, x = map(int, numbers)
+    query = QueryParams(scope["query_string"]) if scope["query_string"] else None
+    collections = query.getlist("collections") if query is not None else []
+    if query is not None and (query.getlist("f") not in ([], ["mvt"])
+                              or collection is None and len(collections) > 1):
+        return False
+    authorization = if_none_match = reason = None
+    for name, value in scope["headers"]:  # the first of each, as Starlette's Headers.get
+        if name == b"authorization" and authorization is None:
+            authorization = value.decode("latin-1")
+        elif name == b"if-none-match" and if_none_match is None:
+            if_none_match = value.decode("latin-1")
+        elif name == b"x-pingan-reason" and reason is None:
+            reason = value.decode("latin-1")
+    state = app.state
+    request: Request | None = None
     try:
-        response = await plain(request)
-        if response is None:
-            return False
+        if authorization and authorization.partition(" ")[0].lower() == "bearer":
+            client = scope.get("client")
+            principal = await bearer_caller(app, authorization, client[0] if client else None, reason)
+        else:  # a cookie, Basic, anonymous, or refused: resolved as the routes resolve it
+            request = _front_request(app, scope, receive, found)
+            principal = await get_principal(request)
+        if collection is not None:
+            key = await state.tiles.collection_key(state.pool, principal, collection, tms_id, z, x, y,
+                                                   _filters(query))
+        else:
+            ids = _collection_ids(next(iter(collections), None))
+            key = await state.tiles.dataset_key(state.pool, principal, ids, tms_id, z, x, y)
+        status, headers, body = await _tile_reply(state, if_none_match, principal, key)
     except _ROUTE_ERRORS as exc:
-        response = _error_response(exc)
+        status, headers, body = _parts(_error_response(exc))
     except Exception as exc:
         handler = _handler_for(app, exc)
         if handler is None:
             raise
-        response = handler(request, exc)
+        response = handler(request or _front_request(app, scope, receive, found), exc)
         if inspect.isawaitable(response):
             response = await response
-    secure = scope.get("scheme") == "https"
-    await send({"type": "http.response.start", "status": response.status_code,
-                "headers": harden(response.raw_headers, secure)})
-    await send({"type": "http.response.body", "body": response.body})
+        status, headers, body = _parts(response)
+    await send({"type": "http.response.start", "status": status,
+                "headers": harden(headers, scope.get("scheme") == "https")})
+    await send({"type": "http.response.body", "body": body})
     return True
+
+
+def _front_request(app: FastAPI, scope: Scope, receive: Receive, found: re.Match[str]) -> Request:
+    """The request as the routed tile route sees it (its path parameters)."""
+    scope["app"] = app
+    scope["path_params"] = {name: value for name, value in found.groupdict().items() if value is not None}
+    return Request(scope, receive)
+
+
+def _parts(response: Response) -> Reply:
+    return response.status_code, response.raw_headers, response.body
 
 
 def _handler_for(app: FastAPI, exc: Exception) -> Callable[..., Any] | None:
@@ -322,8 +387,8 @@ async def _plain_collection_tile(request: Request) -> Response | None:
     principal = await get_principal(request)
     params = request.path_params
     key = await state.tiles.collection_key(state.pool, principal, params["collectionId"],
-                                           params["tileMatrixSetId"], z, x, y, _filters(request))
-    return await _tile_response(request, state.pool, principal, state.tiles, key)
+                                           params["tileMatrixSetId"], z, x, y, _filters(request.query_params))
+    return await _tile_response(request, principal, key)
 
 
 async def _plain_dataset_tile(request: Request) -> Response | None:
@@ -336,7 +401,7 @@ async def _plain_dataset_tile(request: Request) -> Response | None:
     principal = await get_principal(request)
     key = await state.tiles.dataset_key(state.pool, principal, _collection_ids(next(iter(collections), None)),
                                         request.path_params["tileMatrixSetId"], z, x, y)
-    return await _tile_response(request, state.pool, principal, state.tiles, key)
+    return await _tile_response(request, principal, key)
 
 
 @router.get("/tileMatrixSets", summary="Tile matrix sets")
@@ -390,8 +455,9 @@ async def collection_tilejson(request: Request, pool: PoolDep, registry: Registr
 async def collection_tile(request: Request, pool: PoolDep, principal: PrincipalDep, service: TileServiceDep,
                           collection_id: CollectionId, tms_id: TmsId, z: TileMatrix, y: TileRow,
                           x: TileCol, f: TileFormat = "mvt") -> Response:
-    key = await service.collection_key(pool, principal, collection_id, tms_id, z, x, y, _filters(request))
-    return await _tile_response(request, pool, principal, service, key)
+    key = await service.collection_key(pool, principal, collection_id, tms_id, z, x, y,
+                                       _filters(request.query_params))
+    return await _tile_response(request, principal, key)
 
 
 @router.get("/tiles", summary="The dataset's tilesets (several collections in one tile)")
@@ -437,4 +503,4 @@ async def dataset_tile(request: Request, pool: PoolDep, principal: PrincipalDep,
                        tms_id: TmsId, z: TileMatrix, y: TileRow, x: TileCol,
                        collections: Collections = None, f: TileFormat = "mvt") -> Response:
     key = await service.dataset_key(pool, principal, _collection_ids(collections), tms_id, z, x, y)
-    return await _tile_response(request, pool, principal, service, key)
+    return await _tile_response(request, principal, key)

@@ -192,3 +192,36 @@ def test_a_render_right_after_the_last_one_is_drawn(demo_url) -> None:
         return seen
 
     assert _with_pool(demo_url, work) == ["0", "1", "2"]
+
+
+def test_a_sender_keeps_its_connection_for_a_burst_of_messages(demo_url) -> None:
+    """Messages that one sender sends one after another go on the connection it took once,
+    not on one taken from the pool and given back for each; it is given back at the end."""
+    async def work(pool: Any) -> tuple:
+        batcher = DrawBatcher(inflight=1, statements=1)
+        before = pool.get_stats().get("requests_num", 0)
+        drawn = await asyncio.gather(*(batcher.draw(pool, ADMIN, _seen(i)) for i in range(6)))
+        taken = pool.get_stats().get("requests_num", 0) - before
+        return drawn, taken, batcher.stats, pool.get_stats()
+
+    drawn, taken, stats, after = _with_pool(demo_url, work)
+    assert [_fields(d)[4] for d in drawn] == [str(i) for i in range(6)]
+    assert stats.messages == 6
+    assert taken == 1
+    assert after["pool_available"] == after["pool_size"]  # given back
+
+
+def test_a_sender_replaces_a_connection_the_database_closed(demo_url) -> None:
+    """A statement that cannot be prepared closes the sender's connection (tiles.render): the
+    sender's next message goes on a sound connection from the pool."""
+    missing = TileQuery("grids", "detail", (),
+                        "SELECT * FROM pingan.no_such_table WHERE %(z)s + %(x)s + %(y)s > 0")
+    asks = [[(missing, {"z": 13, "x": 0, "y": 1})], _seen(1), _seen(2)]
+
+    async def work(pool: Any) -> list:
+        batcher = DrawBatcher(inflight=1, statements=1)
+        return await asyncio.gather(*(batcher.draw(pool, ADMIN, a) for a in asks), return_exceptions=True)
+
+    drawn = _with_pool(demo_url, work)
+    assert isinstance(drawn[0], psycopg.errors.UndefinedTable)
+    assert [_fields(drawn[i])[4] for i in (1, 2)] == ["1", "2"]

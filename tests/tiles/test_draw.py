@@ -5,6 +5,7 @@ and nothing of the caller left on the pooled connection afterwards."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -130,6 +131,30 @@ def test_a_failed_prepare_discards_the_connection(demo_url) -> None:
     closed, again = _with_pool(demo_url, work)
     assert closed
     assert isinstance(again[0], bytes)
+
+
+def test_a_cancelled_draw_closes_the_connection(demo_url) -> None:
+    """A draw cancelled while the database works on it (the client went away, the server stops):
+    the connection, with its query still running, is closed, never returned to the pool as it is."""
+    slow = TileQuery("grids", "detail", (), "SELECT pg_sleep(%(z)s) || %(x)s::text || %(y)s::text")
+
+    async def work(pool: Any) -> tuple:
+        async with pool.connection() as conn:
+            drawing = asyncio.create_task(draw(conn, ADMIN, [(slow, {"z": 5, "x": 1, "y": 2})]))
+            await asyncio.sleep(0.5)
+            drawing.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await drawing
+            closed = conn.closed
+        async with pool.connection() as conn:  # the pool serves a working connection
+            again = await draw(conn, ADMIN, tile_statements([GRIDS], 13, 6841, 3433))
+        return closed, again
+
+    started = time.monotonic()
+    closed, again = _with_pool(demo_url, work)
+    assert closed
+    assert isinstance(again[0], bytes)
+    assert time.monotonic() - started < 4  # not the 5 s sleep
 
 
 def test_the_tile_statement_runs_stated_with_generic_plans(demo_url) -> None:

@@ -5,11 +5,15 @@ methods, bodies, over-long queries, other forms) must reach the routed app untou
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
+from api.auth import store
 from api.routes import tiles as tile_routes
+from layers import audit
 from tests.tiles.conftest import make_client
 from tests.tiles.reference import densest_tile, tile_url
 from tests.tiles.test_plain import _urls
@@ -74,6 +78,31 @@ def test_what_the_front_door_serves_is_what_the_routed_app_answers(cold, demo_en
     statuses = {cold.get(url, headers=headers).status_code for url, headers in cases}
     assert statuses == {200, 304, 400, 401, 403, 404}
     assert _tile_audits(demo_engine) > 0  # the persons tile was audited (by both ways, above)
+
+
+def test_a_bearer_token_is_resolved_at_the_front_door_as_the_routes_resolve_it(demo_url, demo_engine, logins,
+                                                                              served) -> None:
+    """The front door reads a bearer token and the reason off the headers itself: the same answer
+    as the routed app, and the same audit row (user, client address, reason), for each reason
+    (the caller with its address and reason is cached; a new reason is a new caller)."""
+    login = logins["grid"]
+    with demo_engine.begin() as c:
+        token = store.create_token(c, store.Actor("tests"), login.name, "front door", 1, 30).token
+    url = tile_url("persons", densest_tile(demo_engine, "hazards", 14))
+    app = make_client(demo_url, cache_enabled=False).app
+    with TestClient(app, headers={"Authorization": f"Bearer {token}"}, client=("203.0.113.9", 4321)) as c:
+        served.clear()
+        for reason in ("排查走访", "回访", None, "排查走访"):
+            headers = {"X-Pingan-Reason": quote(reason)} if reason else {}
+            front = c.get(url, headers=headers)
+            assert front.status_code == 200
+            entry = audit.query(demo_engine, actor=login.name, object_type="persons", limit=1)[0]
+            _same(front, _routed(c, "GET", url, headers=headers))
+            routed = audit.query(demo_engine, actor=login.name, object_type="persons", limit=1)[0]
+            assert entry.id != routed.id
+            assert (entry.reason, entry.client_addr, entry.details) == (reason, "203.0.113.9", routed.details)
+            assert (routed.reason, routed.client_addr) == (reason, "203.0.113.9")
+    assert served == [True] * 4
 
 
 def test_https_requests_get_the_same_strict_transport_header(demo_url, served) -> None:
