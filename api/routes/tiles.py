@@ -58,9 +58,6 @@ def ogc_error(status: int, code: str, description: str) -> JSONResponse:
 
 
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
-# The plain form of a tile request, served without FastAPI's parameter and dependency machinery
-# (see _plain); endpoint -> its plain handler, which returns None for anything else.
-_PLAIN: dict[Callable[..., Any], Callable[[Request], Coroutine[Any, Any, Response | None]]] = {}
 
 
 class OGCRoute(APIRoute):
@@ -68,14 +65,9 @@ class OGCRoute(APIRoute):
 
     def get_route_handler(self) -> Handler:
         handler = super().get_route_handler()
-        plain = _PLAIN.get(self.endpoint)
 
         async def guarded(request: Request) -> Response:
             try:
-                if plain is not None and not request.app.dependency_overrides:
-                    response = await plain(request)
-                    if response is not None:
-                        return response
                 return await handler(request)
             except _ROUTE_ERRORS as exc:
                 return _error_response(exc)
@@ -255,36 +247,12 @@ def _selection(collections: str | None, layers: list[Layer]) -> str:
 
 
 # -- the plain tile request ----------------------------------------------------------------------
-# Tiles are the hot path (a map view asks dozens at once), and FastAPI's resolution of a tile
-# route's parameters and dependencies was a sixth of the worker's CPU per tile (py-spy under 20
-# clients; docs/performance.md, "Tiles, fifth run"). A request in the plain form -- the tile's
-# numbers in decimal digits, ``f`` absent or ``mvt``, ``collections`` at most once, no dependency
-# overridden -- is served by these handlers with the same calls FastAPI would make
-# (``get_principal``, the service, ``_tile_response``); any other request returns None here and
-# goes through FastAPI, so validation and its error bodies stay exactly FastAPI's.
+# Tiles are the hot path (a map view asks dozens at once). A request in the plain form -- GET, no
+# body, the tile's numbers in decimal digits, ``f`` absent or ``mvt``, ``collections`` at most
+# once, no dependency overridden -- is served at the app's front door (``serve_at_front``) with
+# the same calls the routes make; any other request goes through the app, so validation and its
+# error bodies stay exactly FastAPI's.
 _DIGITS = re.compile(r"[0-9]{1,9}")
-
-
-def _plain(handler: Callable[[Request], Coroutine[Any, Any, Response | None]]) -> Callable[[Any], Any]:
-    """Register ``handler`` as the plain path of the endpoint decorated (under ``@router.get``)."""
-    def register(endpoint: Any) -> Any:
-        _PLAIN[endpoint] = handler
-        return endpoint
-    return register
-
-
-def _plain_tile(request: Request) -> tuple[int, int, int] | None:
-    """(z, y, x) when the tile and ``f`` are in the plain form, else None."""
-    params = request.path_params
-    numbers = (params.get("tileMatrix"), params.get("tileRow"), params.get("tileCol"))
-    if not all(type(n) is str and _DIGITS.fullmatch(n) for n in numbers):
-        return None
-    f = request.query_params.getlist("f")
-    if f and f != ["mvt"]:
-        return None
-    z, y, x = map(int, numbers)  # type: ignore[arg-type]  # digits, checked above
-    return z, y, x
-
 
 # Tile URLs, matched as Starlette matches the two tile routes ({param} is [^/]+).
 _FRONT = re.compile(r"/ogc/(?:collections/(?P<collectionId>[^/]+)/tiles|tiles)"
@@ -305,9 +273,9 @@ async def serve_at_front(app: FastAPI, scope: Scope, receive: Receive, send: Sen
     (``api.hardening``: a request with a body or an over-long query string is left to it). An
     exception with no handler propagates as it would through the app (a 500).
     """
-    if scope["method"] != "GET" or app.dependency_overrides or app.root_path or scope.get("root_path"):
+    if scope["method"] != "GET" or app.dependency_overrides:
         return False
-    found = _FRONT.fullmatch(scope["path"])
+    found = _FRONT.fullmatch(get_route_path(scope))  # under a root path too, as the router matches
     if found is None or not within_limits(scope, app.state.settings.max_query_bytes):
         return False
     collection, tms_id, *numbers = found.groups()
@@ -378,32 +346,6 @@ def _handler_for(app: FastAPI, exc: Exception) -> Callable[..., Any] | None:
     return None
 
 
-async def _plain_collection_tile(request: Request) -> Response | None:
-    tile = _plain_tile(request)
-    if tile is None:
-        return None
-    z, y, x = tile
-    state = request.app.state
-    principal = await get_principal(request)
-    params = request.path_params
-    key = await state.tiles.collection_key(state.pool, principal, params["collectionId"],
-                                           params["tileMatrixSetId"], z, x, y, _filters(request.query_params))
-    return await _tile_response(request, principal, key)
-
-
-async def _plain_dataset_tile(request: Request) -> Response | None:
-    tile = _plain_tile(request)
-    collections = request.query_params.getlist("collections")
-    if tile is None or len(collections) > 1:
-        return None
-    z, y, x = tile
-    state = request.app.state
-    principal = await get_principal(request)
-    key = await state.tiles.dataset_key(state.pool, principal, _collection_ids(next(iter(collections), None)),
-                                        request.path_params["tileMatrixSetId"], z, x, y)
-    return await _tile_response(request, principal, key)
-
-
 @router.get("/tileMatrixSets", summary="Tile matrix sets")
 async def tile_matrix_sets(request: Request) -> dict[str, Any]:
     return metadata.tile_matrix_sets(_base(request), list(TILE_MATRIX_SETS.values()))
@@ -451,7 +393,6 @@ async def collection_tilejson(request: Request, pool: PoolDep, registry: Registr
     response_class=Response,
     responses={200: {"content": {metadata.MVT_MEDIA_TYPE: {}}}, 304: {"description": "not modified"}},
 )
-@_plain(_plain_collection_tile)
 async def collection_tile(request: Request, pool: PoolDep, principal: PrincipalDep, service: TileServiceDep,
                           collection_id: CollectionId, tms_id: TmsId, z: TileMatrix, y: TileRow,
                           x: TileCol, f: TileFormat = "mvt") -> Response:
@@ -498,7 +439,6 @@ async def dataset_tilejson(request: Request, pool: PoolDep, registry: RegistryDe
     response_class=Response,
     responses={200: {"content": {metadata.MVT_MEDIA_TYPE: {}}}, 304: {"description": "not modified"}},
 )
-@_plain(_plain_dataset_tile)
 async def dataset_tile(request: Request, pool: PoolDep, principal: PrincipalDep, service: TileServiceDep,
                        tms_id: TmsId, z: TileMatrix, y: TileRow, x: TileCol,
                        collections: Collections = None, f: TileFormat = "mvt") -> Response:

@@ -105,6 +105,20 @@ def test_a_bearer_token_is_resolved_at_the_front_door_as_the_routes_resolve_it(d
     assert served == [True] * 4
 
 
+def test_the_front_door_serves_behind_a_proxy_with_a_root_path(demo_url, logins, served) -> None:
+    """Mounted under a root path (``uvicorn --root-path /pingan`` behind a proxy that keeps the
+    prefix, or one that strips it): tile URLs are matched as the router matches them."""
+    app = make_client(demo_url, cache_enabled=False).app
+    with TestClient(app, headers=logins["command"].headers, root_path="/pingan") as c:
+        for url in ("/pingan/ogc/collections/grids/tiles/WebMercatorQuad/13/3433/6841",
+                    "/ogc/collections/grids/tiles/WebMercatorQuad/13/3433/6841"):
+            served.clear()
+            front = c.get(url)
+            assert front.status_code == 200 and front.content
+            _same(front, _routed(c, "GET", url))
+            assert served == [True]
+
+
 def test_https_requests_get_the_same_strict_transport_header(demo_url, served) -> None:
     with make_client(demo_url, cache_enabled=False) as c:
         c.base_url = c.base_url.copy_with(scheme="https")

@@ -1,6 +1,7 @@
-"""The plain tile request (api/routes/tiles.py): served without FastAPI's parameter and dependency
-resolution, it must answer exactly what FastAPI's handler answers (status, headers, bytes), and
-anything not in the plain form must still reach FastAPI's validation."""
+"""The plain tile request (api/routes/tiles.py, served at the app's front door): served without
+FastAPI's parameter and dependency resolution, it must answer exactly what FastAPI's handler
+answers (status, headers, bytes), and anything not in the plain form must still reach FastAPI's
+validation."""
 
 from __future__ import annotations
 
