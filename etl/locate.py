@@ -76,16 +76,14 @@ def places(
 
 
 def _reject(mapped: Mapped, mask: pd.Series, column: str | None, reason: str | pd.Series) -> pd.DataFrame:
+    rows = mapped.frame.loc[mask] if mask.any() else None  # none: no copy of every column (5 ms)
     return pd.DataFrame(
         {
             "row_number": mapped.row_numbers[mask].to_numpy(),
             "column_name": column,
             "reason": reason[mask].to_numpy() if isinstance(reason, pd.Series) else reason,
-            "raw": mapped.frame.loc[mask]
-            .astype(object)
-            .where(mapped.frame.loc[mask].notna(), None)
-            .astype(str)
-            .to_dict("records"),
+            "raw": [] if rows is None else (
+                rows.astype(object).where(rows.notna(), None).astype(str).to_dict("records")),
         }
     )
 

@@ -348,6 +348,9 @@ def _streams(raw, target: Target, profile: Profile) -> bool:  # noqa: ANN001 (Ra
     )
 
 
+_READ_HERE = {"address", "source_id", "code", "normalized"}
+
+
 class _Stream:
     """A file mapped a chunk at a time (:data:`UPSERT_CHUNK` rows) while the chunks before are
     located and copied (:func:`_locate_and_load`), instead of mapped whole before the first
@@ -362,6 +365,11 @@ class _Stream:
         self.raw, self.target, self.profile = raw, target, profile
         self.source, self.datum = source, datum
         self.size = UPSERT_CHUNK
+        # text fields that only go to COPY stay Arrow text (no Python string per cell); those
+        # read here (the address is geocoded, the 编号 keys and deduplicates, and becomes the
+        # code) are Python strings as when the file is mapped whole
+        self.as_read = {name for name, spec in profile.columns.items()
+                        if spec.type == "string" and name in target.fields and name not in _READ_HERE}
         self.head = self._map(0)  # raises for headers that match no profile
         self.rejects: list[pd.DataFrame] = [_no_rejects()]
         self.missing_deadlines = 0
@@ -378,7 +386,7 @@ class _Stream:
             self.addresses = bool((self._present("address") & ~xy).any())
 
     def _map(self, lo: int) -> Mapped:
-        part = apply_profile(self.raw.slice(lo, self.size), self.profile)
+        part = apply_profile(self.raw.slice(lo, self.size), self.profile, as_read=self.as_read)
         part.frame.index += lo  # positions in the whole file, as when it is mapped whole
         part.row_numbers.index += lo
         if self.datum:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -160,8 +161,12 @@ def column_text(raw: RawTable, spec: ColumnSpec, header: str | None) -> pd.Serie
     return text
 
 
-def apply_profile(raw: RawTable, profile: Profile) -> Mapped:
-    """Type every matched column; rows with a bad value become rejects with their reasons."""
+def apply_profile(raw: RawTable, profile: Profile, *, as_read: Collection[str] = ()) -> Mapped:
+    """Type every matched column; rows with a bad value become rejects with their reasons.
+
+    ``as_read``: text fields whose column keeps the reader's Arrow text instead of a Python
+    string per cell, for a caller that only hands them to COPY (:mod:`layers.copy` writes them
+    from Arrow's buffers, byte for byte as the strings; missing cells are ``NA``, not None)."""
     matched = match_columns(profile, raw.columns)
     index = pd.RangeIndex(len(raw))
     reasons = pd.Series("", index=index, dtype=object)
@@ -170,7 +175,10 @@ def apply_profile(raw: RawTable, profile: Profile) -> Mapped:
     for name, spec in profile.columns.items():
         header = matched.get(name)
         text = column_text(raw, spec, header)
-        values, bad = convert(text, spec)
+        if name in as_read and spec.type == "string" and arrow_text(text) is not None:
+            values, bad = text, pd.Series(False, index=text.index)
+        else:
+            values, bad = convert(text, spec)
         if spec.required:
             bad = bad | (values.isna() & ~bad)
         label = header or name
@@ -332,11 +340,12 @@ _FIELD_WIDTH = {"%Y": 4, "%m": 2, "%d": 2, "%H": 2, "%M": 2, "%S": 2}
 _ISO_LITERALS = (["", "-", "-", ""], ["", "-", "-", " ", ":", ""], ["", "-", "-", " ", ":", ":", ""])
 
 
-def _iso_shape(fmt: str) -> tuple[str, list[tuple[int, int]] | None] | None:
+def _iso_shape(fmt: str) -> tuple[str, list[tuple[int, int]] | None, list] | None:
     """For a format of year, month, day [, hour, minute [, second]] in that order with any
     literal text between them (``%Y年%m月%d日 %H:%M``): a pattern that matches the format's
-    zero-padded cells, and where in such a cell each field is (None when the cell is ISO 8601
-    already). None for any other format (it goes to pandas)."""
+    zero-padded cells, where in such a cell each field is (None when the cell is ISO 8601
+    already), and the same shape byte by byte (:func:`_shaped`). None for any other format (it
+    goes to pandas)."""
     parts = re.split(r"(%.)", fmt)
     fields, literals = parts[1::2], parts[0::2]
     if fields not in [["%Y", "%m", "%d", *time] for time in ([], ["%H", "%M"], ["%H", "%M", "%S"])]:
@@ -346,26 +355,45 @@ def _iso_shape(fmt: str) -> tuple[str, list[tuple[int, int]] | None] | None:
     pattern = "^" + "".join(
         f"[0-9]{{{_FIELD_WIDTH[p]}}}" if i % 2 else re.escape(p) for i, p in enumerate(parts)
     )
+    # the same shape byte by byte: True where a digit goes, else the literal's UTF-8 byte
+    template = [b for i, p in enumerate(parts) for b in ([True] * _FIELD_WIDTH[p] if i % 2 else p.encode())]
     if literals in _ISO_LITERALS:
-        return pattern + "$", None
+        return pattern + "$", None, template
     spans, at = [], len(literals[0])
     for name, literal in zip(fields, literals[1:], strict=True):
         spans.append((at, at + _FIELD_WIDTH[name]))
         at += _FIELD_WIDTH[name] + len(literal)
-    return pattern + "$", spans
+    return pattern + "$", spans, template
+
+
+def _shaped(cells: pa.Array, pattern: str, template: list) -> np.ndarray:
+    """Which of ``cells`` (text, none missing) match ``pattern``: when all have the shape's
+    byte length, their bytes are one (cells, length) block that numpy checks against the
+    ``template`` (a digit where it says True, its byte elsewhere: what the pattern says, 20
+    times cheaper than the regex); else the regex."""
+    n, width = len(cells), len(template)
+    offsets = np.frombuffer(cells.buffers()[1], dtype=np.int32, count=n + 1, offset=cells.offset * 4)
+    if cells.null_count or not n or not (np.diff(offsets) == width).all():
+        return pc.fill_null(pc.match_substring_regex(cells, pattern), False).to_numpy(zero_copy_only=False)
+    block = np.frombuffer(cells.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]].reshape(n, width)
+    digit = np.array([b is True for b in template])
+    literal = np.array([0 if b is True else b for b in template], dtype=np.uint8)
+    ok = ((block[:, digit] - np.uint8(48)) < 10).all(axis=1)
+    return ok & (block[:, ~digit] == literal[~digit]).all(axis=1)
 
 
 def _arrow_times(
-    arrow: pa.ChunkedArray, todo: pd.Series, iso: tuple[str, list[tuple[int, int]] | None], out: pd.Series
+    arrow: pa.ChunkedArray, todo: pd.Series, iso: tuple[str, list[tuple[int, int]] | None, list],
+    out: pd.Series,
 ) -> None:
     """Fill ``out`` where ``todo`` for the cells written exactly in the format's shape, by
     Arrow's strict ISO 8601 parser: it gives the time pandas gives for such a cell, and refuses
     a day or hour that does not exist (02-30, 24:00), which then goes to pandas with the rest.
     Parsed a block at a time, so that one such cell sends only its block to pandas."""
-    pattern, spans = iso
+    pattern, spans, template = iso
     mask = todo.to_numpy()
-    cells = arrow.filter(pa.array(mask))
-    shaped = pc.fill_null(pc.match_substring_regex(cells, pattern), False).to_numpy(zero_copy_only=False)
+    cells = arrow.filter(pa.array(mask)).combine_chunks()
+    shaped = _shaped(cells.cast(pa.string()), pattern, template)
     rows, cells = np.flatnonzero(mask)[shaped], cells.filter(pa.array(shaped))
     if spans is not None:  # written again as ISO 8601 from the fields' fixed places
         pieces = [pc.utf8_slice_codeunits(cells, a, b) for a, b in spans]

@@ -26,6 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from etl.encoding import gb18030_utf8_halves, no_utf8_lines
 from etl.safety import UnsafeFileError, check_zip
 
 if TYPE_CHECKING:
@@ -170,7 +171,7 @@ def decode(data: bytes, encoding: str | None = None) -> tuple[str, str, tuple[st
         text = data.decode("gb18030")
     except UnicodeDecodeError:
         text = None
-    if text is not None and _no_utf8_lines(data):
+    if text is not None and no_utf8_lines(data):
         return text, "gb18030", ()
     lines = data.splitlines(keepends=True)
     utf8 = sum(1 for ln in lines if _decodes(ln, "utf-8") and not ln.isascii())
@@ -202,27 +203,6 @@ def _not_utf8(data: bytes) -> bool:
     return False
 
 
-def _no_utf8_lines(data: bytes) -> bool:
-    """True when no non-ASCII line is valid UTF-8 (so the file is not partly UTF-8).
-
-    Each line is tried with the C decoder on a zero-copy view (a GBK line fails at its first
-    Chinese character, so this costs little more than finding the line ends)."""
-    view, n, start = memoryview(data), len(data), 0
-    decode = codecs.utf_8_decode
-    while start < n:
-        end = data.find(b"\n", start)
-        end = n if end < 0 else end + 1
-        try:
-            line, _ = decode(view[start:end], "strict", True)
-        except UnicodeDecodeError:
-            start = end
-            continue
-        if not line.isascii():
-            return False
-        start = end
-    return True
-
-
 def _decodes(b: bytes, enc: str) -> bool:
     try:
         b.decode(enc)
@@ -234,12 +214,18 @@ def _decodes(b: bytes, enc: str) -> bool:
 def to_utf8(data: bytes, encoding: str | None = None) -> tuple[bytes, str, tuple[str, ...]]:
     """:func:`decode`, but the text as UTF-8 bytes (what the CSV parser reads fastest); a UTF-8
     file is only checked, not copied."""
-    if not encoding and not data.startswith(b"\xef\xbb\xbf") and not _not_utf8(data):
-        try:
-            codecs.utf_8_decode(data, "strict", True)
-            return data, "utf-8", ()
-        except UnicodeDecodeError:
-            pass
+    if not encoding and not data.startswith(b"\xef\xbb\xbf"):
+        if not _not_utf8(data):
+            try:
+                codecs.utf_8_decode(data, "strict", True)
+                return data, "utf-8", ()
+            except UnicodeDecodeError:
+                pass
+        # not UTF-8: GB18030, what :func:`decode` finds next, on both cores for a large file
+        # (None: not plain GB18030, a file in mixed encodings, which decode() reads line by line)
+        utf8 = gb18030_utf8_halves(data)
+        if utf8 is not None:
+            return utf8, "gb18030", ()
     text, used, warnings = decode(data, encoding)
     del data
     return text.encode("utf-8"), used, warnings

@@ -295,8 +295,7 @@ class _Index:
                     t, v = self.names.get(word, ((), ()))
                     self.names[word] = (t + (i,), v) if kind == "town" else (t, v + (i,))
                     short[word] = short.get(word, True) and word == stem
-        one = _trie(short)
-        self.names_re = re.compile("".join(f"(?:({one}))?" for _ in range(_MAX_NAMES)))
+        self.name_re = re.compile(_trie(short))  # one name, read up to _MAX_NAMES times (_Names)
         # For addresses with noise before the first name ('地址梧田街道...'): full names only.
         self.search = re.compile(_trie({w: False for w, s in short.items() if not s}))
         groups = ["(?P<country>中国)"]
@@ -416,10 +415,34 @@ def _foreign(s: str, start: int, end: int, idx: _Index) -> str | None:
     return None
 
 
-def _names(s: str, pos: int, idx: _Index) -> tuple[re.Match[str], str | None]:
+class _Names:
+    """The names read one after another from ``pos``, at most :data:`_MAX_NAMES`: what the
+    regex ``(?:(name))?`` written out that many times matches (its groups, start and ends; all
+    its groups are optional, so each takes the first spelling that matches where the one before
+    ended, and none is ever given back), with one name's regex compiled instead of three."""
+
+    __slots__ = ("_pos", "_s", "_spans")
+
+    def __init__(self, s: str, pos: int, name_re: re.Pattern[str]) -> None:
+        self._s, self._pos, self._spans = s, pos, []
+        while len(self._spans) < _MAX_NAMES and (m := name_re.match(s, pos)):
+            self._spans.append(m.span())
+            pos = m.end()
+
+    def group(self, g: int) -> str | None:
+        return self._s[slice(*self._spans[g - 1])] if g <= len(self._spans) else None
+
+    def start(self) -> int:
+        return self._pos
+
+    def end(self, g: int) -> int:
+        return self._spans[g - 1][1]
+
+
+def _names(s: str, pos: int, idx: _Index) -> tuple[_Names, str | None]:
     """The names read at ``pos``, or after some noise ('地址：...') that names no other place;
     with no names, why the address is foreign (or None)."""
-    m = idx.names_re.match(s, pos)
+    m = _Names(s, pos, idx.name_re)
     if m.group(1) is not None:
         return m, None
     if (hit := idx.search.search(s, pos)) is None:
@@ -428,10 +451,10 @@ def _names(s: str, pos: int, idx: _Index) -> tuple[re.Match[str], str | None]:
     for w in (*_REGION_WORD.finditer(noise), *_TOWN_WORD.finditer(noise)):
         if not _NOT_REGION.search(w.group()):
             return m, f"address is outside {idx.region_name}: it names {w.group()}"
-    return idx.names_re.match(s, hit.start()), None
+    return _Names(s, hit.start(), idx.name_re), None
 
 
-def _admin(m: re.Match[str], idx: _Index) -> tuple[int, int | None, tuple[int, ...], str | None]:
+def _admin(m: _Names, idx: _Index) -> tuple[int, int | None, tuple[int, ...], str | None]:
     """Town and village from the names read: (end, town id, village ids, issue)."""
     town: int | None = None
     villages: tuple[int, ...] = ()

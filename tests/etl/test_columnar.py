@@ -7,8 +7,10 @@ import csv
 import io
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
 from etl import readers
@@ -148,3 +150,25 @@ def test_iso_shapes_of_formats() -> None:
     assert shapes["%Y年%m月%d日 %H:%M"][1] == [(0, 4), (5, 7), (8, 10), (12, 14), (15, 17)]
     for fmt in ("%d/%m/%Y", "%Y-%m-%d %H", "%Y-%j", "%Y-%m-%d %H:%M:%S.%f", "%y-%m-%d", "%Y%%%m%d"):
         assert _iso_shape(fmt) is None
+
+
+@pytest.mark.parametrize("fmt", ["%Y-%m-%d %H:%M:%S", "%Y年%m月%d日 %H:%M", "%Y/%m/%d"])
+def test_cells_shaped_as_the_format_by_numpy_as_by_the_regex(fmt) -> None:
+    """A block of cells of the format's byte length is checked byte by byte by numpy; it finds
+    what the format's regex finds (digits only where digits go, each literal byte in place)."""
+    from etl.profile import _shaped
+
+    pattern, _, template = _iso_shape(fmt)
+    good = pd.Timestamp("2025-03-01 09:05:07").strftime(fmt)
+    width = len(good.encode())
+    odd = [good.replace("0", "O", 1), good.replace("2", "２", 1), good[:-1] + "/", "/" + good[1:],
+           good[:4] + "x" + good[5:], good.replace("9", ":", 1), "9" * width, good[::-1]]
+    odd = [c for c in odd if len(c.encode()) == width and c != good] + ["٠" * (width // 2)] * (width % 2 == 0)
+    cells = pa.array([good, *odd, good.replace("1", "8")])
+    regex = pc.fill_null(pc.match_substring_regex(cells, pattern), False).to_numpy(zero_copy_only=False)
+    assert (np.diff(np.frombuffer(cells.buffers()[1], dtype=np.int32)) == width).all()  # the block way
+    assert _shaped(cells, pattern, template).tolist() == regex.tolist()
+    assert regex.tolist() == [True] + [False] * len(odd) + [True]
+    # cells of other lengths, or missing: the regex itself
+    mixed = pa.array([good, good + " ", None, good[:-1]])
+    assert _shaped(mixed, pattern, template).tolist() == [True, False, False, False]

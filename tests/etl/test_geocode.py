@@ -161,3 +161,21 @@ def test_a_memo_parses_each_address_once_across_calls(demo_conn: Connection, mon
     monkeypatch.setattr(address, "MEMO_SIZE", 35)
     geocode_frame(None, pd.Series(texts), gaz, memo := {})
     assert len(memo) == 35
+
+
+def test_a_third_name_is_read_after_two() -> None:
+    """Up to three names are read one after another (gis.address._Names, one compiled name read
+    again where the last ended): a town written twice still reaches its village, and a third name
+    that is another town is a contradiction, as when the three were one regex."""
+    from gis.address import Gazetteer, parse
+
+    towns = [("330304002", "梧田街道", 120.67, 27.97), ("330304004", "茶山街道", 120.70, 27.93)]
+    gaz = Gazetteer(towns=towns,
+                    villages=[("330304002001", "330304002", "白象村", 120.66, 27.96)],
+                    province="浙江省", city="温州市", county="瓯海区")
+    p = parse("梧田街道梧田白象村白象路12号", gaz)
+    assert (p.town_code, p.village_code, p.road, p.issue) == ("330304002", "330304002001", "白象路", None)
+    p = parse("梧田街道梧田茶山街道白象路12号", gaz)
+    assert p.issue == "address names two towns, 梧田街道 and 茶山街道 (address contradicts itself)"
+    p = parse("地址：梧田街道梧田白象村", gaz)  # after noise: read from the first full name
+    assert (p.village_code, p.issue) == ("330304002001", None)

@@ -153,3 +153,68 @@ def test_csv_text_only_cleaning_is_the_general_cleaning() -> None:
         s = pd.Series(column, dtype=object)
         assert _clean(s, text_only=True).tolist() == _clean(s).tolist()
         assert _clean(s).tolist() == [c.strip() or None for c in column]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "编号,地址\n" + "".join(f"{i},梧田街道{i}号\n" for i in range(50)),  # GBK lines on both sides
+        "编号,地址\n1,梧田\n2,娄桥",  # the last line without its line end
+        "编号,地址\n" + "1,x\n" * 40 + "2,梧田\r\n3,𠀀瓯海\r\n",  # CRLF; a 4-byte GB18030 character
+        "a,b\n" + "1,x\n" * 40,  # ASCII only (a UTF-8 file: never reaches the halves)
+    ],
+)
+def test_gbk_decoded_in_two_halves_as_whole(monkeypatch: pytest.MonkeyPatch, text: str) -> None:
+    """A large GBK file is decoded half in a forked child; the result is what one process makes."""
+    from etl import encoding
+
+    data = text.encode("gb18030")
+    whole = to_utf8(data)
+    monkeypatch.setattr(encoding, "PARALLEL_MIN_BYTES", 0)
+    assert to_utf8(data) == whole == (text.encode(), "gb18030" if not text.isascii() else "utf-8", ())
+    forks = []
+    monkeypatch.setattr(encoding.os, "fork", lambda: forks.append(1) or _fork())
+    assert encoding.gb18030_utf8_halves(data) == text.encode()
+    assert forks == [1]
+
+
+_fork = __import__("os").fork
+
+
+@pytest.mark.parametrize("where", ["first", "second"])
+def test_gbk_halves_not_plain_gb18030(monkeypatch: pytest.MonkeyPatch, where: str) -> None:
+    """A UTF-8 line or a byte GB18030 lacks in either half: None from the halves, and the file is
+    read the general way (mixed encodings line by line, or an error), as with one process."""
+    from etl import encoding
+
+    gbk = "".join(f"{i},梧田街道\n" for i in range(40)).encode("gb18030")
+    for odd, expect in ((b"9,\xe5\xa8\x84\xe6\xa1\xa5\n", "mixed"), (b"9,\x81\n", None)):  # 娄桥 in UTF-8
+        data = gbk + odd + gbk if where == "first" else gbk + gbk + gbk + odd
+        serial = encoding.gb18030_utf8(data)
+        monkeypatch.setattr(encoding, "PARALLEL_MIN_BYTES", 0)
+        assert serial is None and encoding.gb18030_utf8_halves(data) is None
+        if expect is None:
+            with pytest.raises(ReaderError, match="neither UTF-8 nor GBK"):
+                to_utf8(data)
+        else:
+            assert to_utf8(data)[1] == "mixed"
+        monkeypatch.setattr(encoding, "PARALLEL_MIN_BYTES", 16 * 1024**2)
+
+
+def test_gbk_halves_child_status_unknown(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A child reaped by someone else (a process that ignores SIGCHLD): its half is not trusted,
+    and the file is decoded the general way, to the same text."""
+    from etl import encoding
+
+    text = "编号,地址\n" + "".join(f"{i},梧田街道{i}号\n" for i in range(50))
+    data = text.encode("gb18030")
+    monkeypatch.setattr(encoding, "PARALLEL_MIN_BYTES", 0)
+    real_wait = encoding.os.waitpid
+
+    def reaped(pid: int, options: int) -> tuple[int, int]:
+        real_wait(pid, options)
+        raise ChildProcessError
+
+    monkeypatch.setattr(encoding.os, "waitpid", reaped)
+    assert encoding.gb18030_utf8_halves(data) is None
+    assert to_utf8(data) == (text.encode(), "gb18030", ())

@@ -12,6 +12,7 @@ from etl import pipeline
 from etl.demo.samples import hazards_export
 from etl.pipeline import load_file
 from etl.readers import read_file
+from layers import copy as copy_module
 from tests.etl.test_pipeline import etl_engine, sample  # noqa: F401 - fixtures (a database, 300 hazards)
 
 
@@ -25,7 +26,8 @@ def outcome(engine, source: str, prefix: str) -> tuple:
         records = conn.execute(
             text(
                 "SELECT replace(source_id, :p, ''), replace(code, :p, ''), title, state, found_at, "
-                "grid_code, ST_AsText(geom), loc_method, geocode_level FROM pingan.hazards "
+                "grid_code, ST_AsText(geom), loc_method, geocode_level, description, assigned_to "
+                "FROM pingan.hazards "
                 "WHERE source = :s ORDER BY 1"
             ),
             {"s": source, "p": prefix},
@@ -57,6 +59,9 @@ def repeated_ids(sample: pd.DataFrame, prefix: str) -> pd.DataFrame:  # noqa: F8
     data.loc[66, ["经度", "纬度"]] = [121.47, 31.23]  # Shanghai
     data.loc[[30, 50], "事件编号"] = ""
     data.loc[40:47, ["经度", "纬度", "坐标系"]] = None
+    # text that only goes to COPY (kept as Arrow text when streamed): empty cells, tabs, quotes
+    data["描述"] = [None if i % 3 else f"第{i}条\t\"描述\"\\N" for i in range(70)]
+    data["责任单位"] = [None if i % 4 == 1 else ("" if i % 4 == 2 else f"单位{i % 5}") for i in range(70)]
     return data
 
 
@@ -65,9 +70,14 @@ def test_streamed_and_whole_mapping_leave_the_same_database(engine, sample, tmp_
     mapped_rows: list[int] = []
     real_apply = pipeline.apply_profile
 
-    def spy_apply(raw, profile):  # noqa: ANN001, ANN202
+    as_read: list[tuple] = []
+
+    def spy_apply(raw, profile, **kw):  # noqa: ANN001, ANN003, ANN202
         mapped_rows.append(len(raw))
-        return real_apply(raw, profile)
+        mapped = real_apply(raw, profile, **kw)
+        held = (n for n, c in mapped.frame.items() if copy_module.arrow_text(c) is not None)
+        as_read.append(tuple(sorted(held)))
+        return mapped
 
     monkeypatch.setattr(pipeline, "apply_profile", spy_apply)
     outcomes = {}
@@ -78,9 +88,13 @@ def test_streamed_and_whole_mapping_leave_the_same_database(engine, sample, tmp_
         data = repeated_ids(sample, prefix)
         data.to_csv(path, index=False, encoding="gbk")
         mapped_rows.clear()
+        as_read.clear()
         first = load_file(engine, path, "hazards", source="stream-" + way)
         assert first.status == "done", first.error
         assert mapped_rows == ([20, 20, 20, 10] if way == "stream" else [70]), mapped_rows
+        # streamed, the text only copied is not made Python strings; mapped whole, all is
+        read_as = ("assigned_to", "description", "title") if way == "stream" else ()
+        assert set(as_read) == {read_as}, as_read
         # again, with one title changed and ten rows more: an update, its event, new rows
         more = pd.concat([data, hazards_export(sample.iloc[70:80], prefix + sample.source_id.iloc[70:80])],
                          ignore_index=True).astype(object)
@@ -105,6 +119,10 @@ def test_streamed_and_whole_mapping_leave_the_same_database(engine, sample, tmp_
     assert all(dup in first_rejects[n + 2] for n in (3, 25, 8, 12)), first_rejects
     assert "outside the district" in first_rejects[66 + 2] and "发现时间" in first_rejects[45 + 2]
     assert sum(r[7] == "geocoded" for r in records) == 7  # rows 40-47 but 45
+    described = {r[0]: (r[9], r[10]) for r in records}
+    assert described[ids.iloc[15]] == ('第15条\t"描述"\\N', "单位0")
+    assert described[ids.iloc[6]] == ('第6条\t"描述"\\N', None)  # an empty cell: NULL
+    assert described[ids.iloc[7]] == (None, "单位2") and described[ids.iloc[10]] == (None, None)
 
 
 def test_the_file_is_mapped_while_the_chunks_before_are_copied(engine, sample, tmp_path, monkeypatch) -> None:  # noqa: F811
@@ -119,10 +137,10 @@ def test_the_file_is_mapped_while_the_chunks_before_are_copied(engine, sample, t
     real_apply, real_send = pipeline.apply_profile, pipeline.send_binary
     waited: list[bool] = []
 
-    def spy_apply(raw, profile):  # noqa: ANN001, ANN202
+    def spy_apply(raw, profile, **kw):  # noqa: ANN001, ANN003, ANN202
         if raw.row_numbers.iloc[0] == 2 + 40:  # the third chunk: rows 40-59 (the header is row 1)
             waited.append(copying.wait(timeout=10))
-        return real_apply(raw, profile)
+        return real_apply(raw, profile, **kw)
 
     def spy_send(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
         copying.set()
