@@ -190,6 +190,13 @@ def prepare_principal_sql(name: str, *also: str) -> str:
     return f"PREPARE {name}(text, text, text) AS {statement % placeholders}"
 
 
+def principal_args(principal: Principal) -> tuple[str, ...]:
+    """The parameters of :func:`prepare_principal_sql`'s statement for ``principal``, in order
+    (for a driver that binds them rather than quoting them in)."""
+    params = _principal_params(principal)
+    return tuple(params[arg] for arg in _PRINCIPAL_ARGS)
+
+
 def execute_principal_sql(name: str, principal: Principal) -> str:
     """``EXECUTE name(...)`` of :func:`prepare_principal_sql` for ``principal``, values quoted in."""
     params = _principal_params(principal)

@@ -18,7 +18,7 @@ from layers.catalog import CASES, GRIDS, HAZARDS, TOWNS
 from layers.db import Principal, atransaction, make_async_pool
 from layers.settings import DatabaseSettings
 from tests.tiles.reference import count_in_tile, decode, densest_tile
-from tiles.render import draw, get_tile, get_tiles, tile_statements
+from tiles.render import draw, get_tile, get_tiles, normalise_filters, tile_statements
 from tiles.sql import TileQuery
 
 ADMIN = Principal(user="test", role="admin")
@@ -65,6 +65,30 @@ def test_draw_gives_the_bytes_of_a_transaction_and_leaves_nothing_behind(demo_ur
     assert drawn == [one]
     assert b"".join(drawn_several) == several
     assert before == after == ("pingan_service", "", "auto", False)
+
+
+def test_filter_values_reach_the_database_as_they_are(demo_url, demo_engine) -> None:
+    """Filters are bound as text arrays: values with quotes, commas, backslashes, braces and
+    Chinese draw what the cursor's quoted literals draw (``get_tile``), and matching values
+    draw features."""
+    tile = densest_tile(demo_engine, "hazards", 14)
+    asks = [{"state": ["found", "closed"]},
+            {"state": ["found", "closed", 'a"b', "c,d", "e\\f", "{g}", "已处置", "NULL"]}]
+
+    async def work(pool: Any) -> list[tuple[bytes, list[bytes]]]:
+        out = []
+        for filters in asks:
+            async with atransaction(pool, ADMIN) as conn:
+                one = await get_tile(conn, HAZARDS, *tile, filters=filters)
+            async with pool.connection() as conn:
+                statements = tile_statements([HAZARDS], *tile, normalise_filters(HAZARDS, filters))
+                out.append((one, await draw(conn, ADMIN, statements)))
+        return out
+
+    (found, drawn_found), (odd, drawn_odd) = _with_pool(demo_url, work)
+    assert len(decode(found)["hazards"]) > 10  # not vacuous
+    assert drawn_found == [found]
+    assert drawn_odd == [odd] and odd
 
 
 @pytest.mark.parametrize("role", ["town", "grid"])
