@@ -23,7 +23,9 @@ Load is ``wrk`` (or an httpx loop when wrk is absent) at ``--concurrency`` clien
 (c) grid polygon tiles at z13.
 
 ``--workloads c --modes cold`` runs one workload and mode (for iterating), ``--no-limit`` skips
-the database limit.
+the database limit. ``--duration-for b=40`` gives one workload longer runs: (b) at scale 10 is
+tiles of 40 ms to 5 s, of which 8 seconds finish 150-220, and which heavy ones end inside the
+window decides the rate.
 
 Before loading a server, its tiles are fetched once (sample tiles first, within
 ``--fetch-budget`` seconds): sizes, and the sample decoded with mapbox-vector-tile to compare the
@@ -449,6 +451,17 @@ def _with_fetch(result: Result, fetched: Fetched, expected: list[int]) -> Result
     return result
 
 
+def _durations(args: argparse.Namespace, loads: dict) -> dict:
+    """Seconds per run for each workload: ``--duration``, or its ``--duration-for``."""
+    given = {}
+    for spec in args.duration_for:
+        letter, _, value = spec.partition("=")
+        if letter not in {name[1] for name in loads} | {"a", "b", "c"} or not value:
+            raise SystemExit(f"--duration-for {spec!r}: expected W=SECONDS with W one of a, b, c")
+        given[letter] = float(value)
+    return {name: given.get(name[1], args.duration) for name in loads}
+
+
 # -- the server under test -----------------------------------------------------------------------
 class Server:
     """uvicorn serving ``api.asgi:app`` on loopback; stopped by its PID."""
@@ -610,6 +623,7 @@ def run(args: argparse.Namespace) -> None:
     for spec in args.peer:
         name, template = spec.split("=", 1)
         peers.append((name, lambda _db, t=template, **_kw: _external(t)))
+    seconds = _durations(args, loads)
     found: dict[str, list[Result]] = {name: [] for name in loads}
     expected = {name: database_counts(url, tiles) for name, tiles in loads.items()}
     samples = {name: sample_indices(expected[name], args.sample) for name in loads}
@@ -617,7 +631,7 @@ def run(args: argparse.Namespace) -> None:
         if args.no_limit:
             break
         print(f"[{time.monotonic() - started:5.0f} s] database limit, {name}", file=sys.stderr)
-        limit = database_limit(service, tiles, args.concurrency, args.duration, shapes)
+        limit = database_limit(service, tiles, args.concurrency, seconds[name], shapes)
         found[name].append(asyncio.run(limit))
     for mode, cache in (("cold", False), ("warm", True)):
         if mode not in modes:
@@ -631,7 +645,7 @@ def run(args: argparse.Namespace) -> None:
                 # (warm: this fills the cache)
                 fetched = fetch_tiles(urls, samples[name], budget=1e9, timeout=args.timeout, headers=auth)
                 warm_up(urls, fetched, args, auth)
-                result = http_load(f"pingan {mode}", urls, args.concurrency, args.duration, args.timeout,
+                result = http_load(f"pingan {mode}", urls, args.concurrency, seconds[name], args.timeout,
                                    auth)
                 found[name].append(_with_fetch(result, fetched, expected[name]))
         finally:
@@ -646,7 +660,7 @@ def run(args: argparse.Namespace) -> None:
                     urls = _urls(running.tiles, tiles)
                     fetched = fetch_tiles(urls, samples[name], budget=args.fetch_budget, timeout=args.timeout)
                     warm_up(urls, fetched, args)
-                    result = http_load(peer, urls, args.concurrency, args.duration, args.timeout)
+                    result = http_load(peer, urls, args.concurrency, seconds[name], args.timeout)
                     found[name].append(_with_fetch(result, fetched, expected[name]))
             except Exception as err:  # noqa: BLE001 - a peer that fails is reported, the run goes on
                 found[name].append(Result(peer, 0, 0.0, float("nan"), float("nan"), 0,
@@ -655,7 +669,8 @@ def run(args: argparse.Namespace) -> None:
     load_after = os.getloadavg()
     pools = (f"{args.pool_size} database connections per worker (ours and TiPG)" if args.pool_size
              else f"ours {args.concurrency} database connections, TiPG its default")
-    print(f"\n{args.concurrency} clients, {args.duration:.0f} s per cell, {args.workers} uvicorn"
+    longer = "".join(f" ({name[1]}: {t:.0f} s)" for name, t in seconds.items() if t != args.duration)
+    print(f"\n{args.concurrency} clients, {args.duration:.0f} s per cell{longer}, {args.workers} uvicorn"
           f" worker(s) per server, {pools}, load by {'wrk' if shutil.which('wrk') else 'httpx'}"
           f" (timeout {args.timeout:.0f} s);"
           f" {os.cpu_count()} CPUs shared by load, servers and database; 1-min load average"
@@ -685,6 +700,9 @@ def main() -> None:
                         help="the demo database (default: $PINGAN_DATABASE_URL)")
     parser.add_argument("--concurrency", type=int, default=20)
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per run")
+    parser.add_argument("--duration-for", action="append", default=[], metavar="W=SECONDS",
+                        help="seconds per run for workload W (a, b, c): a workload of heavy tiles "
+                             "finishes few in --duration, and which of them end inside it decides the rate")
     parser.add_argument("--workers", type=int, default=1, help="uvicorn workers (ours and TiPG's)")
     parser.add_argument("--pool-size", type=int, default=None,
                         help="database connections per worker, ours and TiPG's (default: ours as many as"
