@@ -52,13 +52,10 @@ async def get_principal(request: Request) -> Principal:
     return located(principal, client_address(request), request.headers.get(REASON_HEADER))
 
 
-async def bearer_caller(app: Starlette, authorization: str, client: str | None,
-                        reason: str | None) -> Principal:
-    """:func:`get_principal` for a request whose credentials are ``Authorization: Bearer ...``
-    (the header's value given), from values read off the request: the tile front door
-    (``api.routes.tiles``) needs no ``Request`` for it."""
-    scheme, _, token = authorization.partition(" ")
-    assert scheme.lower() == "bearer"
+async def bearer_caller(app: Starlette, token: str, client: str | None, reason: str | None) -> Principal:
+    """:func:`get_principal` for a request whose credentials are ``Authorization: Bearer <token>``,
+    from values read off the request: the tile front door (``api.routes.tiles``) needs no
+    ``Request`` for it."""
     return located(await bearer_principal(app, token.strip()), client, reason)
 
 

@@ -451,12 +451,12 @@ def _with_fetch(result: Result, fetched: Fetched, expected: list[int]) -> Result
     return result
 
 
-def _durations(args: argparse.Namespace, loads: dict) -> dict:
+def _durations(args: argparse.Namespace, loads: dict[str, list[Tile]]) -> dict[str, float]:
     """Seconds per run for each workload: ``--duration``, or its ``--duration-for``."""
     given = {}
     for spec in args.duration_for:
         letter, _, value = spec.partition("=")
-        if letter not in {name[1] for name in loads} | {"a", "b", "c"} or not value:
+        if letter not in ("a", "b", "c") or not value:
             raise SystemExit(f"--duration-for {spec!r}: expected W=SECONDS with W one of a, b, c")
         given[letter] = float(value)
     return {name: given.get(name[1], args.duration) for name in loads}

@@ -195,7 +195,7 @@ class _Held:
     conn: psycopg.AsyncConnection | None = None
 
     async def connection(self, pool: AsyncConnectionPool) -> psycopg.AsyncConnection:
-        if self.conn is not None and (self.pool is not pool):
+        if self.conn is not None and self.pool is not pool:
             await self.release()
         if self.conn is None:
             self.conn = await pool.getconn()

@@ -96,14 +96,6 @@ async def _execute(conn: AsyncConnection, query: TileQuery, params: dict[str, An
                               binary=True)
 
 
-def _execute_text(conn: AsyncConnection, query: TileQuery, params: dict[str, Any]) -> str:
-    values = [params[name] for name in query.param_names]
-    if all(type(v) is int for v in values):  # the tile address alone (the name is [a-z0-9_])
-        return f"EXECUTE {query.name}({', '.join(map(str, values))})"
-    args = sql.SQL(", ").join(sql.Literal(v) for v in values)
-    return sql.SQL("EXECUTE {}({})").format(sql.Identifier(query.name), args).as_string(conn)
-
-
 # Tile statements run with generic plans: a custom plan of a tile statement costs ~0.6-0.9 ms
 # to make (CTEs, init-plans), as much as drawing a typical grid tile, and PostgreSQL's default
 # keeps making one per execution for these statements. The generic plan is the same scan (the

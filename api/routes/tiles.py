@@ -298,9 +298,10 @@ async def serve_at_front(app: FastAPI, scope: Scope, receive: Receive, send: Sen
     state = app.state
     request: Request | None = None
     try:
-        if authorization and authorization.partition(" ")[0].lower() == "bearer":
+        scheme, _, token = (authorization or "").partition(" ")
+        if scheme.lower() == "bearer":
             client = scope.get("client")
-            principal = await bearer_caller(app, authorization, client[0] if client else None, reason)
+            principal = await bearer_caller(app, token, client[0] if client else None, reason)
         else:  # a cookie, Basic, anonymous, or refused: resolved as the routes resolve it
             request = _front_request(app, scope, receive, found)
             principal = await get_principal(request)
