@@ -47,3 +47,18 @@ def test_missing_cluster_gives_clear_error(tmp_path) -> None:
     out = run("db", "url", env=env)
     assert out.returncode == 2
     assert "pingan db up" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_databases_are_created_with_collation_c_in_code_point_order(db_url) -> None:
+    """The project creates its databases with collation C (text compared as bytes, so the text
+    keys' B-trees build without ``strcoll``); UTF-8's byte order is code point order, so text,
+    Chinese included, sorts as Python sorts it, as under glibc's C.UTF-8 before."""
+    names = ["瑞安市", "瓯海区", "娄桥街道", "Zhejiang", "ouhai", "330304001", "33030400", "é", "_a", "~"]
+    with psycopg.connect(db_url) as conn:
+        collate = conn.execute(
+            "SELECT datcollate FROM pg_database WHERE datname = current_database()"
+        ).fetchone()[0]
+        ordered = conn.execute("SELECT array_agg(n ORDER BY n) FROM unnest(%s::text[]) AS n", (names,))
+        assert ordered.fetchone()[0] == sorted(names)
+        assert conn.execute("SELECT upper('ouhai é')").fetchone()[0] == "OUHAI É"  # character classes kept
+    assert collate == "C"

@@ -19,7 +19,8 @@ CREATE ROLE pingan_as_public NOLOGIN NOBYPASSRLS;
 CREATE ROLE pingan_as_system NOLOGIN NOBYPASSRLS;
 GRANT pingan_as_admin, pingan_as_command, pingan_as_town, pingan_as_grid, pingan_as_analyst,
       pingan_as_public, pingan_as_system TO pingan_service;
-CREATE DATABASE pingan OWNER pingan ENCODING 'UTF8' TEMPLATE template0;
+-- collation C: text compared as bytes (code point order), as cli/devdb.py creates databases
+CREATE DATABASE pingan OWNER pingan ENCODING 'UTF8' LC_COLLATE 'C' TEMPLATE template0;
 \connect pingan
 CREATE EXTENSION IF NOT EXISTS postgis;
 CREATE EXTENSION IF NOT EXISTS pgrouting;
