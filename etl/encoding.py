@@ -8,6 +8,11 @@ the halves decode to exactly what the whole file decodes to: no GB18030 sequence
 one character to the next. A file that is not plain GB18030 (a byte sequence it does not have, or
 a line that is valid UTF-8: a file in mixed encodings) gives None, and the caller decodes it
 the general way (:func:`etl.readers.decode`).
+
+The child is forked from a process with threads (the file's hash is computed in one); it only
+decodes, writes shared memory and ``os._exit``\\ s, and imports nothing. Should it still not finish
+(stuck, or starved), it is killed after :data:`CHILD_GRACE_S` (or twice this process's own half, if
+longer) and the file is decoded in one process: slower, never wrong, never hung.
 """
 
 from __future__ import annotations
@@ -16,11 +21,16 @@ import codecs
 import contextlib
 import mmap
 import os
+import select
 import signal
+import time
 
 #: below this many bytes one process decodes (a fork and its shared memory cost ~10 ms)
 PARALLEL_MIN_BYTES = 16 * 1024**2
 _HEAD = 8  # the child's UTF-8 length, before its bytes in the shared memory
+#: how long the child may run on after this process has decoded its own half (the halves are
+#: the same size: a child still running long after is stuck, not slow)
+CHILD_GRACE_S = 10.0
 
 
 def no_utf8_lines(data: bytes, start: int = 0, stop: int | None = None) -> bool:
@@ -80,14 +90,16 @@ def gb18030_utf8_halves(data: bytes) -> bytes | None:
                 status = 0
         finally:
             os._exit(status)  # never back into the caller's code (no cleanup, no atexit)
-    first, wait = None, None
+    first, wait, began = None, None, time.monotonic()
     try:
         first = gb18030_utf8(data, 0, cut)
     finally:
         if first is None:  # this half does not decode (or this process was interrupted)
             os.kill(pid, signal.SIGKILL)  # the child's half is of no use then
-        with contextlib.suppress(ChildProcessError):  # reaped elsewhere (SIGCHLD ignored): unknown
-            _, wait = os.waitpid(pid, 0)
+            with contextlib.suppress(ChildProcessError):  # reaped elsewhere (SIGCHLD ignored)
+                os.waitpid(pid, 0)
+        else:
+            wait = _wait(pid, max(CHILD_GRACE_S, 2 * (time.monotonic() - began)))
     try:
         if first is None or wait is None or os.waitstatus_to_exitcode(wait) != 0:
             return None  # the caller decodes the whole file the general way
@@ -96,3 +108,32 @@ def gb18030_utf8_halves(data: bytes) -> bytes | None:
             return b"".join((first, view[_HEAD : _HEAD + size]))
     finally:
         shared.close()
+
+
+def _wait(pid: int, timeout: float) -> int | None:
+    """The child's wait status; None when it has not ended within ``timeout`` seconds (it is
+    killed and reaped then) or was reaped by someone else (a process that ignores SIGCHLD)."""
+    deadline = time.monotonic() + timeout
+    try:
+        handle = os.pidfd_open(pid)  # readable when the child ends (Linux 5.3)
+    except (AttributeError, OSError):
+        handle = None
+    try:
+        while True:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                return status
+            left = deadline - time.monotonic()
+            if left <= 0:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                return None
+            if handle is not None:
+                select.select([handle], [], [], left)
+            else:
+                time.sleep(min(left, 0.005))
+    except ChildProcessError:
+        return None
+    finally:
+        if handle is not None:
+            os.close(handle)

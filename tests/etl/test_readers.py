@@ -218,3 +218,28 @@ def test_gbk_halves_child_status_unknown(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setattr(encoding.os, "waitpid", reaped)
     assert encoding.gb18030_utf8_halves(data) is None
     assert to_utf8(data) == (text.encode(), "gb18030", ())
+
+
+def test_gbk_halves_child_that_never_ends_is_killed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A child that does not finish (stuck after the fork) is killed after its grace time and the
+    file is decoded in one process, to the same text: the load never hangs on it."""
+    import time
+
+    from etl import encoding
+
+    text = "编号,地址\n" + "".join(f"{i},梧田街道{i}号\n" for i in range(50))
+    data = text.encode("gb18030")
+    real = encoding.gb18030_utf8
+    # only the child decodes from a start past 0: it sleeps instead, as a stuck child would
+    monkeypatch.setattr(encoding, "gb18030_utf8",
+                        lambda d, start=0, stop=None: time.sleep(600) if start else real(d, start, stop))
+    monkeypatch.setattr(encoding, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(encoding, "CHILD_GRACE_S", 0.5)
+    children: list[int] = []
+    monkeypatch.setattr(encoding.os, "fork", lambda: children.append(_fork()) or children[-1])
+    began = time.monotonic()
+    assert encoding.gb18030_utf8_halves(data) is None
+    assert 0.5 <= time.monotonic() - began < 10
+    with pytest.raises(ProcessLookupError):  # killed and reaped: no process, no zombie
+        __import__("os").kill(children[0], 0)
+    assert to_utf8(data) == (text.encode(), "gb18030", ())
