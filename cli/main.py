@@ -198,6 +198,9 @@ def etl_load(
 
     if layer not in TARGETS:
         raise fail(f"unknown layer {layer!r}; loadable now: {', '.join(TARGETS)}")
+    if not file.is_file() or not os.access(file, os.R_OK):
+        why = "not readable" if file.is_file() else "not a file" if file.exists() else "no such file"
+        raise fail(f"{file}: {why}")
     try:
         prof = load_profile(profile) if profile else None
     except ProfileError as exc:

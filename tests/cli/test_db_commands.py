@@ -62,3 +62,13 @@ def test_databases_are_created_with_collation_c_in_code_point_order(db_url) -> N
         assert ordered.fetchone()[0] == sorted(names)
         assert conn.execute("SELECT upper('ouhai é')").fetchone()[0] == "OUHAI É"  # character classes kept
     assert collate == "C"
+
+
+@pytest.mark.parametrize("what", ["missing", "directory"])
+def test_etl_load_of_a_file_that_is_not_there_says_so(tmp_path, what: str) -> None:
+    """A path that is no file: a clear error and a usage exit status, not a traceback."""
+    path = tmp_path / "missing.csv" if what == "missing" else tmp_path
+    out = run("etl", "load", str(path), "--layer", "hazards")
+    assert out.returncode == 2, out.stderr
+    assert ("no such file" if what == "missing" else "not a file") in out.stderr
+    assert "Traceback" not in out.stderr + out.stdout

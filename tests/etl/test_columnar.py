@@ -41,7 +41,7 @@ def test_arrow_reader_reads_what_pandas_reads(tmp_path: Path, encoding: str, mon
     fast = readers.read_file(path)
     assert fast.text is not None  # the Arrow path took it
     fast_frame, fast_rows = fast.frame, fast.row_numbers.tolist()
-    monkeypatch.setattr(readers, "_arrow_csv", lambda data, sep: None)
+    monkeypatch.setattr(readers, "_arrow_csv", lambda data, sep, skip=0: None)
     slow = readers.read_file(path)
     assert slow.text is None
     header = ["编号", "地址", "经度", "发现时间", "状态"]
@@ -64,7 +64,7 @@ def test_empty_and_blank_cells_quoted_or_not_are_null_both_ways(tmp_path: Path, 
     assert fast.text is not None
     assert fast.text.to_pylist() == [{"编号": "Q1", "a": None, "b": None, "c": None},
                                      {"编号": "Q2", "a": None, "b": "x", "c": None}]
-    monkeypatch.setattr(readers, "_arrow_csv", lambda data, sep: None)
+    monkeypatch.setattr(readers, "_arrow_csv", lambda data, sep, skip=0: None)
     slow = readers.read_file(path)
     assert fast.frame.to_numpy().tolist() == slow.frame.to_numpy().tolist()
     # a header quoted empty is blank: pandas reads that file

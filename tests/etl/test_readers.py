@@ -81,7 +81,7 @@ def test_zipped_shapefile_projected_prj(tmp_path: Path) -> None:
     assert 500_000 < table.geometry.x.iloc[0] < 600_000
 
 
-def test_zip_without_shp_and_traversal_and_bomb(tmp_path: Path) -> None:
+def test_zip_without_shp_and_traversal_and_bomb(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     z = tmp_path / "noshp.zip"
     with zipfile.ZipFile(z, "w") as zf:
         zf.writestr("readme.txt", "x")
@@ -96,9 +96,14 @@ def test_zip_without_shp_and_traversal_and_bomb(tmp_path: Path) -> None:
         read_file(evil)
     bomb = tmp_path / "bomb.zip"
     with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as zf:
-        zf.writestr("a.shp", b"\0" * 50_000_000)
+        zf.writestr("a.shp", b"\0" * 50_000_000)  # ~1000x
+    assert check_zip(bomb) == ["a.shp"]  # 50 MB: what it inflates to is harmless, whatever the ratio
+    from etl import safety
+
+    monkeypatch.setattr(safety, "RATIO_FROM", 40_000_000)  # as if it were past the size that matters
     with pytest.raises(UnsafeFileError, match="compression bomb"):
         check_zip(bomb)
+    monkeypatch.undo()
     trunc = tmp_path / "trunc.zip"
     trunc.write_bytes(bomb.read_bytes()[:100])
     with pytest.raises(ReaderError, match="not a valid zip"):
@@ -142,17 +147,16 @@ def test_csv_cells_are_stripped_and_empty_cells_are_none(tmp_path: Path, encodin
     assert (table.warnings != ()) == (encoding == "mixed")
 
 
-def test_csv_text_only_cleaning_is_the_general_cleaning() -> None:
-    """The CSV reader's shortcut (every cell is text) cleans as the general path does."""
+def test_cleaning_strips_and_empties() -> None:
+    """Cells lose their surrounding blanks (U+3000 too); empty cells become None."""
     import pandas as pd
 
     from etl.readers import _clean
 
     cells = ["", " a", "b ", "c", "\u3000", "d e", "", "f\t", "中文", " 中 "]
     for column in (cells, [c for c in cells if c.strip()], ["x"] * 5, [""] * 3):
-        s = pd.Series(column, dtype=object)
-        assert _clean(s, text_only=True).tolist() == _clean(s).tolist()
-        assert _clean(s).tolist() == [c.strip() or None for c in column]
+        assert _clean(pd.Series(column, dtype=object)).tolist() == [c.strip() or None for c in column]
+    assert _clean(pd.Series([None, " x", float("nan")], dtype=object)).tolist() == [None, "x", None]
 
 
 @pytest.mark.parametrize(
@@ -243,3 +247,76 @@ def test_gbk_halves_child_that_never_ends_is_killed(monkeypatch: pytest.MonkeyPa
     with pytest.raises(ProcessLookupError):  # killed and reaped: no process, no zombie
         __import__("os").kill(children[0], 0)
     assert to_utf8(data) == (text.encode(), "gb18030", ())
+
+
+HEADER = ["事件编号", "标题", "状态", "发现时间"]
+
+
+def _xlsx(path: Path, rows: list[list]) -> Path:
+    import openpyxl
+
+    wb = openpyxl.Workbook()
+    for row in rows:
+        wb.active.append(row)
+    wb.save(path)
+    return path
+
+
+def test_xlsx_title_rows_above_the_header_and_blank_rows_keep_the_sheet_numbers(tmp_path: Path) -> None:
+    """A 台账 export: a title (one merged cell), a line of who filled it in, a blank row, then
+    the header; blank rows among the records. The header is found, and each record keeps the
+    row number Excel shows, which is what a clerk looks for in a reject."""
+    path = _xlsx(tmp_path / "t.xlsx", [
+        ["瓯海区风险隐患台账"],                      # row 1
+        ["填报单位：梧田街道", None, "日期：2025-03"],  # row 2
+        [],                                          # row 3
+        HEADER,                                      # row 4
+        ["H1", "a", "已发现", "2025-03-01"],         # row 5
+        [],                                          # row 6
+        [None, None, None, None],                    # row 7
+        ["H2", "b", "丢失", "2025-03-01"],           # row 8
+    ])
+    table = read_file(path)
+    assert table.columns == HEADER
+    assert table.frame["事件编号"].tolist() == ["H1", "H2"]
+    assert table.row_numbers.tolist() == [5, 8]
+    assert any("瓯海区风险隐患台账" in w and "above the header" in w for w in table.warnings)
+    assert any("2 empty row(s) skipped (rows 6, 7)" in w for w in table.warnings)
+
+
+@pytest.mark.parametrize("blank", ["", ",,,"], ids=["blank line", "separators only"])
+def test_csv_title_rows_and_empty_rows_keep_the_file_numbers(tmp_path: Path, blank: str) -> None:
+    """The same in a CSV, by either parser (a blank line sends the file to pandas; a row of only
+    separators stays with Arrow): numbers as a spreadsheet shows the file's rows."""
+    lines = ["瓯海区风险隐患台账,,,", ",".join(HEADER), "H1,a,已发现,2025-03-01", blank, blank,
+             '"H2","多行\n描述",丢失,2025-03-01', "H3,c,已发现,2025-03-02", ""]
+    path = tmp_path / "t.csv"
+    path.write_bytes("\n".join(lines).encode("gbk"))
+    table = read_file(path)
+    assert table.columns == HEADER
+    assert table.frame["事件编号"].tolist() == ["H1", "H2", "H3"]
+    assert table.row_numbers.tolist() == [3, 6, 7]
+    assert any("above the header" in w for w in table.warnings)
+    assert any("2 empty row(s) skipped (rows 4, 5)" in w for w in table.warnings)
+
+
+def test_one_column_and_plain_tables_take_their_first_row_as_header(tmp_path: Path) -> None:
+    """No title to skip: a table of one column, and a header with some blank names."""
+    one = tmp_path / "one.csv"
+    one.write_text("地址\n梧田街道1号\n娄桥街道2号\n", encoding="utf-8")
+    table = read_file(one)
+    assert table.columns == ["地址"] and table.row_numbers.tolist() == [2, 3]
+    assert table.warnings == ()
+    x = _xlsx(tmp_path / "x.xlsx", [HEADER, ["H1", "a", None, None], ["H2", None, None, None]])
+    table = read_file(x)
+    assert table.columns == HEADER and table.row_numbers.tolist() == [2, 3]
+
+
+def test_xlsx_is_checked_as_a_zip_before_it_is_opened(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from etl import safety
+
+    path = _xlsx(tmp_path / "t.xlsx", [HEADER, ["H1", "a", "已发现", "2025-03-01"]])
+    monkeypatch.setattr(safety, "RATIO_FROM", 0)  # every member counts: the sheet XML compresses >1x
+    monkeypatch.setattr(safety, "MAX_RATIO", 1)
+    with pytest.raises(ReaderError, match="refused: .*compression bomb"):
+        read_file(path)
