@@ -146,10 +146,16 @@ def match_columns(profile: Profile, headers: list[str]) -> dict[str, str]:
     if missing:
         wanted = "; ".join(f"{n}: one of {', '.join(profile.columns[n].aliases[:4])}" for n in missing)
         raise ProfileError(
-            f"the headers ({', '.join(headers[:12])}) match no profile for layer {profile.layer}: "
+            f"the headers ({', '.join(_short(h) for h in headers[:12])}{', ...' * (len(headers) > 12)}) "
+            f"match no profile for layer {profile.layer}: "
             f"missing {wanted}. Give a custom profile with --profile."
         )
     return matched
+
+
+def _short(header: str, width: int = 40) -> str:
+    """A header as an error message shows it: a line of garbage read as one header is cut."""
+    return header if len(header) <= width else header[:width] + f"... ({len(header):,} characters)"
 
 
 def column_text(raw: RawTable, spec: ColumnSpec, header: str | None) -> pd.Series:

@@ -333,15 +333,20 @@ def _header_at(rows: list[list]) -> int:
     filled = [sum(1 for v in row if v is not None and str(v).strip()) for row in rows]
     widest = max(filled, default=0)
     need = max(2, -(-widest * 3 // 5))
-    return next((i for i, n in enumerate(filled) if n >= need), next((i for i, n in enumerate(filled) if n), 0))
+    first = next((i for i, n in enumerate(filled) if n), 0)
+    return next((i for i, n in enumerate(filled) if n >= need), first)
 
 
 def _title_warning(rows: list[list]) -> tuple[str, ...]:
     cells = [str(v).strip() for row in rows for v in row if v is not None and str(v).strip()]
-    return (f"{len(rows)} row(s) above the header skipped as a title: {' '.join(cells)[:80]}",) if cells else ()
+    if not cells:
+        return ()
+    return (f"{len(rows)} row(s) above the header skipped as a title: {' '.join(cells)[:80]}",)
 
 
-def _without_empty_rows(table: pa.Table, numbers: np.ndarray) -> tuple[pa.Table, tuple[np.ndarray, np.ndarray]]:
+def _without_empty_rows(
+    table: pa.Table, numbers: np.ndarray
+) -> tuple[pa.Table, tuple[np.ndarray, np.ndarray]]:
     """The rows with a value in some cell, and the file's numbers of (kept rows, empty rows):
     a row of only separators (``,,,,`` as Excel saves a cleared row) is no record."""
     empty = None

@@ -7,10 +7,16 @@ way), then moved to ``DIR/<layer>/done/`` or ``DIR/<layer>/failed/`` with a ``.l
 saying what happened. Files are taken oldest first, so a day's export never overtakes the day
 before it. The source of each batch is ``--source`` or the file name's prefix before the first
 ``_`` (``jingshan_20250301.xlsx`` → ``jingshan``), so each town keeps its own key space.
+
+A Shapefile is its ``.shp`` with the files of the same name beside it (``.dbf``, ``.shx``,
+``.prj``, ``.cpg``, ...): they settle, load and move together. The watch never stops on one file:
+a database that cannot be reached (or a disk error) leaves the file where it is for the next
+sweep; a file that breaks the loader any other way is filed under failed/ with the error.
 """
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import time
 from collections.abc import Callable
@@ -18,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from etl.pipeline import BatchResult, load_file
 from etl.readers import SPATIAL_SUFFIXES, TABLE_SUFFIXES
@@ -47,32 +54,51 @@ def layers(keys: KeyRing | None) -> list[str]:
 
 
 def pending(root: Path, keys: KeyRing | None = None) -> list[tuple[Path, str]]:
-    """Files waiting in the layer folders, oldest first."""
+    """Files waiting in the layer folders, oldest first (a file gone since the listing: skipped)."""
     found = []
     for layer in layers(keys):
         folder = root / layer
         if folder.is_dir():
-            found += [(p, layer) for p in folder.iterdir() if p.is_file() and p.suffix.lower() in SUFFIXES]
-    return sorted(found, key=lambda item: (item[0].stat().st_mtime, item[0].name))
+            for p in folder.iterdir():
+                if p.suffix.lower() in SUFFIXES and p.is_file():
+                    try:
+                        found.append((p.stat().st_mtime, p.name, p, layer))
+                    except FileNotFoundError:
+                        continue
+    return [(p, layer) for _, _, p, layer in sorted(found)]
+
+
+def parts(path: Path) -> list[Path]:
+    """The files that make up the dropped ``path``: a Shapefile's ``.shp`` and the files of the
+    same name beside it; anything else alone."""
+    if path.suffix.lower() != ".shp":
+        return [path]
+    stem = path.stem.lower()
+    return [path] + sorted(p for p in path.parent.iterdir()
+                           if p != path and p.is_file() and p.stem.lower() == stem)
 
 
 def settle(path: Path, wait: float) -> bool:
-    """True when the file's size did not change over ``wait`` seconds."""
-    size = path.stat().st_size
-    time.sleep(wait)
-    return path.exists() and path.stat().st_size == size
+    """True when the sizes of the file's parts did not change over ``wait`` seconds."""
+    try:
+        before = [(p, p.stat().st_size) for p in parts(path)]
+        time.sleep(wait)
+        return path.exists() and before == [(p, p.stat().st_size) for p in parts(path)]
+    except FileNotFoundError:
+        return False
 
 
 def file_away(path: Path, result: BatchResult) -> Path:
     """Move ``path`` to done/ or failed/ (never overwriting) and write its log beside it."""
     dest_dir = path.parent / ("done" if result.status == "done" else "failed")
     dest_dir.mkdir(exist_ok=True)
-    dest = dest_dir / path.name
-    n = 1
-    while dest.exists():
+    moving = parts(path)
+    dest, n = dest_dir / path.name, 1
+    while any((dest_dir / f"{dest.stem}{p.suffix}").exists() for p in moving):
         dest = dest_dir / f"{path.stem}.{n}{path.suffix}"
         n += 1
-    shutil.move(str(path), dest)
+    for p in moving:  # a Shapefile's parts keep one name
+        shutil.move(str(p), dest_dir / f"{dest.stem}{p.suffix}")
     log = [f"batch {result.batch_id}: {result.status}"]
     if result.error:
         log.append(f"error: {result.error}")
@@ -105,8 +131,18 @@ def watch(
         for path, layer in pending(root, keys):
             if not settle(path, settle_seconds):
                 continue  # still being written: next sweep
-            result = load_file(engine, path, layer, source=source_of(path, source), keys=keys)
-            file_away(path, result)
+            try:
+                result = load_file(engine, path, layer, source=source_of(path, source), keys=keys)
+            except (OperationalError, InterfaceError, OSError) as exc:
+                # the database or the disk, not the file: it stays for the next sweep
+                if report:
+                    report(path, BatchResult(0, "waiting", error=f"not loaded, tried next sweep: {exc}"))
+                continue
+            except Exception as exc:  # noqa: BLE001 - a file that breaks the loader: filed, the watch goes on
+                result = BatchResult(0, "failed", error=f"the loader failed: {type(exc).__name__}: {exc}")
+            # taken away while it loaded: its batch is recorded, nothing is left to move
+            with contextlib.suppress(FileNotFoundError):
+                file_away(path, result)
             handled += 1
             if report:
                 report(path, result)

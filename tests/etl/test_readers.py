@@ -236,7 +236,7 @@ def test_gbk_halves_child_that_never_ends_is_killed(monkeypatch: pytest.MonkeyPa
     real = encoding.gb18030_utf8
     # only the child decodes from a start past 0: it sleeps instead, as a stuck child would
     monkeypatch.setattr(encoding, "gb18030_utf8",
-                        lambda d, start=0, stop=None: time.sleep(600) if start else real(d, start, stop))
+                        lambda d, start=0, stop=None: time.sleep(30) if start else real(d, start, stop))
     monkeypatch.setattr(encoding, "PARALLEL_MIN_BYTES", 0)
     monkeypatch.setattr(encoding, "CHILD_GRACE_S", 0.5)
     children: list[int] = []
@@ -312,7 +312,9 @@ def test_one_column_and_plain_tables_take_their_first_row_as_header(tmp_path: Pa
     assert table.columns == HEADER and table.row_numbers.tolist() == [2, 3]
 
 
-def test_xlsx_is_checked_as_a_zip_before_it_is_opened(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_xlsx_is_checked_as_a_zip_before_it_is_opened(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from etl import safety
 
     path = _xlsx(tmp_path / "t.xlsx", [HEADER, ["H1", "a", "已发现", "2025-03-01"]])
@@ -320,3 +322,16 @@ def test_xlsx_is_checked_as_a_zip_before_it_is_opened(tmp_path: Path, monkeypatc
     monkeypatch.setattr(safety, "MAX_RATIO", 1)
     with pytest.raises(ReaderError, match="refused: .*compression bomb"):
         read_file(path)
+
+
+def test_a_line_of_garbage_read_as_a_header_is_cut_in_the_error(tmp_path: Path) -> None:
+    """A file of one long line (100 KB of noise) matches no profile: the error names its
+    headers cut short, not 100 KB of them."""
+    from etl.profile import ProfileError, builtin, match_columns
+
+    path = tmp_path / "noise.csv"
+    path.write_text("x" * 100_000 + ",y\n1,2\n", encoding="utf-8")
+    with pytest.raises(ProfileError) as caught:
+        match_columns(builtin("hazards"), read_file(path).columns)
+    message = str(caught.value)
+    assert len(message) < 1_000 and "(100,000 characters)" in message and "match no profile" in message
