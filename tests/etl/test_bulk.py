@@ -7,7 +7,7 @@ from __future__ import annotations
 import pandas as pd
 from sqlalchemy import text
 
-from etl import pipeline
+from etl import bulk, pipeline
 from etl.demo.samples import hazards_export
 
 
@@ -33,9 +33,9 @@ def test_bulk_load_restores_indexes_and_keys(areas_engine, demo_engine, tmp_path
     out.to_csv(path, index=False, encoding="gbk")
     before = schema(areas_engine)
     calls = []
-    real_begin = pipeline._bulk_begin
-    monkeypatch.setattr(pipeline, "BULK_ROWS", 100)
-    monkeypatch.setattr(pipeline, "_bulk_begin", lambda *a: calls.append(real_begin(*a)) or calls[-1])
+    real_begin = bulk.begin
+    monkeypatch.setattr(bulk, "BULK_ROWS", 100)  # read by bulk.begin
+    monkeypatch.setattr(bulk, "begin", lambda *a: calls.append(real_begin(*a)) or calls[-1])
     r = pipeline.load_file(areas_engine, path, "hazards", source="bulk")
     with areas_engine.connect() as conn:  # every plain index and foreign key (migrations add some)
         n_idx, n_fk = conn.execute(text(
@@ -74,9 +74,9 @@ def test_a_key_that_bulk_mode_finds_taken_sends_the_batch_the_normal_way(
     hazards_export(df, ids).to_csv(tmp_path / "second.csv", index=False, encoding="gbk")
     before = schema(areas_engine)
     calls = []
-    real_begin = pipeline._bulk_begin
-    monkeypatch.setattr(pipeline, "BULK_ROWS", 100)
-    monkeypatch.setattr(pipeline, "_bulk_begin", lambda *a: calls.append(real_begin(*a)) or calls[-1])
+    real_begin = bulk.begin
+    monkeypatch.setattr(bulk, "BULK_ROWS", 100)  # read by bulk.begin
+    monkeypatch.setattr(bulk, "begin", lambda *a: calls.append(real_begin(*a)) or calls[-1])
     r = pipeline.load_file(areas_engine, tmp_path / "second.csv", "hazards", source="second")
     # the first try dropped both unique keys; the second never began bulk mode
     assert len(calls) == 1 and sorted(n for n, _ in calls[0][2]) == [

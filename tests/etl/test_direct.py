@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from sqlalchemy import text
 
-from etl import pipeline
+from etl import direct, upsert
 from etl.demo.samples import hazards_export
 from etl.pipeline import load_file
 from tests.etl.test_pipeline import etl_engine, sample  # noqa: F401 - fixtures (a database, 300 hazards)
@@ -69,7 +69,7 @@ def state(engine, source: str, prefix: str) -> tuple:
 def test_direct_and_staged_paths_leave_the_same_database(
     engine, sample, tmp_path, monkeypatch  # noqa: F811
 ) -> None:
-    monkeypatch.setattr(pipeline, "UPSERT_CHUNK", 25)  # chunks 0-24, 25-49 (refused), 50-59
+    monkeypatch.setattr(upsert, "UPSERT_CHUNK", 25)  # chunks 0-24, 25-49 (refused), 50-59
     outcomes = {}
     for way, prefix in (("direct", "DA-"), ("staged", "DB-")):
         # the code "TAKEN-<prefix>" belongs to another source's record already
@@ -78,7 +78,7 @@ def test_direct_and_staged_paths_leave_the_same_database(
         other = load_file(engine, tmp_path / f"taken-{prefix}.csv", "hazards", source="other-" + way)
         assert other.loaded == 1
         if way == "staged":
-            monkeypatch.setattr(pipeline, "_direct_ok", lambda target: False)
+            monkeypatch.setattr(direct, "ok", lambda target: False)
         (one, two), closed, n_changed = files(sample, prefix, tmp_path)
         a = load_file(engine, one, "hazards", source="town-" + way)
         b = load_file(engine, two, "hazards", source="town-" + way)
@@ -128,12 +128,12 @@ def test_the_next_chunk_is_located_while_the_database_copies(
     (which the copy holds). A loader that located after copying would wait here in vain."""
     import threading
 
-    monkeypatch.setattr(pipeline, "UPSERT_CHUNK", 20)
+    monkeypatch.setattr(upsert, "UPSERT_CHUNK", 20)
     path = tmp_path / "overlap.csv"
     hazards_export(sample.iloc[:60], "OV-" + sample.source_id.iloc[:60]).to_csv(path, index=False)
     second = threading.Event()
     conns: list = []
-    real_locate, real_send = pipeline.locate, pipeline.send_binary
+    real_locate, real_send = direct.locate, direct.send_binary
 
     def spy_locate(conn, *args, **kwargs):  # noqa: ANN001, ANN202
         conns.append(conn)
@@ -148,8 +148,8 @@ def test_the_next_chunk_is_located_while_the_database_copies(
             waited.append(second.wait(timeout=10))
         return real_send(*args, **kwargs)
 
-    monkeypatch.setattr(pipeline, "locate", spy_locate)
-    monkeypatch.setattr(pipeline, "send_binary", held_send)
+    monkeypatch.setattr(direct, "locate", spy_locate)
+    monkeypatch.setattr(direct, "send_binary", held_send)
     r = load_file(engine, path, "hazards", source="overlap")
     assert r.status == "done" and (r.loaded, r.rejected) == (60, 0), (r.error, r.reasons)
     assert waited == [True]
@@ -163,11 +163,11 @@ def test_a_copier_that_fails_fails_the_batch_whole(
     error: a failed batch with the reason, no row of it in the table, and no thread left."""
     import threading
 
-    monkeypatch.setattr(pipeline, "UPSERT_CHUNK", 20)
+    monkeypatch.setattr(upsert, "UPSERT_CHUNK", 20)
     path = tmp_path / "broken.csv"
     hazards_export(sample.iloc[:60], "BR-" + sample.source_id.iloc[:60]).to_csv(path, index=False)
     sends: list[int] = []
-    real_send = pipeline.send_binary
+    real_send = direct.send_binary
 
     def failing_send(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
         sends.append(1)
@@ -175,7 +175,7 @@ def test_a_copier_that_fails_fails_the_batch_whole(
             raise OSError("no space left on device")
         return real_send(*args, **kwargs)
 
-    monkeypatch.setattr(pipeline, "send_binary", failing_send)
+    monkeypatch.setattr(direct, "send_binary", failing_send)
     r = load_file(engine, path, "hazards", source="broken")
     assert r.status == "failed" and "no space left on device" in r.error, r
     with engine.connect() as conn:

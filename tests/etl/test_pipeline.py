@@ -166,6 +166,13 @@ def test_geojson_points(etl_engine, sample, tmp_path) -> None:
     gdf.to_file(path, driver="GeoJSON")
     result = load_file(etl_engine, path, "hazards", source="test-geojson")
     assert (result.status, result.loaded, result.rejected) == ("done", 25, 0), result
+    # placed by their geometry (WGS84 -> CGCS2000: the same numbers), not by their 地址
+    got = rows(etl_engine, "SELECT source_id, loc_method, ST_X(geom), ST_Y(geom) FROM pingan.hazards "
+                           "WHERE source = 'test-geojson' ORDER BY source_id")
+    want = sorted(zip(data["事件编号"], sample.head(25).x, sample.head(25).y, strict=True))
+    assert [r[1] for r in got] == ["coordinates"] * 25
+    assert [r[0] for r in got] == [w[0] for w in want]
+    assert max(abs(r[2] - w[1]) + abs(r[3] - w[2]) for r, w in zip(got, want, strict=True)) < 1e-9
 
 
 @pytest.mark.parametrize(
@@ -187,6 +194,15 @@ def test_unreadable_files_fail_cleanly(etl_engine, tmp_path, content, message) -
     batch = rows(etl_engine, "SELECT status, file_hash FROM pingan.etl_batches WHERE id = :b",
                  b=result.batch_id)
     assert batch[0] == ("failed", hashlib.sha256(content).hexdigest())
+
+
+def test_a_file_that_is_not_there_is_a_failed_batch(etl_engine, tmp_path) -> None:
+    """What the watch folder or the API may hand over after the file went: a failed batch with
+    the reason, no hash, and no exception."""
+    result = load_file(etl_engine, tmp_path / "gone.csv", "hazards", source="test-gone")
+    assert result.status == "failed" and "no such file" in result.error
+    batch = rows(etl_engine, "SELECT status, file_hash FROM pingan.etl_batches WHERE id = :b", b=result.batch_id)
+    assert batch[0] == ("failed", None)
 
 
 def test_truncated_xlsx(etl_engine, sample, tmp_path) -> None:
@@ -224,10 +240,14 @@ def test_sigkill_mid_batch_then_rerun_loads_exactly_once(etl_engine, tmp_path, w
     url = etl_engine.url.render_as_string(hide_password=False)
     script = (
         "import sys, time; from pathlib import Path\n"
-        "from etl import pipeline\nfrom layers.db import make_engine\n"
+        "from etl import direct, pipeline, upsert\nfrom layers.db import make_engine\n"
         "from layers.settings import DatabaseSettings\n"
-        "pipeline.UPSERT_CHUNK = 2000\n"
-        + ("pipeline._direct_ok = lambda target: False\n" if way == "staged" else "")
+        # set on the modules that read them; getattr first: a name that moved fails here
+        "def patch(module, name, value):\n"
+        "    getattr(module, name)\n"
+        "    setattr(module, name, value)\n"
+        "patch(upsert, 'UPSERT_CHUNK', 2000)\n"
+        + ("patch(direct, 'ok', lambda target: False)\n" if way == "staged" else "")
         + "def progress(stage, done=None, total=None):\n"
         "    print(stage, done, total, flush=True)\n"
         "    if stage == 'loading' and done and done < total:\n"

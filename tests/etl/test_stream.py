@@ -1,14 +1,16 @@
-"""A CSV mapped a chunk at a time inside the locate/copy pipeline (``etl.pipeline._Stream``):
+"""A CSV mapped a chunk at a time inside the locate/copy pipeline (``etl.stream.Stream``):
 what needs the whole file (a 编号 repeated in another chunk, the keys the table knows, whether
 the gazetteer is needed) must come out as when the file is mapped whole before the copies."""
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import pandas as pd
 import pytest
 from sqlalchemy import text
 
-from etl import pipeline
+from etl import direct, pipeline, stream, upsert
 from etl.demo.samples import hazards_export
 from etl.pipeline import load_file
 from etl.readers import read_file
@@ -66,9 +68,9 @@ def repeated_ids(sample: pd.DataFrame, prefix: str) -> pd.DataFrame:  # noqa: F8
 
 
 def test_streamed_and_whole_mapping_leave_the_same_database(engine, sample, tmp_path, monkeypatch) -> None:  # noqa: F811
-    monkeypatch.setattr(pipeline, "UPSERT_CHUNK", 20)  # chunks 0-19, 20-39, 40-59, 60-69
+    monkeypatch.setattr(upsert, "UPSERT_CHUNK", 20)  # chunks 0-19, 20-39, 40-59, 60-69
     mapped_rows: list[int] = []
-    real_apply = pipeline.apply_profile
+    real_apply = pipeline.apply_profile  # etl.profile's, imported by both modules that map
 
     as_read: list[tuple] = []
 
@@ -79,18 +81,28 @@ def test_streamed_and_whole_mapping_leave_the_same_database(engine, sample, tmp_
         as_read.append(tuple(sorted(held)))
         return mapped
 
-    monkeypatch.setattr(pipeline, "apply_profile", spy_apply)
+    monkeypatch.setattr(pipeline, "apply_profile", spy_apply)  # a file mapped whole
+    monkeypatch.setattr(stream, "apply_profile", spy_apply)  # a chunk at a time
+    loading: list[int] = []
+
+    def progress(stage: str, done: int | None = None, total: int | None = None) -> None:
+        if stage == "loading":
+            loading.append(done)
+
     outcomes = {}
     for way, prefix in (("stream", "SA-"), ("whole", "SB-")):
         if way == "whole":
-            monkeypatch.setattr(pipeline, "_streams", lambda *_a: False)
+            monkeypatch.setattr(pipeline, "streams", lambda *_a: False)
         path = tmp_path / f"{way}.csv"
         data = repeated_ids(sample, prefix)
         data.to_csv(path, index=False, encoding="gbk")
         mapped_rows.clear()
         as_read.clear()
-        first = load_file(engine, path, "hazards", source="stream-" + way)
+        loading.clear()
+        first = load_file(engine, path, "hazards", source="stream-" + way, progress=progress)
         assert first.status == "done", first.error
+        # copied in chunks of 20 both ways (streamed: etl.stream.Stream; mapped whole: chunked)
+        assert len(loading) > 3 and max(b - a for a, b in pairwise(loading)) <= 20, loading
         assert mapped_rows == ([20, 20, 20, 10] if way == "stream" else [70]), mapped_rows
         # streamed, the text only copied is not made Python strings; mapped whole, all is
         read_as = ("assigned_to", "description", "title") if way == "stream" else ()
@@ -130,11 +142,11 @@ def test_the_file_is_mapped_while_the_chunks_before_are_copied(engine, sample, t
     whole file before its first COPY would wait here in vain."""
     import threading
 
-    monkeypatch.setattr(pipeline, "UPSERT_CHUNK", 20)
+    monkeypatch.setattr(upsert, "UPSERT_CHUNK", 20)
     path = tmp_path / "overlap.csv"
     hazards_export(sample.iloc[:60], "SO-" + sample.source_id.iloc[:60]).to_csv(path, index=False)
     copying = threading.Event()
-    real_apply, real_send = pipeline.apply_profile, pipeline.send_binary
+    real_apply, real_send = stream.apply_profile, direct.send_binary
     waited: list[bool] = []
 
     def spy_apply(raw, profile, **kw):  # noqa: ANN001, ANN003, ANN202
@@ -146,15 +158,15 @@ def test_the_file_is_mapped_while_the_chunks_before_are_copied(engine, sample, t
         copying.set()
         return real_send(*args, **kwargs)
 
-    monkeypatch.setattr(pipeline, "apply_profile", spy_apply)
-    monkeypatch.setattr(pipeline, "send_binary", spy_send)
+    monkeypatch.setattr(stream, "apply_profile", spy_apply)  # the chunks are mapped by etl.stream
+    monkeypatch.setattr(direct, "send_binary", spy_send)
     r = load_file(engine, path, "hazards", source="stream-overlap")
     assert r.status == "done" and (r.loaded, r.rejected) == (60, 0), (r.error, r.reasons)
     assert waited == [True]
 
 
 def test_headers_that_match_no_profile_fail_before_the_batch(engine, tmp_path, monkeypatch) -> None:
-    monkeypatch.setattr(pipeline, "UPSERT_CHUNK", 2)
+    monkeypatch.setattr(upsert, "UPSERT_CHUNK", 2)
     path = tmp_path / "odd.csv"
     pd.DataFrame({"名称": ["a", "b", "c"], "备注": ["x", "y", "z"]}).to_csv(path, index=False)
     r = load_file(engine, path, "hazards", source="stream-odd")
@@ -171,7 +183,7 @@ def test_the_gazetteer_is_read_only_when_a_row_may_need_it(
 ) -> None:
     from etl import geocode
 
-    monkeypatch.setattr(pipeline, "UPSERT_CHUNK", 20)
+    monkeypatch.setattr(upsert, "UPSERT_CHUNK", 20)
     reads: list[int] = []
     real = geocode.load_gazetteer
 
