@@ -480,9 +480,9 @@ def read_spatial(path: Path, *, encoding: str | None = None) -> RawTable:
         target = f"/vsizip/{path}/{shp[0]}"
     kwargs = {"encoding": encoding} if encoding else {}
     if path.suffix.lower() in (".zip", ".shp") and not encoding and not _has_cpg(path):
-        # A .dbf without .cpg from a Chinese office is GBK far more often than Latin-1,
-        # which is what GDAL would assume.
-        kwargs["encoding"] = "GB18030"
+        # A .dbf without .cpg from a Chinese office is GBK far more often than Latin-1, which
+        # is what GDAL would assume; one written by QGIS or GeoPandas is UTF-8: its text says
+        kwargs["encoding"] = _dbf_text_encoding(path)
     try:
         gdf = pyogrio.read_dataframe(target, **kwargs)
     except Exception as exc:  # pyogrio raises several GDAL error types
@@ -494,6 +494,34 @@ def read_spatial(path: Path, *, encoding: str | None = None) -> RawTable:
     table.geometry = gdf.geometry.reset_index(drop=True)
     table.crs = crs
     return table
+
+
+def _dbf_text_encoding(path: Path, sample: int = 4 * 1024**2) -> str:
+    """The encoding of a ``.dbf`` that has no ``.cpg``: UTF-8 when the text of its first records
+    (``sample`` bytes past the header) is UTF-8 with some character past ASCII, else GB18030.
+    Real GBK text is almost never also valid UTF-8 (a Chinese character takes two bytes in GBK,
+    three in UTF-8, whose lead and trail bytes fall in ranges GBK's pairs rarely keep to)."""
+    try:
+        if path.suffix.lower() == ".zip":
+            with zipfile.ZipFile(path) as zf:
+                stem = next(m for m in zf.namelist() if m.lower().endswith(".shp"))[:-4].lower()
+                member = next(m for m in zf.namelist() if m.lower() == stem + ".dbf")
+                with zf.open(member) as fh:
+                    head = fh.read(sample)
+        else:
+            dbf = next(p for p in path.parent.iterdir() if p.name.lower() == path.stem.lower() + ".dbf")
+            with dbf.open("rb") as fh:
+                head = fh.read(sample)
+    except (StopIteration, OSError, zipfile.BadZipFile):
+        return "GB18030"  # GDAL says what is wrong with the file when it reads it
+    records = head[int.from_bytes(head[8:10], "little") :] if len(head) >= 32 else b""
+    if records.isascii():
+        return "GB18030"  # nothing to tell apart: both read ASCII alike
+    try:
+        codecs.utf_8_decode(records, "strict", False)  # a character cut at the sample's end is fine
+    except UnicodeDecodeError:
+        return "GB18030"
+    return "UTF-8"
 
 
 def _has_cpg(path: Path) -> bool:

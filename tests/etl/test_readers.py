@@ -53,12 +53,12 @@ def test_header_only_and_empty(tmp_path: Path) -> None:
         read_file(tmp_path / "x.doc")
 
 
-def _zip_shapefile(tmp_path: Path, *, cpg: bool, crs: int = 4326) -> Path:
+def _zip_shapefile(tmp_path: Path, *, cpg: bool, crs: int = 4326, encoding: str = "GBK") -> Path:
     gdf = gpd.GeoDataFrame({"编号": ["a1", "a2"], "名称": ["梧田第一小学", "茶山农贸市场"]},
                            geometry=[Point(120.66, 27.95), Point(120.70, 27.93)], crs=4326).to_crs(crs)
     shp = tmp_path / "shp" / "sites.shp"
     shp.parent.mkdir()
-    gdf.to_file(shp, encoding="GBK")
+    gdf.to_file(shp, encoding=encoding)
     out = tmp_path / "sites.zip"
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
         for f in shp.parent.iterdir():
@@ -68,9 +68,11 @@ def _zip_shapefile(tmp_path: Path, *, cpg: bool, crs: int = 4326) -> Path:
     return out
 
 
+@pytest.mark.parametrize("encoding", ["GBK", "UTF-8"])
 @pytest.mark.parametrize("cpg", [True, False])
-def test_zipped_shapefile_gbk_with_and_without_cpg(tmp_path: Path, cpg: bool) -> None:
-    table = read_file(_zip_shapefile(tmp_path, cpg=cpg))
+def test_zipped_shapefile_gbk_or_utf8_with_and_without_cpg(tmp_path: Path, cpg: bool, encoding: str) -> None:
+    """The .cpg says the .dbf's encoding; without one, its text tells GBK from UTF-8."""
+    table = read_file(_zip_shapefile(tmp_path, cpg=cpg, encoding=encoding))
     assert list(table.frame["名称"]) == ["梧田第一小学", "茶山农贸市场"]
     assert table.crs == "EPSG:4326"
 
