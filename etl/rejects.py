@@ -50,7 +50,18 @@ def _json_safe(record: object) -> object:
 
 
 def reason_counts(rejects: pd.DataFrame) -> dict[str, int]:
+    """How many rows were refused for each rule: the reasons without the row's own value
+    (``状态: 丢失 is not one of 发现, ...`` counts as ``状态: … is not one of 发现, ...``), cut to
+    80 characters."""
     if rejects.empty:
         return {}
-    short = rejects["reason"].astype(str).str.replace(r":.*$", "", regex=True).str.slice(0, 80)
-    return short.value_counts().to_dict()
+    rows = zip(rejects["reason"], rejects["column_name"], rejects["raw"], strict=True)
+    rules = [_rule(str(reason), column, raw) for reason, column, raw in rows]
+    return pd.Series(rules, dtype=object).value_counts().to_dict()
+
+
+def _rule(reason: str, column: object, raw: object) -> str:
+    value = raw.get(column) if isinstance(raw, dict) and isinstance(column, str) else None
+    if isinstance(value, str) and value:
+        reason = reason.replace(f"{column}: {value[:60]}", f"{column}: …", 1)
+    return reason[:80]

@@ -196,7 +196,7 @@ def test_a_load_with_the_raster_stores_the_grid_postgis_finds(databases, monkeyp
         hazards_export(rows, rows["source_id"], "WGS84").to_csv(path, index=False)
         result = load_file(engine, path, "hazards", source="raster")
         assert result.status == "done" and built, result
-        assert result.reasons == {"outside the district": 200}, result.reasons
+        assert result.reasons == {"outside the district: the point falls in no grid": 200}, result.reasons
         with engine.connect() as conn:
             wrong, total = conn.execute(text(
                 "SELECT count(*) FILTER (WHERE h.grid_code IS DISTINCT FROM (SELECT min(g.code) "

@@ -201,7 +201,8 @@ def test_a_file_that_is_not_there_is_a_failed_batch(etl_engine, tmp_path) -> Non
     the reason, no hash, and no exception."""
     result = load_file(etl_engine, tmp_path / "gone.csv", "hazards", source="test-gone")
     assert result.status == "failed" and "no such file" in result.error
-    batch = rows(etl_engine, "SELECT status, file_hash FROM pingan.etl_batches WHERE id = :b", b=result.batch_id)
+    batch = rows(etl_engine, "SELECT status, file_hash FROM pingan.etl_batches WHERE id = :b",
+                 b=result.batch_id)
     assert batch[0] == ("failed", None)
 
 
@@ -415,8 +416,18 @@ def test_cli_load_and_rejects(etl_engine, sample, tmp_path) -> None:
         check=False,
     )
     assert out.returncode == 0, out.stderr
-    assert "loaded 7" in out.stdout and "rejected 1" in out.stdout
+    assert "read 8, loaded 7, updated 0, unchanged 0, rejected 1" in out.stdout
+    assert "rejected       1  状态: … is not one of 发现, 已发现" in out.stdout  # the rule, not the value
     batch = out.stdout.split("batch ")[1].split()[0]
+    data.loc[3, "标题"] = "改过的标题"
+    data.to_csv(path, index=False, encoding="gbk")
+    again = subprocess.run([sys.executable, "-m", "cli.main", "etl", "load", str(path), "--layer", "hazards",
+                            "--source", "test-cli"], capture_output=True, text=True, env=env, check=False)
+    assert "read 8, loaded 0, updated 1, unchanged 6, rejected 1" in again.stdout, again.stdout + again.stderr
+    listed = subprocess.run([sys.executable, "-m", "cli.main", "etl", "batches"], capture_output=True,
+                            text=True, env=env, check=False).stdout.splitlines()
+    line = next(x.split() for x in listed if x.split()[:1] == [batch])
+    assert line[1:4] == ["test-cli", "hazards", "done"] and line[-4:] == ["7", "0", "0", "1"]
     rej = subprocess.run(
         [sys.executable, "-m", "cli.main", "etl", "rejects", batch],
         capture_output=True,
