@@ -198,6 +198,10 @@ def load_file(
             result.loaded, result.updated = counts["inserted"], counts["updated"]
             result.unchanged, result.rejected = counts["unchanged"], len(all_rejects)
             result.reasons = reason_counts(all_rejects)
+            if counts["moved"]:
+                result.warnings.append(
+                    f"{counts['moved']} records moved to another 镇街 on update: if they are another town's "
+                    "records with the same 编号, load each town's exports with its own --source")
             if counts["bulk"]:
                 result.warnings.append(f"bulk mode: the indexes and foreign keys of {target.table} "
                                        "were made again in this batch")

@@ -63,7 +63,7 @@ def stage_and_upsert(
     raw = conn.connection.driver_connection
     copied, bulk = direct or (0, None)
     rejects: list[dict] = []
-    counts = {"inserted": copied, "updated": 0, "unchanged": 0, "bulk": False, "direct": copied}
+    counts = {"inserted": copied, "updated": 0, "unchanged": 0, "bulk": False, "direct": copied, "moved": 0}
     if len(frame):
         def step(stage: str, done: int | None = None, total: int | None = None) -> None:
             say(stage, None if done is None else copied + done, None if total is None else copied + total)
@@ -72,6 +72,7 @@ def stage_and_upsert(
         staged = _stage(conn, raw, target, frame, what, bulk, direct is None and bulk_ok, rejects, step, lap)
         counts["inserted"] += staged["inserted"]
         counts["updated"] = staged["updated"]
+        counts["moved"] = staged["moved"]
         bulk = staged["bulk"] if direct is None else bulk
     if bulk is not None:
         say("rebuilding indexes")
@@ -114,6 +115,8 @@ def _stage(
     # what the changed rows were before, for their events (only rows already in the table)
     kept = {"pingan.hazard_events": ", t.state", "pingan.case_events": ", t.state",
             "pingan.person_grades": ", t.grade, t.grade_since"}.get(target.events or "", "")
+    towns = "town_code" in cols  # kept to tell records an update moved to another 镇街
+    kept += ", t.town_code AS _town" if towns else ""
     on = " AND ".join(f"t.{k} = s.{k}" for k in target.key)
     conn.execute(
         text(
@@ -143,8 +146,12 @@ def _stage(
     inserted, changed = conn.execute(
         text("SELECT count(*) FILTER (WHERE inserted), count(*) FROM changed")
     ).one()
+    moved = conn.execute(text(
+        f"SELECT count(*) FROM changed c JOIN before b ON b.id = c.id JOIN {target.table} t "  # noqa: S608
+        f"ON t.{ident} = c.id WHERE NOT c.inserted AND t.town_code IS DISTINCT FROM b._town"
+    )).scalar_one() if towns and changed > inserted else 0
     lap("events")
-    return {"inserted": inserted, "updated": changed - inserted, "bulk": bulk}
+    return {"inserted": inserted, "updated": changed - inserted, "bulk": bulk, "moved": moved}
 
 
 def _upsert_sql(target: Target, cols: list[str], ident: str) -> str:

@@ -493,3 +493,23 @@ def test_standard_addresses_make_door_level_geocoding(etl_engine, sample, tmp_pa
         etl_engine, "SELECT geocode_level, count(*) FROM pingan.hazards WHERE source = 'test-door' GROUP BY 1"
     )
     assert dict(levels) == {"door": 10}
+
+
+def test_an_update_that_moves_records_to_another_town_is_told(etl_engine, sample, tmp_path) -> None:
+    """Two towns' exports loaded with the same --source share one key space: the second
+    town's rows with the first's 编号 update those records. It may be a correction, so it is
+    loaded, but the summary says how many records moved 镇街 and what to do if that was wrong."""
+    towns = sample.assign(town=sample.grid_code.str.slice(0, 9))
+    first, other = towns.town.unique()[:2]
+    a = towns[towns.town == first].head(5).reset_index(drop=True)
+    b = towns[towns.town == other].head(4).reset_index(drop=True).assign(source_id=a.source_id[:4])
+    b = pd.concat([b, a.tail(1).assign(title="更正的标题")], ignore_index=True)  # a correction, same town
+    for name, part in (("a.csv", a), ("b.csv", b)):
+        export(part, "MV-").to_csv(tmp_path / name, index=False, encoding="gbk")
+    r = load_file(etl_engine, tmp_path / "a.csv", "hazards", source="test-moved")
+    assert (r.loaded, r.warnings) == (5, [])
+    r = load_file(etl_engine, tmp_path / "b.csv", "hazards", source="test-moved")
+    assert (r.loaded, r.updated) == (0, 5)
+    assert any(w.startswith("4 records moved to another 镇街 on update") and "--source" in w for w in r.warnings)
+    again = load_file(etl_engine, tmp_path / "b.csv", "hazards", source="test-moved")
+    assert (again.unchanged, [w for w in again.warnings if "moved" in w]) == (5, [])
