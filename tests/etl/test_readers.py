@@ -286,15 +286,22 @@ def test_xlsx_title_rows_above_the_header_and_blank_rows_keep_the_sheet_numbers(
     assert any("2 empty row(s) skipped (rows 6, 7)" in w for w in table.warnings)
 
 
+@pytest.mark.parametrize("parser", ["arrow", "pandas"])
 @pytest.mark.parametrize("blank", ["", ",,,"], ids=["blank line", "separators only"])
-def test_csv_title_rows_and_empty_rows_keep_the_file_numbers(tmp_path: Path, blank: str) -> None:
-    """The same in a CSV, by either parser (a blank line sends the file to pandas; a row of only
-    separators stays with Arrow): numbers as a spreadsheet shows the file's rows."""
+def test_csv_title_rows_and_empty_rows_keep_the_file_numbers(
+    tmp_path: Path, blank: str, parser: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same in a CSV, by either parser: numbers as a spreadsheet shows the file's rows."""
+    from etl import readers
+
+    if parser == "pandas":
+        monkeypatch.setattr(readers, "_arrow_csv", lambda data, sep, skip=0: None)
     lines = ["瓯海区风险隐患台账,,,", ",".join(HEADER), "H1,a,已发现,2025-03-01", blank, blank,
              '"H2","多行\n描述",丢失,2025-03-01', "H3,c,已发现,2025-03-02", ""]
     path = tmp_path / "t.csv"
     path.write_bytes("\n".join(lines).encode("gbk"))
     table = read_file(path)
+    assert (table.text is not None) == (parser == "arrow")
     assert table.columns == HEADER
     assert table.frame["事件编号"].tolist() == ["H1", "H2", "H3"]
     assert table.row_numbers.tolist() == [3, 6, 7]
