@@ -513,3 +513,29 @@ def test_an_update_that_moves_records_to_another_town_is_told(etl_engine, sample
     assert any(w.startswith("4 records moved to another 镇街 on update") and "--source" in w for w in r.warnings)
     again = load_file(etl_engine, tmp_path / "b.csv", "hazards", source="test-moved")
     assert (again.unchanged, [w for w in again.warnings if "moved" in w]) == (5, [])
+
+
+def test_english_headers_and_values_load_without_a_profile(etl_engine, sample, tmp_path) -> None:
+    """An export from an English system: its headers and its stored values (the layer's own
+    codes) need no profile either."""
+    part = sample.head(6).reset_index(drop=True)
+
+    def local(s: pd.Series) -> pd.Series:  # the district's wall-clock time, as exports write it
+        return s.dt.tz_convert("Asia/Shanghai").dt.strftime("%Y-%m-%d %H:%M:%S")
+
+    english = pd.DataFrame({
+        "ID": "EN-" + part.source_id, "Title": part.title, "Category": part.category, "Status": part.state,
+        "Reported_At": local(part.found_at), "Assigned_At": local(part.assigned_at),
+        "Deadline": local(part.deadline), "Rectified_At": local(part.rectified_at),
+        "Verified_At": local(part.verified_at), "Closed_At": local(part.closed_at),
+        "Longitude": part.x, "Latitude": part.y, "CRS": "WGS84",
+    })
+    path = tmp_path / "english.csv"
+    english.to_csv(path, index=False)
+    r = load_file(etl_engine, path, "hazards", source="test-english")
+    assert (r.status, r.loaded, r.rejected) == ("done", 6, 0), (r.error, r.reasons)
+    got = rows(etl_engine, "SELECT source_id, category, state, found_at FROM pingan.hazards "
+                           "WHERE source = 'test-english' ORDER BY source_id")
+    want = sorted(zip(english.ID, part.category, part.state, part.found_at, strict=True))
+    assert [g[:3] for g in got] == [w[:3] for w in want]
+    assert [g[3] for g in got] == [w[3] for w in want]
