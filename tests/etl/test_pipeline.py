@@ -510,7 +510,8 @@ def test_an_update_that_moves_records_to_another_town_is_told(etl_engine, sample
     assert (r.loaded, r.warnings) == (5, [])
     r = load_file(etl_engine, tmp_path / "b.csv", "hazards", source="test-moved")
     assert (r.loaded, r.updated) == (0, 5)
-    assert any(w.startswith("4 records moved to another 镇街 on update") and "--source" in w for w in r.warnings)
+    moved = [w for w in r.warnings if w.startswith("4 records moved to another 镇街 on update")]
+    assert len(moved) == 1 and "--source" in moved[0]
     again = load_file(etl_engine, tmp_path / "b.csv", "hazards", source="test-moved")
     assert (again.unchanged, [w for w in again.warnings if "moved" in w]) == (5, [])
 
