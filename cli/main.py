@@ -189,6 +189,7 @@ def etl_load(
     source: Annotated[str, typer.Option(help="the sending system; (source, id) is the key")] = "import",
     encoding: Annotated[str | None, typer.Option(help="override encoding detection")] = None,
     datum: Annotated[str | None, typer.Option(help="wgs84 | cgcs2000 | gcj02 | bd09 | epsg:N")] = None,
+    sheet: Annotated[str | None, typer.Option(help="the sheet of a workbook (default: the first)")] = None,
 ) -> None:
     """Load a file into a layer: one batch, all or nothing; bad rows go to the rejects."""
     from etl.pipeline import load_file
@@ -210,7 +211,7 @@ def etl_load(
     try:
         with LoadProgress(file.name) as progress:
             result = load_file(engine, file, layer, profile=prof, source=source, encoding=encoding,
-                               datum=datum, keys=keys, progress=progress)
+                               datum=datum, keys=keys, progress=progress, sheet=sheet)
         changed = result.status != "failed" and (result.loaded or result.updated)
         if changed and layer in ("towns", "villages", "grids"):
             rebuild_shapes(engine, [layer])  # polygon tiles of the new boundaries stay cheap

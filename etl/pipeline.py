@@ -37,8 +37,16 @@ from etl import direct
 from etl.areas import prepare_areas
 from etl.bulk import BulkConflict
 from etl.locate import locate, places, swapped_warning
-from etl.profile import Mapped, Profile, apply_profile, builtin, read_error_message
-from etl.readers import read_file
+from etl.profile import (
+    Mapped,
+    Profile,
+    ProfileError,
+    apply_profile,
+    builtin,
+    match_columns,
+    read_error_message,
+)
+from etl.readers import RawTable, read_file
 from etl.rejects import no_rejects, reason_counts, write_rejects
 from etl.stream import Stream, chunked, prepare, streams
 from etl.targets import TARGETS, Target
@@ -95,8 +103,10 @@ def load_file(
     keys: KeyRing | None = None,
     progress: Progress | None = None,
     bulk: bool = True,
+    sheet: str | None = None,
 ) -> BatchResult:
     """Load one file into ``layer``; see the module docstring for what is guaranteed.
+    ``sheet``: the sheet of a workbook to read (else its first).
 
     ``keys`` (the data key ring) is needed for ``persons``, whose name, ID number and phone are
     sealed before they are written. ``bulk=False``: never bulk mode (:func:`etl.bulk.begin`)."""
@@ -112,7 +122,7 @@ def load_file(
     stream = None
     try:
         say("reading")
-        raw = read_file(path, encoding=encoding)
+        raw = _read(path, encoding, sheet, profile)
         clock["read"] = time.perf_counter() - t
         say("mapping columns")
         n_read = len(raw)
@@ -210,7 +220,7 @@ def load_file(
                 versions.bump(conn, [target.layer_id])
     except BulkConflict as exc:  # rolled back: loaded again the normal way, which rejects such rows
         again = load_file(engine, path, layer, profile=profile, source=source, encoding=encoding, datum=datum,
-                          keys=keys, progress=progress, bulk=False)
+                          keys=keys, progress=progress, bulk=False, sheet=sheet)
         again.warnings.append(f"bulk mode gave way to the normal path: {exc}")
         return again
     except Exception as exc:
@@ -219,6 +229,28 @@ def load_file(
     # keys, copy direct, copy stage, upsert, events, indexes
     result.seconds = clock | {"total": time.perf_counter() - t} | split
     return result
+
+
+def _read(path: Path, encoding: str | None, sheet: str | None, profile: Profile) -> RawTable:
+    """The file's table; of a workbook whose sheet is not named, the first sheet whose headers
+    the profile matches (a 说明 or 封面 sheet before the data is common), else the first."""
+    raw = read_file(path, encoding=encoding, sheet=sheet)
+    if sheet is not None or len(raw.sheets) < 2 or _matches(profile, raw):
+        return raw
+    for name in raw.sheets[1:]:
+        other = read_file(path, sheet=name)
+        if _matches(profile, other):
+            other.warnings += (f"the first sheet, {raw.sheets[0]!r}, matches no profile for {profile.layer}",)
+            return other
+    return raw  # mapping says what the first sheet lacks
+
+
+def _matches(profile: Profile, raw: RawTable) -> bool:
+    try:
+        match_columns(profile, raw.columns)
+    except ProfileError:
+        return False
+    return True
 
 
 def _early_rejects(

@@ -67,6 +67,7 @@ class RawTable:
         self._frame, self.text = frame, text
         self.row_numbers, self.file_name, self.encoding = row_numbers, file_name, encoding
         self.geometry, self.crs, self.warnings = geometry, crs, warnings
+        self.sheets: tuple[str, ...] = ()  # a workbook's sheets, in order (the reader sets them)
 
     @property
     def frame(self) -> pd.DataFrame:
@@ -445,6 +446,8 @@ def read_xlsx(path: Path, *, sheet: str | None = None) -> RawTable:
         if sheet is not None and sheet not in wb.sheetnames:
             raise ReaderError(f"{path.name}: no sheet {sheet!r}; sheets: {', '.join(wb.sheetnames)}")
         ws = wb[sheet] if sheet else wb.worksheets[0]
+        sheets = tuple(wb.sheetnames)
+        others = [name for name in sheets if name != ws.title]
         data = [[_cell_text(v) for v in row] for row in ws.iter_rows(values_only=True)]
     except (zipfile.BadZipFile, KeyError, OSError, EOFError) as exc:
         raise ReaderError(f"{path.name}: not a valid XLSX file (truncated or corrupt): {exc}") from None
@@ -457,7 +460,13 @@ def read_xlsx(path: Path, *, sheet: str | None = None) -> RawTable:
     width = len(header)
     body = [(r + [None] * width)[:width] for r in data[at + 1 :]]
     frame = pd.DataFrame(body, columns=header, dtype=object)
-    return _table(frame, path.name, None, _title_warning(data[:at]), at + 2, empty_rows=True)  # sheet rows
+    notes = _title_warning(data[:at])
+    if others:
+        notes += (f"sheet {ws.title!r} read; the workbook has {len(others)} more ({', '.join(others[:5])}): "
+                  "another is read with --sheet",)
+    table = _table(frame, path.name, None, notes, at + 2, empty_rows=True)  # numbered as the sheet
+    table.sheets = sheets
+    return table
 
 
 # -- spatial -----------------------------------------------------------------------------------

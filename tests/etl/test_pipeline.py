@@ -540,3 +540,24 @@ def test_english_headers_and_values_load_without_a_profile(etl_engine, sample, t
     want = sorted(zip(english.ID, part.category, part.state, part.found_at, strict=True))
     assert [g[:3] for g in got] == [w[:3] for w in want]
     assert [g[3] for g in got] == [w[3] for w in want]
+
+
+def test_a_workbook_with_a_notes_sheet_first_loads_its_data_sheet(etl_engine, sample, tmp_path) -> None:
+    """说明 first, the records on the second sheet: the sheet the profile matches is read and
+    the summary says so; ``sheet=`` reads the named one, and a wrong name lists the sheets."""
+    path = tmp_path / "book.xlsx"
+    with pd.ExcelWriter(path) as book:
+        notes = pd.DataFrame({"填表说明": ["1. 每行一条隐患", "2. 时间按 年-月-日 填写"]})
+        notes.to_excel(book, sheet_name="说明", index=False)
+        export(sample.head(5), "WB-").to_excel(book, sheet_name="隐患清单", index=False)
+        export(sample.iloc[5:8], "WB3-").to_excel(book, sheet_name="补录", index=False)
+    r = load_file(etl_engine, path, "hazards", source="test-book")
+    assert (r.status, r.loaded) == ("done", 5), r.error
+    assert any("the first sheet, '说明', matches no profile" in w for w in r.warnings)
+    assert any("sheet '隐患清单' read; the workbook has 2 more (说明, 补录)" in w for w in r.warnings)
+    r = load_file(etl_engine, path, "hazards", source="test-book", sheet="补录")
+    assert (r.status, r.loaded) == ("done", 3), r.error
+    r = load_file(etl_engine, path, "hazards", source="test-book", sheet="没有")
+    assert r.status == "failed" and "no sheet '没有'; sheets: 说明, 隐患清单, 补录" in r.error
+    r = load_file(etl_engine, path, "hazards", source="test-book", sheet="说明")
+    assert r.status == "failed" and "match no profile" in r.error  # named: no other sheet is tried
