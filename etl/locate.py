@@ -11,11 +11,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 import shapely
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, Engine, text
 
-from etl.profile import DATUM_VALUES, Mapped
+from etl.profile import Mapped
 from etl.readers import RawTable
-from gis.datum import to_cgcs2000
+from gis.datum import check_datum, to_cgcs2000
+from layers.db import SYSTEM, set_principal
 
 if TYPE_CHECKING:
     from gis.address import Gazetteer
@@ -30,10 +31,16 @@ class Located:
     frame: pd.DataFrame
     warnings: list[str] = field(default_factory=list)
     swapped: int = 0  # rows whose 经度 and 纬度 were swapped (and corrected)
+    zeros: int = 0  # rows whose 经度 and 纬度 were both 0: taken as no coordinates
 
 
 def swapped_warning(n: int) -> list[str]:
     return [f"{n} rows had 经度 and 纬度 swapped; corrected"] if n else []
+
+
+def zeros_warning(n: int) -> list[str]:
+    return [f"{n} rows had 经度 0 and 纬度 0, taken as no coordinates: placed by their address "
+            "(rejected where they have none)"] if n else []
 
 
 @dataclass(frozen=True)
@@ -45,6 +52,10 @@ class Places:
     grids: _Grids
     gazetteer: Gazetteer | None
     memo: dict = field(default_factory=dict)  # geocoded addresses, across the chunks of a file
+    # to read the gazetteer late, on a connection of its own, for a chunk whose rows need it
+    # though the file's text said no (经度 and 纬度 of 0, 0: no coordinates; see _coordinates)
+    engine: Engine | None = None
+    late: dict = field(default_factory=dict)
 
 
 def places(
@@ -62,7 +73,7 @@ def places(
     if addresses is None:
         addresses = False
         if "address" in mapped.frame:
-            lon, lat, _, _ = _coordinates(mapped, raw, default_datum)
+            lon, lat, *_ = _coordinates(mapped, raw, default_datum)
             addresses = bool((mapped.frame["address"].notna() & ~(lon.notna() & lat.notna())).any())
     gazetteer = None
     if addresses:
@@ -72,7 +83,7 @@ def places(
     grids = _grids(conn)
     if (len(mapped.frame) if rows is None else rows) >= RASTER_MIN_ROWS:
         grids.with_raster()  # once per grids version: it pays back on a big load only
-    return Places(grids, gazetteer)
+    return Places(grids, gazetteer, engine=conn.engine)
 
 
 def _reject(mapped: Mapped, mask: pd.Series, column: str | None, reason: str | pd.Series) -> pd.DataFrame:
@@ -90,12 +101,12 @@ def _reject(mapped: Mapped, mask: pd.Series, column: str | None, reason: str | p
 
 def _coordinates(
     mapped: Mapped, raw: RawTable, default_datum: str
-) -> tuple[pd.Series, pd.Series, pd.Series, int]:
-    """lon, lat (swapped back where they were swapped), the datum of each row, and how many
-    rows were swapped."""
+) -> tuple[pd.Series, pd.Series, pd.Series, int, int]:
+    """lon, lat (swapped back where they were swapped; NaN where both were 0), the datum of each
+    row, how many rows were swapped and how many were (0, 0)."""
     f = mapped.frame
     datum = f["datum"] if "datum" in f else pd.Series(None, index=f.index, dtype=object)
-    datum = datum.fillna(DATUM_VALUES.get(default_datum.lower(), default_datum.lower()))
+    datum = datum.fillna(check_datum(default_datum))
     if raw.geometry is not None:
         geoms = raw.geometry.loc[f.index]
         is_point = geoms.geom_type == "Point"
@@ -105,41 +116,56 @@ def _coordinates(
         if crs not in GEOGRAPHIC:
             # a projected file (e.g. a CGCS2000 Gauss-Krüger zone): its CRS is its datum
             datum = pd.Series(crs.lower(), index=f.index)
-        return lon, lat, datum, 0
+        lon, lat, zeros = _no_zeros(lon, lat)
+        return lon, lat, datum, 0, zeros
     lon = f["lon"] if "lon" in f else pd.Series(np.nan, index=f.index)
     lat = f["lat"] if "lat" in f else pd.Series(np.nan, index=f.index)
-    lon, lat = lon.astype(float), lat.astype(float)
+    lon, lat, zeros = _no_zeros(lon.astype(float), lat.astype(float))
     swapped = lon.between(*LAT_RANGE) & lat.between(*LON_RANGE) & ~lon.between(*LON_RANGE)
     if swapped.any():
         lon, lat = lon.where(~swapped, lat), lat.where(~swapped, lon)
-    return lon, lat, datum, int(swapped.sum())
+    return lon, lat, datum, int(swapped.sum()), zeros
+
+
+def _no_zeros(lon: pd.Series, lat: pd.Series) -> tuple[pd.Series, pd.Series, int]:
+    """Exactly (0, 0) is what many exports write for "no position" (a point in the Gulf of
+    Guinea in any datum, and no Gauss-Krüger point): no coordinates, so the address places it."""
+    zero = (lon == 0) & (lat == 0)
+    n = int(zero.sum())
+    return (lon.mask(zero), lat.mask(zero), n) if n else (lon, lat, 0)
 
 
 def locate(
     conn: Connection | None, mapped: Mapped, raw: RawTable, default_datum: str, where: Places | None = None
 ) -> tuple[Located, pd.DataFrame]:
-    """Place the rows of ``mapped``; with ``where`` (:func:`places`) ``conn`` is not used."""
+    """Place the rows of ``mapped``; with ``where`` (:func:`places`) ``conn`` is not used.
+
+    Raises
+    ------
+    UnknownDatumError
+        If a datum of the rows is none that :func:`gis.datum.to_cgcs2000` knows. The values of
+        a 坐标系 column were checked row by row when the file was mapped (etl/profile.py: one
+        reject each); one unknown here was given for the whole file (the load's datum option,
+        the profile's default, the file's own CRS), which no row can fix.
+    """
     f = mapped.frame
     where = where or places(conn, mapped, raw, default_datum)
-    lon, lat, datum, swapped = _coordinates(mapped, raw, default_datum)
+    lon, lat, datum, swapped, zeros = _coordinates(mapped, raw, default_datum)
     rejects = []
     has_xy = lon.notna() & lat.notna()
+    names = {d: check_datum(d) for d in datum[has_xy].unique()}  # before any row is converted
+    datum = datum.map(names).astype(object)  # object even when no row has coordinates
     x, y = lon.to_numpy(dtype=float).copy(), lat.to_numpy(dtype=float).copy()
-    for d in datum[has_xy].unique():
+    for d in names.values():
         m = (has_xy & (datum == d)).to_numpy()
-        try:
-            x[m], y[m] = to_cgcs2000(x[m], y[m], d)
-        except ValueError as exc:
-            bad = pd.Series(m, index=f.index)
-            rejects.append(_reject(mapped, bad, "datum", f"coordinate system: {exc}"))
-            x[m], y[m] = np.nan, np.nan
+        x[m], y[m] = to_cgcs2000(x[m], y[m], d)
     out_of_range = has_xy & ~(
         pd.Series(x, index=f.index).between(*LON_RANGE) & pd.Series(y, index=f.index).between(*LAT_RANGE)
     )
     if out_of_range.any():
         why = "coordinates outside China: " + lon.astype(str) + ", " + lat.astype(str)
         rejects.append(_reject(mapped, out_of_range, "lon", why))
-    placed = has_xy & ~out_of_range & pd.Series(~np.isnan(x), index=f.index)
+    placed = has_xy & ~out_of_range
     geo = pd.DataFrame(
         {
             "x": x,
@@ -161,7 +187,7 @@ def locate(
         rejects.append(_reject(mapped, outside, "lon", "outside the district: the point falls in no grid"))
     keep = placed & ~outside
     frame = frame[keep].assign(_row=mapped.row_numbers[keep].to_numpy())
-    located = Located(frame, swapped_warning(swapped), swapped)
+    located = Located(frame, swapped_warning(swapped) + zeros_warning(zeros), swapped, zeros)
     return located, pd.concat(rejects, ignore_index=True) if rejects else _empty()
 
 
@@ -180,7 +206,7 @@ def _geocode(
     if todo.any():
         from etl.geocode import geocode_frame
 
-        res = geocode_frame(None, address[todo], where.gazetteer, where.memo)
+        res = geocode_frame(None, address[todo], where.gazetteer or _late_gazetteer(where), where.memo)
         res.index = address[todo].index
         ok = res["lon"].notna()
         idx = res.index[ok]
@@ -196,6 +222,20 @@ def _geocode(
         reason[res.index[~ok]] = "address not found: " + res.loc[~ok, "reason"].astype(str)
         rejects.append(_reject(mapped, failed, "address", reason))
     return geo, pd.concat(rejects, ignore_index=True)
+
+
+def _late_gazetteer(where: Places) -> Gazetteer:
+    """The gazetteer :func:`places` did not read, read once on a connection of its own: the
+    load's connection may be copying a chunk in another thread (etl/direct.py)."""
+    if "gazetteer" not in where.late:
+        from etl.geocode import load_gazetteer
+
+        if where.engine is None:
+            raise RuntimeError("rows need the gazetteer, and these places were read without it")
+        with where.engine.connect() as conn:
+            set_principal(conn, SYSTEM)
+            where.late["gazetteer"] = load_gazetteer(conn)
+    return where.late["gazetteer"]
 
 
 # The lookup raster of the grids (see _Raster): about this many cells per grid, at most this many

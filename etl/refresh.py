@@ -12,6 +12,11 @@ months that counted it while open (a full refresh touches only found..closed: no
 Months are local (Asia/Shanghai). A record whose *location* or *start* an import changed leaves
 its old grid or months stale until a ``--full`` refresh; such changes are rare in exports, and
 the full refresh is minutes.
+
+Which batches: every done batch that no refresh has taken yet (``etl_batches.refreshed_at``, set
+in the refresh's own transaction), whatever its id. Ids are handed out when a load begins, and
+loads commit in any order: "the batches above the highest id refreshed" missed a batch that began
+before a higher one and committed after a refresh had taken that one.
 """
 
 from __future__ import annotations
@@ -91,16 +96,28 @@ GROUP BY period, left(code, :width)
 
 @dataclass(frozen=True)
 class RefreshResult:
-    since_batch: int
-    upto_batch: int
+    since_batch: int  # the batches after this id (those taken, and any refreshed among them)
+    upto_batch: int  # the highest batch id taken (else the highest refreshed before)
     pairs: int  # touched (grid, month) pairs
     rows: int  # monthly_stats rows written (all levels)
     seconds: float
     input_months: int = 0  # months of the index's inputs rewritten
+    batches: int = 0  # batches this refresh took
+
+
+# The batches a refresh takes, marked in its own transaction: the done ones no refresh has taken,
+# and with --since those after it again (--full: all, whose marks are kept). Refreshes are
+# serialised by the advisory lock; the row locks alone would also keep two from taking one batch.
+_TAKE = """
+UPDATE pingan.etl_batches SET refreshed_at = now()
+WHERE status = 'done' AND (refreshed_at IS NULL OR id > :since)
+RETURNING id
+"""
 
 
 def refresh(engine: Engine, *, since_batch: int | None = None, full: bool = False) -> RefreshResult:
-    """Recompute what changed since ``since_batch`` (default: since the last refresh)."""
+    """Recompute what the batches no refresh has taken yet changed (with ``since_batch``, also
+    what the batches after it changed; with ``full``, everything)."""
     t0 = time.perf_counter()
     with engine.begin() as conn:
         set_principal(conn, SYSTEM)
@@ -109,10 +126,12 @@ def refresh(engine: Engine, *, since_batch: int | None = None, full: bool = Fals
             text("SELECT last_batch_id FROM pingan.refresh_state WHERE job = :j"), {"j": JOB}
         ).scalar()
         full = full or (last is None and since_batch is None)
-        since = since_batch if since_batch is not None else (last or 0)
-        upto = conn.execute(
-            text("SELECT coalesce(max(id), 0) FROM pingan.etl_batches WHERE status = 'done'")
-        ).scalar_one()
+        again = None if full else since_batch  # id > NULL: none again
+        taken = sorted(conn.execute(text(_TAKE), {"since": again}).scalars().all())
+        upto = max(taken[-1] if taken else 0, last or 0)
+        # what the batches after an id touched: the lowest taken less one covers every batch taken;
+        # any refreshed before among them (committed after a higher one) is counted again, harmlessly
+        since = taken[0] - 1 if taken else upto
         conn.execute(text(_TOUCHED), {"since": since, "full": full})
         pairs = conn.execute(text("SELECT count(*) FROM touched")).scalar_one()
         rows = _recompute(conn, full) if pairs or full else 0
@@ -127,7 +146,7 @@ def refresh(engine: Engine, *, since_batch: int | None = None, full: bool = Fals
         )
         if rows or full:
             versions.bump(conn, ["monthly-stats"])
-    return RefreshResult(since, upto, pairs, rows, time.perf_counter() - t0, months)
+    return RefreshResult(since, upto, pairs, rows, time.perf_counter() - t0, months, len(taken))
 
 
 def _recompute(conn: Connection, full: bool) -> int:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import math
+import unicodedata
 from collections.abc import Callable
 
 import numpy as np
@@ -26,11 +27,25 @@ LonLat = tuple[FloatArray, FloatArray]
 _Forward = Callable[[FloatArray, FloatArray], LonLat]
 
 DATUMS: tuple[str, ...] = ("wgs84", "cgcs2000", "gcj02", "bd09")
-_ALIASES: dict[str, str] = {
-    **{name: name for name in DATUMS}, "wgs-84": "wgs84", "epsg:4326": "wgs84",
-    "cgcs-2000": "cgcs2000", "epsg:4490": "cgcs2000", "gcj-02": "gcj02", "amap": "gcj02",
-    "tencent": "gcj02", "bd-09": "bd09", "baidu": "bd09",
+# What Chinese exports write for each datum, as :func:`datum_name` compares them (NFKC, lower
+# case, no spaces: "ＷＧＳ 84" is "wgs84"). Only unambiguous names: "北京54" or "西安80" need
+# parameters no export carries, and a Gauss-Krüger zone is named by its EPSG code.
+_NAMES: dict[str, tuple[str, ...]] = {
+    "wgs84": ("wgs84", "wgs-84", "gps", "wgs84坐标系", "epsg:4326"),
+    "cgcs2000": ("cgcs2000", "cgcs-2000", "2000", "国家2000", "国家2000坐标系", "2000国家大地坐标系",
+                 "国家2000大地坐标系", "cgcs2000坐标系", "epsg:4490"),
+    "gcj02": ("gcj02", "gcj-02", "amap", "tencent", "高德", "高德坐标", "腾讯", "腾讯坐标", "火星",
+              "火星坐标", "火星坐标系"),
+    "bd09": ("bd09", "bd-09", "bd09ll", "baidu", "百度", "百度坐标", "百度坐标系"),
 }
+_ALIASES: dict[str, str] = {alias: name for name, aliases in _NAMES.items() for alias in aliases}
+# EPSG codes an export may write without "EPSG:": WGS84, CGCS2000 and the CGCS2000 Gauss-Krüger
+# zones (4491-4512 six-degree, 4513-4554 three-degree; with or without the zone number in x).
+# Any other code needs its "EPSG:": a bare number is otherwise anyone's guess.
+_BARE_EPSG = frozenset({4326, 4490, *range(4491, 4555)})
+#: The accepted names, as error messages list them.
+ACCEPTED = ", ".join([*DATUMS, *(a for a in _ALIASES if a not in DATUMS),
+                      "epsg:NNNN (4326 and 4490-4554 also without 'epsg:')"])
 
 # GCJ-02 scales its shift with the Krasovsky 1940 ellipsoid (the old Beijing 1954 one), not
 # with WGS84's: some libraries use WGS84's axis here and are off by up to 1.6 cm.
@@ -242,14 +257,51 @@ def bd09_to_wgs84(lon: npt.ArrayLike, lat: npt.ArrayLike, tol: float = 1e-9,
 
 
 def _canonical(datum: str) -> str:
-    name = str(datum).strip().lower()
+    name = "".join(unicodedata.normalize("NFKC", str(datum)).lower().split())
+    if name.isdigit() and int(name) in _BARE_EPSG:
+        name = f"epsg:{name}"
     if name.startswith("epsg:") and name[5:].isdigit():
         name = f"epsg:{int(name[5:])}"  # "EPSG:04490" is EPSG:4490
         return _ALIASES.get(name, name)
     if name in _ALIASES:
         return _ALIASES[name]
-    accepted = ", ".join([*DATUMS, *(a for a in _ALIASES if a not in DATUMS), "epsg:NNNN"])
-    raise UnknownDatumError(f"unknown datum {datum!r}; accepted: {accepted}")
+    raise UnknownDatumError(f"unknown datum {datum!r}; accepted: {ACCEPTED}")
+
+
+def datum_name(datum: object) -> str | None:
+    """The canonical name of a coordinate system as an export writes it: one of :data:`DATUMS`,
+    or ``epsg:N`` for a CRS that PROJ knows and that has horizontal coordinates; None for any
+    other value (what :func:`to_cgcs2000` would refuse).
+
+    Examples
+    --------
+    >>> datum_name("2000国家大地坐标系"), datum_name("EPSG:4549"), datum_name("4549")
+    ('cgcs2000', 'epsg:4549', 'epsg:4549')
+    >>> datum_name("百度坐标"), datum_name("gcj2") is None
+    ('bd09', True)
+    """
+    try:
+        return check_datum(datum)
+    except UnknownDatumError:
+        return None
+
+
+def check_datum(datum: object) -> str:
+    """The canonical name of ``datum`` (see :func:`datum_name`).
+
+    Raises
+    ------
+    UnknownDatumError
+        With the value and the accepted names, if ``datum`` is none of them.
+    """
+    name = _canonical(str(datum))
+    if name not in DATUMS:
+        try:
+            _transformer(name)  # an EPSG code PROJ knows, with horizontal coordinates
+        except UnknownDatumError as exc:
+            why = f"unknown datum {datum!r}: {exc}; accepted: {ACCEPTED}"
+            raise UnknownDatumError(why) from None
+    return name
 
 
 @functools.lru_cache(maxsize=32)
@@ -257,9 +309,9 @@ def _transformer(code: str) -> Transformer:
     try:
         crs = CRS.from_user_input(code)
     except CRSError as exc:
-        raise UnknownDatumError(f"unknown datum {code!r}: {exc}") from exc
+        raise UnknownDatumError(f"PROJ does not know {code}: {exc}") from exc
     if not (crs.is_geographic or crs.is_projected):
-        raise UnknownDatumError(f"datum {code!r} ({crs.name}) has no horizontal lon/lat or x/y")
+        raise UnknownDatumError(f"{code} ({crs.name}) has no horizontal lon/lat or x/y")
     # always_xy: lon/lat and easting/northing in, lon/lat out, whatever the EPSG axis order.
     # Sharing one cached Transformer across threads is safe since pyproj 3.1.
     return Transformer.from_crs(crs, "EPSG:4490", always_xy=True)
@@ -273,9 +325,10 @@ def to_cgcs2000(lon: npt.ArrayLike, lat: npt.ArrayLike, datum: str) -> LonLat:
     lon, lat : array_like
         Longitude/latitude in degrees, or x/y (easting/northing) for a projected EPSG CRS.
     datum : str
-        One of :data:`DATUMS` or an alias (``amap``, ``tencent``, ``baidu``, ``epsg:4326``,
-        ``epsg:4490``), case-insensitive, or ``epsg:NNNN`` for any other CRS (through pyproj),
-        e.g. ``epsg:4549`` for CGCS2000 3-degree Gauss-Krüger CM 120E.
+        One of :data:`DATUMS` or a name exports write for one (``amap``, ``高德``, ``百度坐标``,
+        ``国家2000``, ``GPS``, ``epsg:4326``, ``4490``...: :data:`ACCEPTED`), case-insensitive,
+        or ``epsg:NNNN`` for any other CRS (through pyproj), e.g. ``epsg:4549`` (or ``4549``)
+        for CGCS2000 3-degree Gauss-Krüger CM 120E.
 
     Returns
     -------
@@ -293,7 +346,7 @@ def to_cgcs2000(lon: npt.ArrayLike, lat: npt.ArrayLike, datum: str) -> LonLat:
     >>> round(float(lon[0]), 6), round(float(lat[0]), 6)
     (120.64, 27.97)
     """
-    name = _canonical(datum)
+    name = check_datum(datum)
     if name in ("wgs84", "cgcs2000"):
         # Treated as identical. The two frames agree to centimetres at epoch 2000.0 and their
         # ellipsoids (WGS84, GRS80) differ by 0.1 mm; only plate motion (about 3 cm a year

@@ -92,6 +92,7 @@ class EtlBatch(Base):
     n_unchanged: Mapped[int] = mapped_column(Integer, server_default="0")
     n_rejected: Mapped[int] = mapped_column(Integer, server_default="0")
     error: Mapped[str | None] = mapped_column(Text)
+    refreshed_at: Mapped[datetime | None] = mapped_column(TZ)  # taken by the monthly statistics' refresh
 
 
 class EtlReject(Base):

@@ -5,10 +5,17 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 import shapely
+from pyproj import Transformer
 from sqlalchemy import text
 
 from etl import locate
+from etl.pipeline import load_file
+from etl.profile import apply_profile, builtin
+from etl.readers import read_file
+from gis.datum import UnknownDatumError
+from tests.etl.test_pipeline import etl_engine, export, rows, sample  # noqa: F401 - fixtures
 
 
 def test_points_get_their_grid_village_and_town(demo_engine) -> None:
@@ -37,3 +44,82 @@ def test_points_get_their_grid_village_and_town(demo_engine) -> None:
     assert frame["town_code"].tolist() == [low[:9], town, None, None]
     assert outside.tolist() == [False, False, True, False]
     assert high > low
+
+
+# -- 经度 0 and 纬度 0: no coordinates ------------------------------------------------------------
+def test_zero_zero_is_no_coordinates(etl_engine, sample, tmp_path) -> None:  # noqa: F811
+    """Exactly (0, 0) is "no position": such a row is placed by its address (or rejected as
+    having neither); one coordinate 0 is still a wrong value. Every row of this CSV has text in
+    经度 and 纬度, so the load reads the gazetteer only when a chunk needs it (_late_gazetteer)."""
+    df = export(sample.head(6), "ZERO-")
+    df.loc[0:3, ["经度", "纬度"]] = 0
+    df.loc[3, "地址"] = None  # (0, 0) and no address
+    df.loc[5, "经度"] = 0  # 0 and a latitude: outside China, as before
+    path = tmp_path / "zero.csv"
+    df.to_csv(path, index=False)
+    result = load_file(etl_engine, path, "hazards", source="test-zero")
+    assert (result.status, result.loaded, result.rejected) == ("done", 4, 2), result
+    assert sorted(r.split(":")[0] for r in result.reasons) == ["coordinates outside China",
+                                                                "no coordinates and no address"]
+    got = dict(rows(etl_engine, "SELECT source_id, loc_method FROM pingan.hazards WHERE source = :s",
+                    s="test-zero"))
+    ids = df["事件编号"].tolist()
+    assert got == {ids[0]: "geocoded", ids[1]: "geocoded", ids[2]: "geocoded", ids[4]: "coordinates"}
+
+
+def test_zero_zero_rows_are_counted_in_the_warnings(demo_engine, sample, tmp_path) -> None:  # noqa: F811
+    df = export(sample.head(3), "ZW-")
+    df.loc[0:1, ["经度", "纬度"]] = 0
+    path = tmp_path / "zero.xlsx"
+    df.to_excel(path, index=False)
+    raw = read_file(path)
+    mapped = apply_profile(raw, builtin("hazards"))
+    with demo_engine.connect() as conn:
+        located, rejects = locate.locate(conn, mapped, raw, "wgs84")
+    assert located.zeros == 2 and len(located.frame) == 3 and rejects.empty
+    assert located.frame["loc_method"].tolist() == ["geocoded", "geocoded", "coordinates"]
+    assert located.warnings == locate.zeros_warning(2)
+    assert "2 rows had 经度 0 and 纬度 0" in located.warnings[0]
+
+
+# -- coordinate systems ---------------------------------------------------------------------------
+def test_unknown_datum_option_fails_the_batch_not_each_row(etl_engine, sample, tmp_path) -> None:  # noqa: F811
+    """A datum given for the whole file that no name matches fails the load with the accepted
+    names; it does not reject every row (twice: as the datum, then as outside China)."""
+    path = tmp_path / "option.csv"
+    export(sample.head(5), "DOPT-").drop(columns=["坐标系"]).to_csv(path, index=False)
+    result = load_file(etl_engine, path, "hazards", source="test-datum-option", datum="gcj2")
+    assert (result.status, result.loaded, result.rejected) == ("failed", 0, 0), result
+    assert "'gcj2'" in result.error and "accepted: wgs84, cgcs2000, gcj02, bd09" in result.error
+
+
+def test_datum_option_takes_what_exports_write(etl_engine, sample, tmp_path) -> None:  # noqa: F811
+    """The option takes the names of gis.datum: Chinese names, and a CGCS2000 Gauss-Krüger zone
+    by its bare EPSG code."""
+    to_gk = Transformer.from_crs("EPSG:4490", "EPSG:4549", always_xy=True)
+    df = export(sample.head(5), "DGK-").drop(columns=["坐标系"])
+    df["经度"], df["纬度"] = to_gk.transform(sample.head(5).x.to_numpy(), sample.head(5).y.to_numpy())
+    path = tmp_path / "gk.csv"
+    df.to_csv(path, index=False)
+    result = load_file(etl_engine, path, "hazards", source="test-datum-gk", datum="4549")
+    assert (result.status, result.loaded, result.rejected) == ("done", 5, 0), result
+    moved = rows(etl_engine, "SELECT n.src_datum, ST_Distance(n.geom, o.geom) FROM pingan.hazards n "
+                 "JOIN pingan.hazards o ON n.source_id = 'DGK-' || o.source_id "
+                 "WHERE n.source = 'test-datum-gk' AND o.source = 'demo'")
+    assert len(moved) == 5 and all(d == "epsg:4549" and m < 1e-8 for d, m in moved)
+    path = tmp_path / "cn.csv"
+    export(sample.head(5), "DCN-").drop(columns=["坐标系"]).to_csv(path, index=False)
+    result = load_file(etl_engine, path, "hazards", source="test-datum-cn", datum="国家2000坐标系")
+    assert (result.status, result.loaded, result.rejected) == ("done", 5, 0), result
+
+
+def test_an_unknown_datum_in_locate_raises_before_any_row(demo_engine, sample, tmp_path) -> None:  # noqa: F811
+    path = tmp_path / "rows.xlsx"
+    export(sample.head(4), "DR-").to_excel(path, index=False)
+    raw = read_file(path)
+    mapped = apply_profile(raw, builtin("hazards"))
+    mapped.frame.loc[mapped.frame.index[:2], "datum"] = "google"
+    with demo_engine.connect() as conn, pytest.raises(UnknownDatumError, match="'google'; accepted"):
+        locate.locate(conn, mapped, raw, "wgs84")
+    with demo_engine.connect() as conn, pytest.raises(UnknownDatumError, match="'gcj2'"):
+        locate.locate(conn, apply_profile(raw, builtin("hazards")), raw, "gcj2")  # the profile's default

@@ -3,12 +3,17 @@ refresh after a load equals a full recompute."""
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
 import pandas as pd
 from sqlalchemy import text
 
 from etl.pipeline import load_file
 from etl.refresh import refresh
-from layers import versions
+from layers import migrate, versions
+from layers.db import make_engine
+from layers.settings import DatabaseSettings
 from tests.etl.test_pipeline import etl_engine, export, sample  # noqa: F401 - fixtures
 from tests.helpers import table_fingerprint
 
@@ -63,3 +68,91 @@ def test_incremental_equals_full(etl_engine, sample, tmp_path) -> None:  # noqa:
         assert table_fingerprint(conn, "monthly_stats", frozenset({"refreshed_at"})) == after_incremental
     again = refresh(etl_engine)
     assert (again.pairs, again.rows) == (0, 0)  # nothing new since
+
+
+def test_a_batch_that_commits_after_a_later_one_is_refreshed(etl_engine, sample, tmp_path) -> None:  # noqa: F811
+    """Batch ids are handed out when a load begins: A begins, B (a higher id) commits, a refresh
+    takes B, then A commits. The next refresh takes A, and the statistics equal a full refresh."""
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    export(sample.head(30), "RACE-A-").to_csv(a, index=False)
+    export(sample.iloc[30:60], "RACE-B-").to_csv(b, index=False)
+    refresh(etl_engine, full=True)
+    parked, go = threading.Event(), threading.Event()
+
+    def hold(stage: str, *_counts: object) -> None:  # A waits inside its transaction, id taken
+        if stage == "loading" and not parked.is_set():
+            parked.set()
+            go.wait(60)
+
+    with ThreadPoolExecutor(1) as pool:
+        try:
+            pending = pool.submit(load_file, etl_engine, a, "hazards", source="test-race-a", progress=hold)
+            assert parked.wait(60)
+            rb = load_file(etl_engine, b, "hazards", source="test-race-b")
+            first = refresh(etl_engine)
+        finally:
+            go.set()
+        ra = pending.result(60)
+    assert (ra.loaded, rb.loaded) == (30, 30)
+    assert ra.batch_id < rb.batch_id
+    assert first.batches == 1  # B; A was not committed yet
+    second = refresh(etl_engine)
+    assert second.batches == 1 and second.pairs > 0  # A, though its id is below B's
+    with etl_engine.connect() as conn:
+        after_incremental = table_fingerprint(conn, "monthly_stats", frozenset({"refreshed_at"}))
+        marked = conn.execute(text(
+            "SELECT count(*) FROM pingan.etl_batches WHERE id IN (:a, :b) AND refreshed_at IS NOT NULL"),
+            {"a": ra.batch_id, "b": rb.batch_id}).scalar_one()
+    assert marked == 2
+    refresh(etl_engine, full=True)
+    with etl_engine.connect() as conn:
+        assert table_fingerprint(conn, "monthly_stats", frozenset({"refreshed_at"})) == after_incremental
+    assert refresh(etl_engine).batches == 0
+
+
+def test_refreshes_at_once_take_each_batch_once(etl_engine, sample, tmp_path) -> None:  # noqa: F811
+    path = tmp_path / "once.csv"
+    export(sample.iloc[60:80], "ONCE-").to_csv(path, index=False)
+    refresh(etl_engine, full=True)
+    assert load_file(etl_engine, path, "hazards", source="test-once").loaded == 20
+    with ThreadPoolExecutor(2) as pool:
+        runs = list(pool.map(lambda _: refresh(etl_engine), range(2)))
+    assert sorted(r.batches for r in runs) == [0, 1]
+
+
+def test_since_takes_the_batches_after_it_again(etl_engine, sample, tmp_path) -> None:  # noqa: F811
+    path = tmp_path / "since.csv"
+    export(sample.iloc[80:100], "SINCE-").to_csv(path, index=False)
+    loaded = load_file(etl_engine, path, "hazards", source="test-since")
+    assert refresh(etl_engine).batches >= 1
+    again = refresh(etl_engine, since_batch=loaded.batch_id - 1)
+    assert again.batches >= 1 and again.pairs > 0  # taken again on request
+    assert refresh(etl_engine).batches == 0
+
+
+def test_migration_marks_what_the_highest_id_had_covered(databases) -> None:
+    """0024 marks the done batches up to refresh_state.last_batch_id; its downgrade goes back to
+    the highest id below which every done batch was refreshed."""
+    engine = make_engine(DatabaseSettings(database_url=databases.create()))
+    try:
+        migrate.upgrade(engine, "0023")
+        with engine.begin() as conn:
+            conn.execute(text(
+                "INSERT INTO pingan.etl_batches (id, source, layer, status, finished_at) VALUES "
+                "(1, 's', 'hazards', 'done', now()), (2, 's', 'hazards', 'failed', now()), "
+                "(3, 's', 'hazards', 'done', now()), (4, 's', 'hazards', 'done', now())"))
+            conn.execute(text(
+                "INSERT INTO pingan.refresh_state (job, last_batch_id) VALUES ('monthly_stats', 3)"))
+        migrate.upgrade(engine, "0024")
+        with engine.begin() as conn:
+            marked = conn.execute(text(
+                "SELECT id FROM pingan.etl_batches WHERE refreshed_at IS NOT NULL ORDER BY id")).scalars()
+            assert list(marked) == [1, 3]
+            conn.execute(text("UPDATE pingan.etl_batches SET refreshed_at = NULL WHERE id = 3"))
+            conn.execute(text("UPDATE pingan.etl_batches SET refreshed_at = now() WHERE id = 4"))
+        migrate.downgrade(engine, "0023")
+        with engine.connect() as conn:
+            last = conn.execute(text("SELECT last_batch_id FROM pingan.refresh_state")).scalar_one()
+        assert last == 2  # batch 3 was not refreshed: taken again
+    finally:
+        engine.dispose()

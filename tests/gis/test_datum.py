@@ -18,6 +18,8 @@ from gis.datum import (
     UnknownDatumError,
     bd09_to_gcj02,
     bd09_to_wgs84,
+    check_datum,
+    datum_name,
     gcj02_to_bd09,
     gcj02_to_wgs84,
     to_cgcs2000,
@@ -246,3 +248,37 @@ def test_unknown_datum_raises(datum):
 def test_unknown_datum_message_lists_accepted_names():
     with pytest.raises(UnknownDatumError, match="accepted: wgs84, cgcs2000, gcj02, bd09, .*baidu"):
         to_cgcs2000(120.0, 28.0, "google")
+
+
+# -- the names Chinese exports write (坐标系 columns, the load's datum option) -----------------------
+@pytest.mark.parametrize(("value", "expected"), [
+    ("CGCS2000", "cgcs2000"), ("国家2000坐标系", "cgcs2000"), ("2000国家大地坐标系", "cgcs2000"),
+    ("国家2000", "cgcs2000"), ("2000", "cgcs2000"), ("4490", "cgcs2000"), ("EPSG:4490", "cgcs2000"),
+    ("WGS-84", "wgs84"), ("GPS", "wgs84"), ("WGS 84", "wgs84"), ("4326", "wgs84"),
+    ("百度坐标", "bd09"), ("百度", "bd09"), ("BD09LL", "bd09"),
+    ("火星坐标", "gcj02"), ("高德", "gcj02"), ("腾讯坐标", "gcj02"),
+    ("EPSG:4549", "epsg:4549"), ("4549", "epsg:4549"), ("epsg: 4549", "epsg:4549"),
+    ("ＥＰＳＧ：４５４９", "epsg:4549"),  # full-width, as a Chinese input method types it
+    ("4491", "epsg:4491"), ("4554", "epsg:4554"), ("EPSG:3857", "epsg:3857"),
+])
+def test_names_exports_write(value, expected):
+    assert datum_name(value) == expected
+    assert check_datum(value) == expected
+
+
+# ambiguous or unusable: a bare number outside CGCS2000's and WGS84's codes, old datums whose
+# parameters no export carries, a projection without its zone, a geocentric CRS, a typo
+@pytest.mark.parametrize("value", ["3857", "4555", "4489", "北京54", "西安80", "高斯克吕格", "EPSG:4978",
+                                   "4978", "gcj2", "mars", "", "nan"])
+def test_ambiguous_or_unknown_names_are_refused(value):
+    assert datum_name(value) is None
+    with pytest.raises(UnknownDatumError, match="accepted: wgs84, cgcs2000, gcj02, bd09, .*百度坐标") as info:
+        check_datum(value)
+    assert repr(value) in str(info.value)
+
+
+def test_a_gauss_kruger_zone_by_its_bare_code_converts_as_with_epsg():
+    bare, prefixed = to_cgcs2000(*GK_4549, "4549"), to_cgcs2000(*GK_4549, "EPSG:4549")
+    assert np.array_equal(np.array(bare), np.array(prefixed))
+    lon, lat = to_cgcs2000(*GK_4549, "4549")
+    assert float(lon) == pytest.approx(120.64, abs=1e-9) and float(lat) == pytest.approx(27.97, abs=1e-9)
