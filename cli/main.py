@@ -199,6 +199,13 @@ def etl_load(
 
     if layer not in TARGETS:
         raise fail(f"unknown layer {layer!r}; loadable now: {', '.join(TARGETS)}")
+    if datum is not None:
+        from gis.datum import UnknownDatumError, check_datum
+
+        try:
+            check_datum(datum)
+        except UnknownDatumError as exc:
+            raise fail(f"--datum: {exc}") from None
     if not file.is_file() or not os.access(file, os.R_OK):
         why = "not readable" if file.is_file() else "not a file" if file.exists() else "no such file"
         raise fail(f"{file}: {why}")

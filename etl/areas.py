@@ -19,10 +19,10 @@ import shapely
 from sqlalchemy import Connection, text
 
 from etl.locate import GEOGRAPHIC, LAT_RANGE, LON_RANGE
-from etl.profile import DATUM_VALUES, Mapped, ProfileError
+from etl.profile import Mapped, ProfileError
 from etl.readers import RawTable
 from etl.targets import Target
-from gis.datum import to_cgcs2000
+from gis.datum import check_datum, to_cgcs2000
 
 CODE_DIGITS = {"towns": 9, "villages": 12, "grids": 15}
 PARENT_DIGITS = {"villages": 9, "grids": 12}
@@ -122,7 +122,7 @@ def prepare_areas(mapped: Mapped, raw: RawTable, target: Target, default_datum: 
         datum = pd.Series(crs.lower(), index=f.index)
     else:
         datum = f["datum"] if "datum" in f else pd.Series(None, index=f.index, dtype=object)
-        datum = datum.fillna(DATUM_VALUES.get(default_datum.lower(), default_datum.lower()))
+        datum = datum.fillna(check_datum(default_datum))  # an unknown one fails the file, not each row
     for d in datum[~missing].unique():
         m = (~missing & (datum == d)).to_numpy()
         try:

@@ -69,7 +69,7 @@ def locate_and_load(
     say: Progress,
     split: dict[str, float],
     bulk_ok: bool = True,
-) -> tuple[dict[str, int], pd.DataFrame, pd.DataFrame, int]:
+) -> tuple[dict[str, int], pd.DataFrame, pd.DataFrame, int, int]:
     """Locate and load a point layer in chunks of :data:`etl.upsert.UPSERT_CHUNK` rows, two at a
     time: while a copier thread copies chunk N into the table (in its savepoint, as
     :func:`etl.upsert.stage_and_upsert` does), this thread locates chunk N+1, which reads nothing
@@ -81,7 +81,8 @@ def locate_and_load(
     Rows whose key the table holds already, and chunks the database refused, go the general way
     afterwards (:func:`etl.upsert.stage_and_upsert`), which also makes the counts, rejects and
     events, as for a batch loaded that way only. Returns the counts, the rows the database
-    refused, the rows locating rejected, and how many rows had their coordinates swapped.
+    refused, the rows locating rejected, how many rows had their coordinates swapped and how many
+    had 经度 and 纬度 of 0, 0 (taken as no coordinates).
 
     ``feed``: the mapped chunks (an iterator: a file may be mapped while the chunks before it
     are copied, :class:`etl.stream.Stream`), the keys ``(source, source_id)`` of all their rows
@@ -127,7 +128,7 @@ def locate_and_load(
     thread = threading.Thread(target=copier, name="etl-copier", daemon=True)
     rest: list[pd.DataFrame] = []
     rejects: list[pd.DataFrame] = []
-    swapped = 0
+    swapped = zeros = 0
     locating = mapping = 0.0
     start = time.perf_counter()
     thread.start()
@@ -142,6 +143,7 @@ def locate_and_load(
             located, why = locate(None, part, raw_table, datum, where)
             rejects.append(why)
             swapped += located.swapped
+            zeros += located.zeros
             frame = located.frame
             seen = known.loc[frame.index].to_numpy()
             if seen.any():
@@ -177,4 +179,5 @@ def locate_and_load(
         db_rejects,
         pd.concat(located_rejects, ignore_index=True) if located_rejects else None,
         swapped,
+        zeros,
     )

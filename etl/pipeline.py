@@ -36,7 +36,7 @@ from sqlalchemy import Connection, Engine, text
 from etl import direct
 from etl.areas import prepare_areas
 from etl.bulk import BulkConflict
-from etl.locate import locate, places, swapped_warning
+from etl.locate import locate, places, swapped_warning, zeros_warning
 from etl.profile import (
     Mapped,
     Profile,
@@ -51,6 +51,7 @@ from etl.rejects import no_rejects, reason_counts, write_rejects
 from etl.stream import Stream, chunked, prepare, streams
 from etl.targets import TARGETS, Target
 from etl.upsert import Progress, stage_and_upsert
+from gis.datum import check_datum
 from layers import versions
 from layers.db import SYSTEM, set_principal
 
@@ -121,6 +122,8 @@ def load_file(
     hashing = _sha256_beside(path)
     stream = None
     try:
+        # a datum for the whole file that no name matches fails the batch, not each row
+        datum = check_datum(datum) if datum else None
         say("reading")
         raw = _read(path, encoding, sheet, profile)
         clock["read"] = time.perf_counter() - t
@@ -168,12 +171,12 @@ def load_file(
                     feed = (chunked(mapped), mapped.frame[["source", "source_id"]], ids, len(mapped.frame))
                 where = (profile.datum, found)
                 streamed = direct.locate_and_load(conn, target, feed, raw, where, batch_id, say, split, bulk)
-                counts, db_rejects, rejects, swapped = streamed
+                counts, db_rejects, rejects, swapped, zeros = streamed
                 if stream is not None:
                     mapped.rejects = pd.concat(stream.rejects, ignore_index=True)
                     result.warnings += stream.warnings()
                     raw.release()
-                result.warnings += swapped_warning(swapped)
+                result.warnings += swapped_warning(swapped) + zeros_warning(zeros)
                 clock["map"] += split.pop("map")  # the chunks mapped while the copies ran
                 clock["locate"] = split.pop("locate")  # its seconds, spent while the copies ran
             else:

@@ -24,34 +24,10 @@ import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from etl.readers import RawTable, ReaderError, text_objects
+from gis.datum import datum_name
 from layers.copy import arrow_text
 
 TZ = "Asia/Shanghai"
-DATUM_VALUES = {
-    "wgs84": "wgs84",
-    "wgs-84": "wgs84",
-    "gps": "wgs84",
-    "epsg:4326": "wgs84",
-    "4326": "wgs84",
-    "cgcs2000": "cgcs2000",
-    "2000": "cgcs2000",
-    "国家2000": "cgcs2000",
-    "epsg:4490": "cgcs2000",
-    "4490": "cgcs2000",
-    "gcj02": "gcj02",
-    "gcj-02": "gcj02",
-    "高德": "gcj02",
-    "腾讯": "gcj02",
-    "火星": "gcj02",
-    "火星坐标": "gcj02",
-    "amap": "gcj02",
-    "tencent": "gcj02",
-    "bd09": "bd09",
-    "bd-09": "bd09",
-    "百度": "bd09",
-    "baidu": "bd09",
-    "bd09ll": "bd09",
-}
 DEFAULT_FORMATS = (
     "%Y-%m-%d %H:%M:%S",
     "%Y-%m-%d %H:%M",
@@ -219,7 +195,8 @@ def _why(spec: ColumnSpec) -> str:
     if spec.type in ("enum", "enum_list"):
         return " is not one of " + ", ".join(list(spec.values or {})[:8])
     if spec.type == "datum":
-        return " is not a known coordinate system (WGS84, CGCS2000, GCJ-02/高德, BD-09/百度)"
+        return (" is not a known coordinate system (WGS84/GPS, CGCS2000/国家2000, GCJ-02/高德/火星坐标,"
+                " BD-09/百度坐标, EPSG:4326, EPSG:4490-4554)")
     return {
         "integer": " is not a whole number",
         "number": " is not a number",
@@ -245,7 +222,10 @@ def convert(text: pd.Series, spec: ColumnSpec) -> tuple[pd.Series, pd.Series]:
         return values, bad
     if spec.type == "datetime":
         return _parse_datetimes(text, spec.formats or list(DEFAULT_FORMATS))
-    table = DATUM_VALUES if spec.type == "datum" else (spec.values or {})
+    if spec.type == "datum":  # gis.datum's names: the column takes what the datum option takes
+        values = _by_value(text, datum_name)
+        return values, present & values.isna()
+    table = spec.values or {}
     lookup = {k.strip().lower(): v for k, v in table.items()}
     lookup.update({v.lower(): v for v in table.values()})  # canonical values are accepted too
     if spec.type == "enum_list":

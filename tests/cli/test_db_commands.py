@@ -72,3 +72,10 @@ def test_etl_load_of_a_file_that_is_not_there_says_so(tmp_path, what: str) -> No
     assert out.returncode == 2, out.stderr
     assert ("no such file" if what == "missing" else "not a file") in out.stderr
     assert "Traceback" not in out.stderr + out.stdout
+
+
+def test_etl_load_with_an_unknown_datum_is_a_usage_error(tmp_path) -> None:
+    path = tmp_path / "h.csv"
+    path.write_text("事件编号\nH1\n", encoding="utf-8")
+    out = run("etl", "load", str(path), "--layer", "hazards", "--datum", "gcj2")
+    assert out.returncode == 2 and "--datum: unknown datum 'gcj2'" in out.stderr, out.stderr

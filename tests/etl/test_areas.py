@@ -111,3 +111,11 @@ def test_a_table_without_boundaries_fails_whole(areas_engine, tmp_path) -> None:
 def test_versions_are_bumped_by_every_area_load(areas_engine, layer) -> None:
     with areas_engine.connect() as conn:
         assert versions.versions(conn).get(layer, 0) >= 1
+
+
+def test_an_unknown_datum_option_fails_an_area_load_once(areas_engine, area_files) -> None:
+    """As for points: a --datum no name table knows fails the batch with the accepted names,
+    instead of one reject per area."""
+    r = load_file(areas_engine, area_files["towns"], "towns", source="bureau", datum="gcj2")
+    assert (r.status, r.rejected) == ("failed", 0)
+    assert "unknown datum 'gcj2'" in r.error and "国家2000" in r.error

@@ -123,3 +123,34 @@ def test_an_unknown_datum_in_locate_raises_before_any_row(demo_engine, sample, t
         locate.locate(conn, mapped, raw, "wgs84")
     with demo_engine.connect() as conn, pytest.raises(UnknownDatumError, match="'gcj2'"):
         locate.locate(conn, apply_profile(raw, builtin("hazards")), raw, "gcj2")  # the profile's default
+
+
+# -- proposed with the etl/profile.py and etl/direct.py + etl/pipeline.py changes -----------------
+def test_the_datum_column_takes_what_exports_write(etl_engine, sample, tmp_path) -> None:  # noqa: F811
+    """坐标系 values as Chinese exports write them (gis.datum's names); an unknown one is one
+    reject for its row, naming the value and the accepted names."""
+    to_gk = Transformer.from_crs("EPSG:4490", "EPSG:4549", always_xy=True)
+    df = export(sample.head(8), "DCOL-")
+    gk = to_gk.transform(sample.x[:2].to_numpy(), sample.y[:2].to_numpy())
+    df.loc[0:1, "经度"], df.loc[0:1, "纬度"] = gk
+    df.loc[0:1, "坐标系"] = ["EPSG:4549", "4549"]
+    df.loc[2:5, "坐标系"] = ["国家2000坐标系", "2000国家大地坐标系", "GPS", "WGS-84"]
+    df.loc[6:7, "坐标系"] = ["gcj2", "北京54"]
+    path = tmp_path / "columns.csv"
+    df.to_csv(path, index=False)
+    result = load_file(etl_engine, path, "hazards", source="test-datum-column")
+    assert (result.status, result.loaded, result.rejected) == ("done", 6, 2), result
+    why = rows(etl_engine, "SELECT reason FROM pingan.etl_rejects WHERE batch_id = :b ORDER BY row_number",
+               b=result.batch_id)
+    assert [r[0].split(" is not")[0] for r in why] == ["坐标系: gcj2", "坐标系: 北京54"]
+    assert all("国家2000" in r[0] and "EPSG:4490-4554" in r[0] for r in why)
+
+
+def test_zero_zero_rows_are_counted_in_the_batch_warnings(etl_engine, sample, tmp_path) -> None:  # noqa: F811
+    df = export(sample.head(4), "ZB-")
+    df.loc[0:2, ["经度", "纬度"]] = 0
+    path = tmp_path / "zero.csv"
+    df.to_csv(path, index=False)
+    result = load_file(etl_engine, path, "hazards", source="test-zero-batch")
+    assert (result.status, result.loaded, result.rejected) == ("done", 4, 0), result
+    assert locate.zeros_warning(3)[0] in result.warnings
