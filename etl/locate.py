@@ -86,15 +86,22 @@ def places(
     return Places(grids, gazetteer, engine=conn.engine)
 
 
-def _reject(mapped: Mapped, mask: pd.Series, column: str | None, reason: str | pd.Series) -> pd.DataFrame:
-    rows = mapped.frame.loc[mask] if mask.any() else None  # none: no copy of every column (5 ms)
+OUTSIDE = "outside the district: the point falls in no grid"
+
+
+def _reject(
+    mapped: Mapped, raw: RawTable, mask: pd.Series, field: str, reason: str | pd.Series
+) -> pd.DataFrame:
+    """The rows of ``mask`` as rejects, as the profile's rejects are: the file's row as it was
+    read (its headers, its text) and the column under the file's header (经度, 地址; ``geometry``
+    for a spatial file's position), so a clerk finds the cell to mend."""
+    column = "geometry" if field == "lon" and raw.geometry is not None else mapped.matched.get(field, field)
     return pd.DataFrame(
         {
             "row_number": mapped.row_numbers[mask].to_numpy(),
             "column_name": column,
             "reason": reason[mask].to_numpy() if isinstance(reason, pd.Series) else reason,
-            "raw": [] if rows is None else (
-                rows.astype(object).where(rows.notna(), None).astype(str).to_dict("records")),
+            "raw": raw.records(mapped.frame.index[mask.to_numpy()].to_numpy()) if mask.any() else [],
         }
     )
 
@@ -164,7 +171,7 @@ def locate(
     )
     if out_of_range.any():
         why = "coordinates outside China: " + lon.astype(str) + ", " + lat.astype(str)
-        rejects.append(_reject(mapped, out_of_range, "lon", why))
+        rejects.append(_reject(mapped, raw, out_of_range, "lon", why))
     placed = has_xy & ~out_of_range
     geo = pd.DataFrame(
         {
@@ -179,12 +186,12 @@ def locate(
     )
     need = ~has_xy
     if need.any():
-        geo, more = _geocode(where, mapped, need, geo)
+        geo, more = _geocode(where, mapped, raw, need, geo)
         rejects.append(more)
         placed = placed | geo["x"].notna() & need
     frame, outside = _assign(where.grids, f, geo, placed)
     if outside.any():
-        rejects.append(_reject(mapped, outside, "lon", "outside the district: the point falls in no grid"))
+        rejects.append(_reject(mapped, raw, outside, "lon", OUTSIDE))
     keep = placed & ~outside
     frame = frame[keep].assign(_row=mapped.row_numbers[keep].to_numpy())
     located = Located(frame, swapped_warning(swapped) + zeros_warning(zeros), swapped, zeros)
@@ -196,12 +203,12 @@ def _empty() -> pd.DataFrame:
 
 
 def _geocode(
-    where: Places, mapped: Mapped, need: pd.Series, geo: pd.DataFrame
+    where: Places, mapped: Mapped, raw: RawTable, need: pd.Series, geo: pd.DataFrame
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     f = mapped.frame
     address = f["address"] if "address" in f else pd.Series(None, index=f.index, dtype=object)
     no_address = need & address.isna()
-    rejects = [_reject(mapped, no_address, "address", "no coordinates and no address: cannot be placed")]
+    rejects = [_reject(mapped, raw, no_address, "address", "no coordinates and no address: cannot be placed")]
     todo = need & address.notna()
     if todo.any():
         from etl.geocode import geocode_frame
@@ -220,7 +227,7 @@ def _geocode(
         failed[res.index[~ok]] = True
         reason = pd.Series("", index=f.index, dtype=object)
         reason[res.index[~ok]] = "address not found: " + res.loc[~ok, "reason"].astype(str)
-        rejects.append(_reject(mapped, failed, "address", reason))
+        rejects.append(_reject(mapped, raw, failed, "address", reason))
     return geo, pd.concat(rejects, ignore_index=True)
 
 

@@ -139,7 +139,6 @@ def load_file(
             if datum:
                 mapped.frame["datum"] = datum
             early = _early_rejects(mapped, raw, target, profile, keys)
-            raw.release()  # the text of a million rows: typed copies live in `mapped`
         clock["map"] = time.perf_counter() - t - sum(clock.values())
     except Exception as exc:  # a file we cannot read at all: a failed batch, with the reason
         try:
@@ -172,10 +171,10 @@ def load_file(
                 where = (profile.datum, found)
                 streamed = direct.locate_and_load(conn, target, feed, raw, where, batch_id, say, split, bulk)
                 counts, db_rejects, rejects, swapped, zeros = streamed
+                raw.release()  # the file's text, kept for the locator's rejects (rows as read)
                 if stream is not None:
                     mapped.rejects = pd.concat(stream.rejects, ignore_index=True)
                     result.warnings += stream.warnings()
-                    raw.release()
                 result.warnings += swapped_warning(swapped) + zeros_warning(zeros)
                 clock["map"] += split.pop("map")  # the chunks mapped while the copies ran
                 clock["locate"] = split.pop("locate")  # its seconds, spent while the copies ran
@@ -187,6 +186,7 @@ def load_file(
                     frame = located.frame
                 else:
                     frame, rejects = mapped.frame, None
+                raw.release()  # the file's text, kept for the locator's rejects (rows as read)
                 if keys is not None and target.layer == "persons":
                     from etl import persons  # the data key ring's libraries: only for persons
 

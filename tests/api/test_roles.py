@@ -284,6 +284,35 @@ def test_load_batches_for_staff_and_rejects_for_admins(app, logins, demo_engine:
     assert get(app, login, "/api/etl/batches", status="bogus'--").status_code in (403, 422)
 
 
+def test_an_admin_reads_a_batchs_rejects_with_row_column_reason_and_the_row(app, logins, demo_engine: Engine,
+                                                                             tmp_path) -> None:
+    """A batch whose rows were all refused: each reject with its row in the file, column, reason
+    and cells, counted by reason, in pages; the batch names its file."""
+    from etl.pipeline import load_file
+
+    csv = tmp_path / "refused.csv"
+    csv.write_text("事件编号,标题,类别,状态,发现时间,经度,纬度\n"
+                   "R1,a,火灾,已发现,2025-03-01,116.40,39.90\n"  # Beijing: outside the district
+                   "R2,b,火灾,丢失,2025-03-01,120.65,27.97\n"  # a state no profile knows
+                   "R3,c,火灾,已发现,2025-03-01,116.41,39.91\n", encoding="utf-8")
+    result = load_file(demo_engine, csv, "hazards", source="test-api-rejects")
+    assert (result.status, result.loaded, result.rejected) == ("done", 0, 3)
+    admin = logins["admin"]
+    first = get(app, admin, f"/api/etl/batches/{result.batch_id}/rejects", limit=2)
+    assert first.status_code == 200
+    body = first.json()
+    assert body["batch"]["file_name"] == "refused.csv" and body["batch"]["n_rejected"] == 3
+    assert sum(body["by_reason"].values()) == 3 and len(body["by_reason"]) == 2
+    rest = get(app, admin, f"/api/etl/batches/{result.batch_id}/rejects", limit=2, offset=2).json()["rejects"]
+    got = body["rejects"] + rest
+    assert [r["row_number"] for r in got] == [2, 3, 4]
+    assert [r["raw"]["事件编号"] for r in got] == ["R1", "R2", "R3"]
+    assert got[1]["column_name"] == "状态" and "丢失" in got[1]["reason"]
+    assert all("outside" in got[i]["reason"] and got[i]["column_name"] == "经度" for i in (0, 2))
+    listed = get(app, admin, "/api/etl/batches", layer="hazards", status="done", limit=1).json()["batches"]
+    assert listed[0]["id"] == result.batch_id and listed[0]["n_loaded"] == 0
+
+
 def test_the_published_index_needs_no_login(app: TestClient) -> None:
     """The monthly index is public (PINGAN_AUTH_ANONYMOUS_COLLECTIONS, default the two index
     collections); nothing else is."""
