@@ -256,3 +256,38 @@ def test_audit_log_is_append_only_for_the_service(demo_service_url: str) -> None
             with pytest.raises(psycopg.errors.InsufficientPrivilege), c.transaction():
                 c.execute(sql)
         c.rollback()
+
+
+@pytest.mark.parametrize("table", ["hazards", "cases", "persons"])
+def test_records_placed_only_to_a_village_or_town_are_not_a_grids(databases, table: str) -> None:
+    """A record geocoded only to its village or town carries the grid of that area's point: the
+    worker of that grid does not see it (the town's staff do); records placed by coordinates or
+    to a door stay the grid's."""
+    from layers.db import make_engine
+    from layers.settings import DatabaseSettings
+
+    url = databases.demo()
+    owner = make_engine(DatabaseSettings(database_url=url))
+    service = make_engine(DatabaseSettings(database_url=databases.service_url(url)), service=True)
+    try:
+        with owner.begin() as c:
+            grid, town = c.execute(text(
+                f"SELECT grid_code, town_code FROM pingan.{table} GROUP BY 1, 2 "  # noqa: S608
+                "ORDER BY count(*) DESC LIMIT 1")).one()
+            ids = c.execute(text(
+                f"SELECT id FROM pingan.{table} WHERE grid_code = :g ORDER BY id LIMIT 4"),  # noqa: S608
+                {"g": grid}).scalars().all()
+            for level, rid in zip(["town", "village", "door"], ids, strict=False):
+                c.execute(text(
+                    f"UPDATE pingan.{table} SET loc_method = 'geocoded', geocode_level = :l, "  # noqa: S608
+                    "geocode_score = 0.5 WHERE id = :i"), {"l": level, "i": rid})
+        seen = {}
+        for who in (Principal("g", "grid", (grid,)), Principal("t", "town", (town,))):
+            with transaction(service, who) as c:
+                seen[who.role] = set(c.execute(text(
+                    f"SELECT id FROM pingan.{table} WHERE id = ANY(:ids)"), {"ids": ids}).scalars())  # noqa: S608
+        assert seen["town"] == set(ids)
+        assert seen["grid"] == set(ids[2:])  # the door-level one and the one placed by coordinates
+    finally:
+        owner.dispose()
+        service.dispose()
