@@ -325,17 +325,19 @@ def etl_batches(limit: int = typer.Option(20, min=1, max=1000)) -> None:
         rows = conn.execute(
             text(
                 "SELECT id, source, layer, status, started_at, n_loaded, n_updated, n_unchanged, "
-                "n_rejected FROM pingan.etl_batches ORDER BY id DESC LIMIT :n"
+                "n_rejected, (seconds->>'total')::float AS total "
+                "FROM pingan.etl_batches ORDER BY id DESC LIMIT :n"
             ),
             {"n": limit},
         ).all()
     engine.dispose()
     typer.echo(f"{'id':>6} {'source':<12} {'layer':<10} {'status':<8} {'started':<19} "
-               f"{'loaded':>8} {'updated':>8} {'same':>8} {'rejected':>8}")
+               f"{'loaded':>8} {'updated':>8} {'same':>8} {'rejected':>8} {'seconds':>8}")
     for r in rows:
+        took = "" if r.total is None else f"{r.total:.1f}"
         typer.echo(f"{r.id:>6} {r.source:<12} {r.layer:<10} {r.status:<8} "
                    f"{r.started_at:%Y-%m-%d %H:%M:%S} {r.n_loaded:>8} {r.n_updated:>8} "
-                   f"{r.n_unchanged:>8} {r.n_rejected:>8}")
+                   f"{r.n_unchanged:>8} {r.n_rejected:>8} {took:>8}")
 
 
 # -- pingan serve ------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -118,7 +119,7 @@ def load_file(
     target, say = TARGETS[layer], progress or (lambda *_a: None)
     profile = profile or builtin(layer)
     clock: dict[str, float] = {}
-    t = time.perf_counter()
+    t, began = time.perf_counter(), datetime.now(UTC)  # the batch's start: before reading
     hashing = _sha256_beside(path)
     stream = None
     try:
@@ -145,7 +146,7 @@ def load_file(
             digest = hashing()
         except OSError:  # no such file, or not readable: the batch records no hash
             digest = None
-        return _failed(engine, target, path, digest, source, read_error_message(exc))
+        return _failed(engine, target, path, digest, source, read_error_message(exc), began)
     digest = hashing()
     if stream is None:
         prepare(mapped, target, source)
@@ -156,7 +157,7 @@ def load_file(
             # a batch is one transaction by design: its COPY and upserts of a million rows may
             # take minutes, which the service's per-statement limit is not meant for
             conn.execute(text("SET LOCAL statement_timeout = 0"))
-            batch_id = _open_batch(conn, target, path, digest, source, mapped)
+            batch_id = _open_batch(conn, target, path, digest, source, mapped, began)
             split: dict[str, float] = {}
             if target.shape == "point" and direct.ok(target):
                 # located a chunk at a time while the connection copies the chunk before
@@ -218,6 +219,7 @@ def load_file(
             if counts["bulk"]:
                 result.warnings.append(f"bulk mode: the indexes and foreign keys of {target.table} "
                                        "were made again in this batch")
+            result.seconds = clock | {"total": time.perf_counter() - t} | split  # all but the commit
             _close_batch(conn, result)
             if result.loaded or result.updated:  # an unchanged reload keeps the tile caches
                 versions.bump(conn, [target.layer_id])
@@ -227,7 +229,7 @@ def load_file(
         again.warnings.append(f"bulk mode gave way to the normal path: {exc}")
         return again
     except Exception as exc:
-        return _failed(engine, target, path, digest, source, read_error_message(exc))
+        return _failed(engine, target, path, digest, source, read_error_message(exc), began)
     # read + map + locate + load (+ the batch's bookkeeping) = total; then the load's own split:
     # keys, copy direct, copy stage, upsert, events, indexes
     result.seconds = clock | {"total": time.perf_counter() - t} | split
@@ -306,12 +308,12 @@ def _early_rejects(
 
 
 def _open_batch(
-    conn: Connection, target: Target, path: Path, digest: str, source: str, mapped: Mapped
+    conn: Connection, target: Target, path: Path, digest: str, source: str, mapped: Mapped, began: datetime
 ) -> int:
     return conn.execute(
         text(
-            "INSERT INTO pingan.etl_batches (source, layer, file_name, file_hash, params) "
-            "VALUES (:s, :l, :f, :h, CAST(:p AS jsonb)) RETURNING id"
+            "INSERT INTO pingan.etl_batches (source, layer, file_name, file_hash, params, started_at) "
+            "VALUES (:s, :l, :f, :h, CAST(:p AS jsonb), :t) RETURNING id"
         ),
         {
             "s": source,
@@ -319,6 +321,7 @@ def _open_batch(
             "f": path.name,
             "h": digest,
             "p": json.dumps({"columns": mapped.matched}, ensure_ascii=False),
+            "t": began,
         },
     ).scalar_one()
 
@@ -327,24 +330,26 @@ def _close_batch(conn: Connection, r: BatchResult) -> None:
     conn.execute(
         text(
             "UPDATE pingan.etl_batches SET status = 'done', finished_at = clock_timestamp(), "
-            "n_read = :r, n_loaded = :l, n_updated = :u, n_unchanged = :c, n_rejected = :x "
-            "WHERE id = :id"
+            "n_read = :r, n_loaded = :l, n_updated = :u, n_unchanged = :c, n_rejected = :x, "
+            "seconds = CAST(:s AS jsonb) WHERE id = :id"
         ),
-        {"r": r.read, "l": r.loaded, "u": r.updated, "c": r.unchanged, "x": r.rejected, "id": r.batch_id},
+        {"r": r.read, "l": r.loaded, "u": r.updated, "c": r.unchanged, "x": r.rejected, "id": r.batch_id,
+         "s": json.dumps({k: round(v, 3) for k, v in r.seconds.items()})},
     )
 
 
 def _failed(
-    engine: Engine, target: Target, path: Path, digest: str | None, source: str, error: str
+    engine: Engine, target: Target, path: Path, digest: str | None, source: str, error: str,
+    began: datetime,
 ) -> BatchResult:
     """Record a batch that loaded nothing, and why (its own transaction)."""
     with engine.begin() as conn:
         batch_id = conn.execute(
             text(
                 "INSERT INTO pingan.etl_batches (source, layer, file_name, file_hash, status, "
-                "finished_at, error) VALUES (:s, :l, :f, :h, 'failed', clock_timestamp(), :e) "
-                "RETURNING id"
+                "started_at, finished_at, error) "
+                "VALUES (:s, :l, :f, :h, 'failed', :t, clock_timestamp(), :e) RETURNING id"
             ),
-            {"s": source, "l": target.layer, "f": path.name, "h": digest, "e": error[:4000]},
+            {"s": source, "l": target.layer, "f": path.name, "h": digest, "e": error[:4000], "t": began},
         ).scalar_one()
     return BatchResult(batch_id, "failed", error=error)

@@ -93,6 +93,7 @@ class EtlBatch(Base):
     n_rejected: Mapped[int] = mapped_column(Integer, server_default="0")
     error: Mapped[str | None] = mapped_column(Text)
     refreshed_at: Mapped[datetime | None] = mapped_column(TZ)  # taken by the monthly statistics' refresh
+    seconds: Mapped[dict | None] = mapped_column(JSONB)  # the stages' seconds (etl.pipeline)
 
 
 class EtlReject(Base):

@@ -20,7 +20,7 @@ from layers.db import atransaction
 router = APIRouter(prefix="/api/etl", tags=["ETL"])
 STAFF = frozenset({"admin", "command", "town", "grid"})
 _BATCH_COLUMNS = ("id, source, layer, file_name, file_hash, status, started_at, finished_at,"
-                  " n_read, n_loaded, n_updated, n_unchanged, n_rejected, error")
+                  " n_read, n_loaded, n_updated, n_unchanged, n_rejected, error, seconds")
 
 
 def _rows(cur_rows: list[tuple], names: list[str]) -> list[dict[str, Any]]:

@@ -427,7 +427,14 @@ def test_cli_load_and_rejects(etl_engine, sample, tmp_path) -> None:
     listed = subprocess.run([sys.executable, "-m", "cli.main", "etl", "batches"], capture_output=True,
                             text=True, env=env, check=False).stdout.splitlines()
     line = next(x.split() for x in listed if x.split()[:1] == [batch])
-    assert line[1:4] == ["test-cli", "hazards", "done"] and line[-4:] == ["7", "0", "0", "1"]
+    assert line[1:4] == ["test-cli", "hazards", "done"] and line[-5:-1] == ["7", "0", "0", "1"]
+    # timings: from the start of reading, and each stage's seconds as the summary printed them
+    (took, span, stages), = rows(etl_engine, "SELECT (seconds->>'total')::float, extract(epoch FROM "
+                                 "finished_at - started_at), seconds FROM pingan.etl_batches WHERE id = :b",
+                                 b=int(batch))
+    assert float(line[-1]) == round(took, 1) and 0 < took <= span
+    assert {"read", "map", "locate", "load", "total"} <= set(stages)
+    assert f"read {stages['read']:.1f} s" in out.stdout
     rej = subprocess.run(
         [sys.executable, "-m", "cli.main", "etl", "rejects", batch],
         capture_output=True,

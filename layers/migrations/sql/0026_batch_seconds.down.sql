@@ -1,0 +1,1 @@
+ALTER TABLE pingan.etl_batches DROP COLUMN seconds;
