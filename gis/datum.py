@@ -119,18 +119,28 @@ def _bd_forward(lon: FloatArray, lat: FloatArray) -> LonLat:
 
 def _invert(forward: _Forward, lon: FloatArray, lat: FloatArray, start: LonLat,
             lipschitz: float, tol: float, max_iter: int) -> LonLat:
-    """Solve forward(x) = (lon, lat) by fixed-point iteration from ``start``."""
+    """Solve forward(x) = (lon, lat) by fixed-point iteration from ``start``.
+
+    Each point stops after its own first step within ``tol``, so its result does not depend on
+    the other points of the array: a file gives the same coordinates to the bit in any chunking
+    (stopping when the whole array's largest step was within ``tol`` gave a point another
+    iteration in some arrays than in others, and a reload a spurious "updated")."""
     x, y = start
     bound = lipschitz / (1.0 - lipschitz)
+    active = None  # the points still iterating (None: all)
     for _ in range(max_iter):
         fx, fy = forward(x, y)
         fx -= lon
         fy -= lat
+        if active is not None:
+            fx[~active] = 0.0
+            fy[~active] = 0.0
         x -= fx
         y -= fy
-        # fmax skips NaN, so NaN points never stall the iteration (they just stay NaN).
-        step = np.fmax.reduce(np.fmax(np.abs(fx), np.abs(fy)), axis=None, initial=0.0)
-        if step * bound <= tol:
+        # NaN compares False: a NaN point is done at once (it just stays NaN)
+        going = np.fmax(np.abs(fx), np.abs(fy)) * bound > tol
+        active = going if active is None else active & going
+        if not active.any():
             break
     return x, y
 

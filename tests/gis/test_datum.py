@@ -282,3 +282,20 @@ def test_a_gauss_kruger_zone_by_its_bare_code_converts_as_with_epsg():
     assert np.array_equal(np.array(bare), np.array(prefixed))
     lon, lat = to_cgcs2000(*GK_4549, "4549")
     assert float(lon) == pytest.approx(120.64, abs=1e-9) and float(lat) == pytest.approx(27.97, abs=1e-9)
+
+
+@pytest.mark.parametrize("inverse", ["gcj02_to_wgs84", "bd09_to_gcj02", "bd09_to_wgs84"])
+def test_an_inverse_gives_each_point_the_same_bits_in_any_batch(inverse: str) -> None:
+    """A point's inverse does not depend on the other points converted with it: loading a file
+    in other chunks (or one row again) gives the same coordinates to the bit."""
+    from gis import datum
+
+    f = getattr(datum, inverse)
+    rng = np.random.default_rng(7)
+    lon, lat = 120.4 + rng.random(2000) * 0.5, 27.7 + rng.random(2000) * 0.5
+    bx, by = f(lon, lat)
+    for lo in range(0, 2000, 1):
+        x, y = f(lon[lo : lo + 1], lat[lo : lo + 1])
+        assert (x[0], y[0]) == (bx[lo], by[lo]), lo
+    hx, hy = f(lon[:999], lat[:999])
+    assert np.array_equal(hx, bx[:999]) and np.array_equal(hy, by[:999])
