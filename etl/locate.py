@@ -161,7 +161,8 @@ def locate(
     rejects = []
     has_xy = lon.notna() & lat.notna()
     names = {d: check_datum(d) for d in datum[has_xy].unique()}  # before any row is converted
-    datum = datum.map(names).astype(object)  # object even when no row has coordinates
+    if any(name != canonical for name, canonical in names.items()):  # else no pass over the rows
+        datum = datum.map(names).astype(object)  # object even when no row has coordinates
     x, y = lon.to_numpy(dtype=float).copy(), lat.to_numpy(dtype=float).copy()
     for d in names.values():
         m = (has_xy & (datum == d)).to_numpy()
