@@ -73,9 +73,14 @@ def parts(path: Path) -> list[Path]:
     same name beside it; anything else alone."""
     if path.suffix.lower() != ".shp":
         return [path]
-    stem = path.stem.lower()
+    stem = path.stem.lower() + "."  # x.dbf, x.prj, and x.shp.xml (ArcGIS's metadata) too
     return [path] + sorted(p for p in path.parent.iterdir()
-                           if p != path and p.is_file() and p.stem.lower() == stem)
+                           if p != path and p.is_file() and p.name.lower().startswith(stem))
+
+
+def _tail(part: Path, path: Path) -> str:
+    """What follows the dropped file's stem in a part's name: ``.dbf``, ``.shp.xml``."""
+    return part.name[len(path.stem):]
 
 
 def settle(path: Path, wait: float) -> bool:
@@ -94,11 +99,11 @@ def file_away(path: Path, result: BatchResult) -> Path:
     dest_dir.mkdir(exist_ok=True)
     moving = parts(path)
     dest, n = dest_dir / path.name, 1
-    while any((dest_dir / f"{dest.stem}{p.suffix}").exists() for p in moving):
+    while any((dest_dir / f"{dest.stem}{_tail(p, path)}").exists() for p in moving):
         dest = dest_dir / f"{path.stem}.{n}{path.suffix}"
         n += 1
     for p in moving:  # a Shapefile's parts keep one name
-        shutil.move(str(p), dest_dir / f"{dest.stem}{p.suffix}")
+        shutil.move(str(p), dest_dir / f"{dest.stem}{_tail(p, path)}")
     log = [f"batch {result.batch_id}: {result.status}"]
     if result.error:
         log.append(f"error: {result.error}")

@@ -61,8 +61,8 @@ def test_a_file_that_breaks_the_loader_is_filed_and_the_watch_goes_on(tmp_path: 
 
 
 def test_a_shapefile_moves_with_its_parts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    parts = ["ouhai_1.shp", "ouhai_1.dbf", "ouhai_1.shx", "ouhai_1.prj", "ouhai_1.cpg"]
-    root = _drop(tmp_path, [*parts, "other.csv"])
+    parts = ["ouhai_1.shp", "ouhai_1.dbf", "ouhai_1.shx", "ouhai_1.prj", "ouhai_1.cpg", "ouhai_1.shp.xml"]
+    root = _drop(tmp_path, [*parts, "other.csv", "ouhai_10.dbf"])  # another's part stays
     loaded = []
     monkeypatch.setattr(watching, "load_file",
                         lambda engine, path, layer, **kw: loaded.append(path.name) or BatchResult(1, "done"))
@@ -71,7 +71,7 @@ def test_a_shapefile_moves_with_its_parts(tmp_path: Path, monkeypatch: pytest.Mo
     done = root / "hazards" / "done"
     moved = sorted(p.name for p in done.iterdir() if not p.name.endswith(".log"))
     assert moved == sorted([*parts, "other.csv"])
-    assert sorted(p.name for p in (root / "hazards").iterdir()) == ["done"]
+    assert sorted(p.name for p in (root / "hazards").iterdir()) == ["done", "ouhai_10.dbf"]
     # the same Shapefile again: all its parts under one new name
     for name in parts:
         (root / "hazards" / name).write_bytes(b"y")
