@@ -19,7 +19,7 @@ import psycopg
 from sqlalchemy import Connection
 
 from etl import bulk as bulk_mode  # the module; ``bulk`` below is a batch's bulk mode
-from etl.locate import locate
+from etl.locate import elsewhere_warning, locate, swapped_warning, zeros_warning
 from etl.rejects import REFUSED
 from etl.targets import Target
 from etl.upsert import Progress, stage_and_upsert
@@ -69,7 +69,7 @@ def locate_and_load(
     say: Progress,
     split: dict[str, float],
     bulk_ok: bool = True,
-) -> tuple[dict[str, int], pd.DataFrame, pd.DataFrame, int, int]:
+) -> tuple[dict[str, int], pd.DataFrame, pd.DataFrame, list[str]]:
     """Locate and load a point layer in chunks of :data:`etl.upsert.UPSERT_CHUNK` rows, two at a
     time: while a copier thread copies chunk N into the table (in its savepoint, as
     :func:`etl.upsert.stage_and_upsert` does), this thread locates chunk N+1, which reads nothing
@@ -81,8 +81,8 @@ def locate_and_load(
     Rows whose key the table holds already, and chunks the database refused, go the general way
     afterwards (:func:`etl.upsert.stage_and_upsert`), which also makes the counts, rejects and
     events, as for a batch loaded that way only. Returns the counts, the rows the database
-    refused, the rows locating rejected, how many rows had their coordinates swapped and how many
-    had 经度 and 纬度 of 0, 0 (taken as no coordinates).
+    refused, the rows locating rejected, and locating's notes over all chunks (经度 and 纬度
+    swapped; 0, 0 taken as no coordinates; a 所属网格 other than the grid placed in).
 
     ``feed``: the mapped chunks (an iterator: a file may be mapped while the chunks before it
     are copied, :class:`etl.stream.Stream`), the keys ``(source, source_id)`` of all their rows
@@ -129,6 +129,7 @@ def locate_and_load(
     rest: list[pd.DataFrame] = []
     rejects: list[pd.DataFrame] = []
     swapped = zeros = 0
+    elsewhere: list[int] = []
     locating = mapping = 0.0
     start = time.perf_counter()
     thread.start()
@@ -144,6 +145,7 @@ def locate_and_load(
             rejects.append(why)
             swapped += located.swapped
             zeros += located.zeros
+            elsewhere += located.elsewhere
             frame = located.frame
             seen = known.loc[frame.index].to_numpy()
             if seen.any():
@@ -178,6 +180,5 @@ def locate_and_load(
         counts,
         db_rejects,
         pd.concat(located_rejects, ignore_index=True) if located_rejects else None,
-        swapped,
-        zeros,
+        swapped_warning(swapped) + zeros_warning(zeros) + elsewhere_warning(elsewhere),
     )

@@ -32,10 +32,19 @@ class Located:
     warnings: list[str] = field(default_factory=list)
     swapped: int = 0  # rows whose 经度 and 纬度 were swapped (and corrected)
     zeros: int = 0  # rows whose 经度 and 纬度 were both 0: taken as no coordinates
+    elsewhere: list[int] = field(default_factory=list)  # rows whose 所属网格 is not where they were placed
 
 
 def swapped_warning(n: int) -> list[str]:
     return [f"{n} rows had 经度 and 纬度 swapped; corrected"] if n else []
+
+
+def elsewhere_warning(rows: list[int]) -> list[str]:
+    if not rows:
+        return []
+    shown = ", ".join(str(r) for r in sorted(rows)[:10]) + (", ..." if len(rows) > 10 else "")
+    return [f"{len(rows)} rows name a 所属网格 other than the grid they were placed in (the place decides; "
+            f"rows {shown})"]
 
 
 def zeros_warning(n: int) -> list[str]:
@@ -195,7 +204,9 @@ def locate(
         rejects.append(_reject(mapped, raw, outside, "lon", OUTSIDE))
     keep = placed & ~outside
     frame = frame[keep].assign(_row=mapped.row_numbers[keep].to_numpy())
-    located = Located(frame, swapped_warning(swapped) + zeros_warning(zeros), swapped, zeros)
+    elsewhere = _elsewhere(where.grids, frame, frame["_row"])
+    notes = swapped_warning(swapped) + zeros_warning(zeros) + elsewhere_warning(elsewhere)
+    located = Located(frame, notes, swapped, zeros, elsewhere)
     return located, pd.concat(rejects, ignore_index=True) if rejects else _empty()
 
 
@@ -425,6 +436,7 @@ class _Grids:
     towns: np.ndarray  # and town code (9 digits)
     tree: shapely.STRtree
     raster: _Raster | None = None  # made by with_raster, for big loads
+    names: np.ndarray | None = None  # each grid's name, where known (to read a file's 所属网格)
 
     def with_raster(self) -> _Grids:
         if self.raster is None and len(self.codes):
@@ -452,15 +464,16 @@ def _grids(conn: Connection) -> _Grids:
     ).scalar_one()
     key = (db, version)
     if key not in _GRIDS:
-        sql = "SELECT code, ST_AsBinary(geom) AS wkb FROM pingan.grids ORDER BY code"
+        sql = "SELECT code, name, ST_AsBinary(geom) AS wkb FROM pingan.grids ORDER BY code"
         rows = conn.execute(text(sql)).all()
         _GRIDS.clear()
-        _GRIDS[key] = grids_of([r.code for r in rows], shapely.from_wkb([bytes(r.wkb) for r in rows]))
+        _GRIDS[key] = grids_of([r.code for r in rows], shapely.from_wkb([bytes(r.wkb) for r in rows]),
+                               [r.name for r in rows])
     return _GRIDS[key]
 
 
-def grids_of(codes: list[str], geoms: np.ndarray) -> _Grids:
-    """The grids of ``codes`` and their geometries, for :func:`_assign` (no raster yet)."""
+def grids_of(codes: list[str], geoms: np.ndarray, names: list[str | None] | None = None) -> _Grids:
+    """The grids of ``codes``, their geometries (and names), for :func:`_assign` (no raster yet)."""
     order = sorted(range(len(codes)), key=codes.__getitem__)  # the codes' order, whatever the collation
     codes_ = np.array([codes[i] for i in order], dtype=object)
     return _Grids(
@@ -468,7 +481,29 @@ def grids_of(codes: list[str], geoms: np.ndarray) -> _Grids:
         np.array([c[:12] for c in codes_], dtype=object),
         np.array([c[:9] for c in codes_], dtype=object),
         shapely.STRtree(np.asarray(geoms, dtype=object)[order]),
+        names=None if names is None else np.array([names[i] for i in order], dtype=object),
     )
+
+
+def _elsewhere(grids: _Grids, frame: pd.DataFrame, rows: pd.Series) -> list[int]:
+    """The rows whose 所属网格 (the file's own ``grid`` column: a grid's code or name) is not the
+    grid they were placed in. A name matches when one ends with the other (网格 names are written
+    with and without their village or town before them); a row without one, or not placed, is
+    not compared."""
+    declared = frame.get("grid")
+    if declared is None or grids.names is None or not declared.notna().any():
+        return []
+    name_of = dict(zip(grids.codes, grids.names, strict=True))
+    out = []
+    for pos, said, code in zip(rows.to_numpy(), declared.to_numpy(dtype=object),
+                               frame["grid_code"].to_numpy(dtype=object), strict=True):
+        if not isinstance(said, str) or code is None:
+            continue
+        said = "".join(said.split())
+        name = "".join((name_of.get(code) or "").split())
+        if said != code and not (name and (said.endswith(name) or name.endswith(said))):
+            out.append(int(pos))
+    return out
 
 
 def _assign(

@@ -37,7 +37,7 @@ from sqlalchemy import Connection, Engine, text
 from etl import direct
 from etl.areas import prepare_areas
 from etl.bulk import BulkConflict
-from etl.locate import locate, places, swapped_warning, zeros_warning
+from etl.locate import locate, places
 from etl.profile import (
     Mapped,
     Profile,
@@ -171,12 +171,12 @@ def load_file(
                     feed = (chunked(mapped), mapped.frame[["source", "source_id"]], ids, len(mapped.frame))
                 where = (profile.datum, found)
                 streamed = direct.locate_and_load(conn, target, feed, raw, where, batch_id, say, split, bulk)
-                counts, db_rejects, rejects, swapped, zeros = streamed
+                counts, db_rejects, rejects, notes = streamed
                 raw.release()  # the file's text, kept for the locator's rejects (rows as read)
                 if stream is not None:
                     mapped.rejects = pd.concat(stream.rejects, ignore_index=True)
                     result.warnings += stream.warnings()
-                result.warnings += swapped_warning(swapped) + zeros_warning(zeros)
+                result.warnings += notes
                 clock["map"] += split.pop("map")  # the chunks mapped while the copies ran
                 clock["locate"] = split.pop("locate")  # its seconds, spent while the copies ran
             else:

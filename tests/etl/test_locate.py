@@ -154,3 +154,21 @@ def test_zero_zero_rows_are_counted_in_the_batch_warnings(etl_engine, sample, tm
     result = load_file(etl_engine, path, "hazards", source="test-zero-batch")
     assert (result.status, result.loaded, result.rejected) == ("done", 4, 0), result
     assert locate.zeros_warning(3)[0] in result.warnings
+
+
+def test_a_declared_grid_other_than_the_place_is_listed_in_the_notes(etl_engine, sample, tmp_path) -> None:  # noqa: F811
+    """An export's own 所属网格 (code, name, or name after its town) is compared with the grid the
+    row's place falls in: the place decides, and the rows that name another grid are listed."""
+    part = sample.head(5).reset_index(drop=True)
+    names = dict(rows(etl_engine, "SELECT code, name FROM pingan.grids"))
+    other = next(code for code in names if code not in set(part.grid_code))
+    df = export(part, "DG-")
+    df["所属网格"] = [part.grid_code[0], names[part.grid_code[1]], "梧田街道 " + names[part.grid_code[2]],
+                   names[other], None]
+    path = tmp_path / "declared.csv"
+    df.to_csv(path, index=False)
+    result = load_file(etl_engine, path, "hazards", source="test-declared-grid")
+    assert (result.status, result.loaded, result.rejected) == ("done", 5, 0), result
+    notes = [w for w in result.warnings if "所属网格" in w]
+    assert notes == [locate.elsewhere_warning([5])[0]], result.warnings  # row 5: the 4th record
+    assert "rows 5)" in notes[0]
