@@ -493,16 +493,16 @@ def _elsewhere(grids: _Grids, frame: pd.DataFrame, rows: pd.Series) -> list[int]
     declared = frame.get("grid")
     if declared is None or grids.names is None or not declared.notna().any():
         return []
-    name_of = dict(zip(grids.codes, grids.names, strict=True))
+    said, code = declared.astype(object), frame["grid_code"]
+    name = code.map(dict(zip(grids.codes, grids.names, strict=True)))
+    # most rows name their grid exactly (compared in C); only the others are read one by one,
+    # without white space, for a name written after its village or town
+    odd = said.notna() & code.notna() & (said != code) & (said != name)
     out = []
-    for pos, said, code in zip(rows.to_numpy(), declared.to_numpy(dtype=object),
-                               frame["grid_code"].to_numpy(dtype=object), strict=True):
-        if not isinstance(said, str) or code is None:
-            continue
-        said = "".join(said.split())
-        name = "".join((name_of.get(code) or "").split())
-        if said != code and not (name and (said.endswith(name) or name.endswith(said))):
-            out.append(int(pos))
+    for row, s, c, n in zip(rows[odd], said[odd], code[odd], name[odd], strict=True):
+        s, n = "".join(s.split()), "".join((n or "").split())
+        if s != c and not (n and (s.endswith(n) or n.endswith(s))):
+            out.append(int(row))
     return out
 
 
