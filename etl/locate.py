@@ -235,6 +235,13 @@ def _geocode(
             res.loc[ok, "level"],
             res.loc[ok, "score"],
         )
+        coarse = ok & res["level"].isin(("village", "town"))
+        if coarse.any():  # placed to the area the address named, not to the grid its point is in
+            geo["area_town"], geo["area_village"] = None, None
+            at = res.index[coarse]
+            geo.loc[at, "area_town"] = res.loc[coarse, "town_code"].astype(object)
+            village = res.loc[coarse, "village_code"].astype(object)
+            geo.loc[at, "area_village"] = village.where(res.loc[coarse, "level"] == "village", None)
         failed = pd.Series(False, index=f.index)
         failed[res.index[~ok]] = True
         reason = pd.Series("", index=f.index, dtype=object)
@@ -516,19 +523,25 @@ def _assign(
         found[idx] = grids.find(x[idx], y[idx])
     inside = found >= 0
 
-    def codes(table: np.ndarray) -> pd.Series:
+    # rows geocoded only to a village or town (see _geocode) take that area's codes and no grid
+    # (nor village): their point is the area's representative point, not where they are
+    coarse = geo["area_town"].notna().to_numpy() & placed.to_numpy() if "area_town" in geo else None
+
+    def codes(table: np.ndarray, area: str | None = None) -> pd.Series:
         out = np.full(len(f), None, dtype=object)
         out[inside] = table[found[inside]]
+        if coarse is not None:
+            out[coarse] = None if area is None else geo[area].to_numpy(dtype=object)[coarse]
         return pd.Series(out, index=f.index, dtype=object)
 
-    outside = placed & ~pd.Series(inside, index=f.index)
+    outside = placed & ~pd.Series(inside if coarse is None else inside | coarse, index=f.index)
     geom = np.empty(len(f), dtype=np.complex128)  # each point as x + iy: no GEOS point is made
     geom.real, geom.imag = x, y  # (layers.copy writes EWKB from these bytes)
     frame = f.assign(
         geom=geom,
         grid_code=codes(grids.codes),
-        village_code=codes(grids.villages),
-        town_code=codes(grids.towns),
+        village_code=codes(grids.villages, "area_village"),
+        town_code=codes(grids.towns, "area_town"),
         src_datum=geo["src_datum"],
         loc_method=geo["loc_method"],
         geocode_level=geo["geocode_level"],

@@ -1,8 +1,11 @@
 """`pingan etl refresh`: recompute the derived layers whose inputs changed.
 
 Now: monthly aggregates per grid, village and town (``pingan.monthly_stats``), recomputed only
-for the (grid, month) pairs that the batches loaded since the last refresh touched, then rolled
-up to those grids' villages and towns; then the index's inputs of the villages and months
+for the (place, month) pairs that the batches loaded since the last refresh touched, then rolled
+up to those places' villages and towns. A record's place is its grid; a record the loader placed
+only to a village or town by its address has none (migration 0027), and counts in that village
+(town) without counting in any of its grids: a village is its grids plus such records, a town its
+villages plus those placed to the town alone; then the index's inputs of the villages and months
 touched (``pingan.index_inputs``: the monthly statistics and the counts of the registers, see
 layers/index_inputs.py). The index and hot spots are computed from them by etl/derive.py.
 
@@ -32,26 +35,40 @@ from layers.index_inputs import refresh_inputs
 
 JOB = "monthly_stats"
 
+# A record's place is its grid, else (placed only to a village or town by its address, migration
+# 0027) its village, else its town: the code each (place, month) pair below is keyed on.
 _TOUCHED = """
 CREATE TEMP TABLE touched ON COMMIT DROP AS
-SELECT DISTINCT grid_code AS code, m::date AS period FROM (
-    SELECT grid_code, found_at AS t0, CASE WHEN :full THEN coalesce(closed_at, now()) ELSE now() END AS t1
+SELECT DISTINCT code, m::date AS period FROM (
+    SELECT coalesce(grid_code, village_code, town_code) AS code, found_at AS t0,
+           CASE WHEN :full THEN coalesce(closed_at, now()) ELSE now() END AS t1
     FROM pingan.hazards WHERE batch_id > :since OR :full
     UNION ALL
-    SELECT grid_code, accepted_at, CASE WHEN :full THEN coalesce(closed_at, now()) ELSE now() END
+    SELECT coalesce(grid_code, village_code, town_code), accepted_at,
+           CASE WHEN :full THEN coalesce(closed_at, now()) ELSE now() END
     FROM pingan.cases WHERE batch_id > :since OR :full
 ) r, generate_series(date_trunc('month', r.t0 AT TIME ZONE 'Asia/Shanghai'),
                      date_trunc('month', r.t1 AT TIME ZONE 'Asia/Shanghai'), interval '1 month') m
 """
 
-# One row per touched (grid, month); each metric a correlated count over that grid's records,
-# which the (grid_code) indexes answer without scanning other grids.
-_GRID_ROWS = """
-INSERT INTO pingan.monthly_stats (period, level, code, hazards_found, hazards_rectified,
-    hazards_rectified_on_time, hazards_closed, hazards_overdue, cases_accepted, cases_resolved,
-    cases_resolved_grassroots, cases_overdue)
+# The villages' and towns' months to roll up again: those of every touched place.
+_TOUCHED_AREAS = """
+CREATE TEMP TABLE touched_areas ON COMMIT DROP AS
+SELECT DISTINCT left(code, 12) AS code, period FROM touched WHERE length(code) >= 12
+UNION SELECT DISTINCT left(code, 9), period FROM touched
+"""
+
+_COLUMNS = """period, level, code, hazards_found, hazards_rectified, hazards_rectified_on_time,
+    hazards_closed, hazards_overdue, cases_accepted, cases_resolved, cases_resolved_grassroots,
+    cases_overdue"""
+
+# One row per (place, month) of {pairs}; each metric a correlated count over the place's records
+# ({place}: the grid's, which the (grid_code) indexes answer without scanning other grids; or a
+# village's or town's own, without a grid, which the partial *_coarse_idx indexes answer).
+_OWN_ROWS = """
+INSERT INTO {into} (""" + _COLUMNS + """)
 SELECT s.* FROM (
-  SELECT t.period, 'grid', t.code,
+  SELECT t.period, {level}, t.code,
     count(*) FILTER (WHERE h.found_at >= w.t0 AND h.found_at < w.t1),
     count(*) FILTER (WHERE h.rectified_at >= w.t0 AND h.rectified_at < w.t1),
     count(*) FILTER (WHERE h.rectified_at >= w.t0 AND h.rectified_at < w.t1
@@ -60,36 +77,46 @@ SELECT s.* FROM (
     count(*) FILTER (WHERE h.deadline < w.t1 AND h.found_at < w.t1
                        AND (h.rectified_at IS NULL OR h.rectified_at >= w.t1)),
     (SELECT count(*) FROM pingan.cases c
-        WHERE c.grid_code = t.code AND c.accepted_at >= w.t0 AND c.accepted_at < w.t1),
+        WHERE {place_c} AND c.accepted_at >= w.t0 AND c.accepted_at < w.t1),
     (SELECT count(*) FROM pingan.cases c
-        WHERE c.grid_code = t.code AND c.resolved_at >= w.t0 AND c.resolved_at < w.t1),
+        WHERE {place_c} AND c.resolved_at >= w.t0 AND c.resolved_at < w.t1),
     (SELECT count(*) FROM pingan.cases c
-        WHERE c.grid_code = t.code AND c.resolved_at >= w.t0 AND c.resolved_at < w.t1
+        WHERE {place_c} AND c.resolved_at >= w.t0 AND c.resolved_at < w.t1
         AND c.resolution_level IN ('grid', 'village', 'town')),
-    (SELECT count(*) FROM pingan.cases c WHERE c.grid_code = t.code AND c.accepted_at < w.t1
+    (SELECT count(*) FROM pingan.cases c WHERE {place_c} AND c.accepted_at < w.t1
         AND c.deadline < w.t1 AND coalesce(c.resolved_at, c.transferred_at, c.closed_at, 'infinity') >= w.t1)
-  FROM touched t
+  FROM {pairs} t
   CROSS JOIN LATERAL (
       SELECT (t.period::timestamp AT TIME ZONE 'Asia/Shanghai') AS t0,
              ((t.period + interval '1 month')::timestamp AT TIME ZONE 'Asia/Shanghai') AS t1) w
   -- every hazard metric of the month needs one found before its end and not closed before it began
-  LEFT JOIN pingan.hazards h ON h.grid_code = t.code AND h.found_at < w.t1
+  LEFT JOIN pingan.hazards h ON {place_h} AND h.found_at < w.t1
        AND coalesce(h.closed_at, 'infinity') >= w.t0
   GROUP BY t.period, t.code, w.t0, w.t1
 ) s (period, level, code, a, b, c, d, e, f, g, h, i)
 WHERE a + b + c + d + e + f + g + h + i > 0
 """
+_GRID_ROWS = _OWN_ROWS.format(
+    into="pingan.monthly_stats", level="'grid'", pairs="(SELECT * FROM touched WHERE length(code) = 15)",
+    place_h="h.grid_code = t.code", place_c="c.grid_code = t.code",
+)
+_AREA_OWN = "{t}.grid_code IS NULL AND coalesce({t}.village_code, {t}.town_code) = t.code"
+_AREA_ROWS = """CREATE TEMP TABLE area_own ON COMMIT DROP AS
+SELECT """ + _COLUMNS + " FROM pingan.monthly_stats WITH NO DATA;\n" + _OWN_ROWS.format(
+    into="area_own", level="CASE length(t.code) WHEN 12 THEN 'village' ELSE 'town' END",
+    pairs="touched_areas", place_h=_AREA_OWN.format(t="h"), place_c=_AREA_OWN.format(t="c"),
+)
 
+# A village is its grids and its own records without a grid; a town its villages and its own
+# records without a village.
 _ROLL_UP = """
-INSERT INTO pingan.monthly_stats (period, level, code, hazards_found, hazards_rectified,
-    hazards_rectified_on_time, hazards_closed, hazards_overdue, cases_accepted, cases_resolved,
-    cases_resolved_grassroots, cases_overdue)
+INSERT INTO pingan.monthly_stats (""" + _COLUMNS + """)
 SELECT period, :level, left(code, :width), sum(hazards_found), sum(hazards_rectified),
     sum(hazards_rectified_on_time), sum(hazards_closed), sum(hazards_overdue), sum(cases_accepted),
     sum(cases_resolved), sum(cases_resolved_grassroots), sum(cases_overdue)
-FROM pingan.monthly_stats
-WHERE level = 'grid'
-  AND (left(code, :width), period) IN (SELECT DISTINCT left(code, :width), period FROM touched)
+FROM (SELECT """ + _COLUMNS + """ FROM pingan.monthly_stats WHERE level = :below
+      UNION ALL SELECT """ + _COLUMNS + """ FROM area_own WHERE level = :level) m
+WHERE (left(code, :width), period) IN (SELECT code, period FROM touched_areas WHERE length(code) = :width)
 GROUP BY period, left(code, :width)
 """
 
@@ -98,7 +125,7 @@ GROUP BY period, left(code, :width)
 class RefreshResult:
     since_batch: int  # the batches after this id (those taken, and any refreshed among them)
     upto_batch: int  # the highest batch id taken (else the highest refreshed before)
-    pairs: int  # touched (grid, month) pairs
+    pairs: int  # touched (place, month) pairs
     rows: int  # monthly_stats rows written (all levels)
     seconds: float
     input_months: int = 0  # months of the index's inputs rewritten
@@ -150,6 +177,7 @@ def refresh(engine: Engine, *, since_batch: int | None = None, full: bool = Fals
 
 
 def _recompute(conn: Connection, full: bool) -> int:
+    conn.execute(text(_TOUCHED_AREAS))
     if full:
         conn.execute(text("DELETE FROM pingan.monthly_stats"))
     else:
@@ -159,15 +187,15 @@ def _recompute(conn: Connection, full: bool) -> int:
                 "AND m.code = t.code AND m.period = t.period"
             )
         )
-        for level, width in (("village", 12), ("town", 9)):
-            conn.execute(
-                text(
-                    "DELETE FROM pingan.monthly_stats m WHERE m.level = :level AND (m.code, m.period) IN "
-                    "(SELECT DISTINCT left(code, :width), period FROM touched)"
-                ),
-                {"level": level, "width": width},
+        conn.execute(
+            text(
+                "DELETE FROM pingan.monthly_stats m USING touched_areas t WHERE m.level IN ('village', 'town') "
+                "AND m.code = t.code AND m.period = t.period"
             )
+        )
     n = conn.execute(text(_GRID_ROWS)).rowcount
-    for level, width in (("village", 12), ("town", 9)):
-        n += conn.execute(text(_ROLL_UP), {"level": level, "width": width}).rowcount
+    for statement in _AREA_ROWS.split(";\n"):
+        conn.execute(text(statement))
+    for level, width, below in (("village", 12, "grid"), ("town", 9, "village")):
+        n += conn.execute(text(_ROLL_UP), {"level": level, "width": width, "below": below}).rowcount
     return n

@@ -64,8 +64,9 @@ class Provenance:
 class Located:
     """Columns of point records: where, in which datum it came, and how it was placed."""
 
-    grid_code: Mapped[str] = mapped_column(Text, _fk("grids.code", onupdate="CASCADE"))
-    village_code: Mapped[str] = mapped_column(Text, _fk("villages.code", onupdate="CASCADE"))
+    # a record placed only to a village has no grid, one placed to a town no village either (0027)
+    grid_code: Mapped[str | None] = mapped_column(Text, _fk("grids.code", onupdate="CASCADE"))
+    village_code: Mapped[str | None] = mapped_column(Text, _fk("villages.code", onupdate="CASCADE"))
     town_code: Mapped[str] = mapped_column(Text, _fk("towns.code", onupdate="CASCADE"))
     geom: Mapped[object] = mapped_column(_geom("POINT"))
     src_datum: Mapped[str] = mapped_column(Text, server_default="cgcs2000")
@@ -282,6 +283,8 @@ class Hazard(Located, Provenance, Base):
         Index("hazards_found_idx", "found_at"),
         Index("hazards_grid_idx", "grid_code"),
         Index("hazards_town_state_idx", "town_code", "state"),
+        Index("hazards_coarse_idx", text("coalesce(village_code, town_code)"),
+              postgresql_where=text("grid_code IS NULL")),  # 0027: the few without a grid
         Index("hazards_severe_idx", "village_code", postgresql_where=text("level = 'severe'")),  # 0016
     )
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
@@ -310,6 +313,8 @@ class Case(Located, Provenance, Base):
         Index("cases_accepted_idx", "accepted_at"),
         Index("cases_grid_idx", "grid_code"),
         Index("cases_town_state_idx", "town_code", "state"),
+        Index("cases_coarse_idx", text("coalesce(village_code, town_code)"),
+              postgresql_where=text("grid_code IS NULL")),  # 0027: the few without a grid
     )
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     code: Mapped[str] = mapped_column(Text, unique=True)

@@ -11,7 +11,7 @@ Functions take a connection: the CLI, the OGC process and the tests call the sam
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 
@@ -173,20 +173,21 @@ def candidate_stops(
     if "key_sites" in sources and p.key_sites:
         rows = conn.execute(
             text(
-                "SELECT code, name, risk_level AS level, ST_X(geom) AS lon, ST_Y(geom) AS lat "
-                "FROM pingan.key_sites WHERE risk_level = ANY (:levels) "
+                "SELECT code, name, risk_level AS level, ST_X(geom) AS lon, ST_Y(geom) AS lat, "
+                "grid_code IS NULL AS coarse FROM pingan.key_sites WHERE risk_level = ANY (:levels) "
                 "AND (CAST(:town AS text) IS NULL OR town_code = :town) ORDER BY code"
             ),
             {"levels": list(p.key_sites), "town": town},
         )
         out += [
             Candidate(f"ks-{r.code}", "key_site", r.lon, r.lat, p.key_sites[r.level], r.name, r.code)
-            for r in rows
+            for r in _placed(rows, "key sites", notes)
         ]
     if "hazards" in sources and p.hazards:
         rows = conn.execute(
             text(
-                "SELECT code, title AS name, level, ST_X(geom) AS lon, ST_Y(geom) AS lat FROM pingan.hazards "
+                "SELECT code, title AS name, level, ST_X(geom) AS lon, ST_Y(geom) AS lat, "
+                "grid_code IS NULL AS coarse FROM pingan.hazards "
                 "WHERE state NOT IN ('verified', 'closed') AND level = ANY (:levels) "
                 "AND (CAST(:town AS text) IS NULL OR town_code = :town) ORDER BY code"
             ),
@@ -194,7 +195,7 @@ def candidate_stops(
         )
         out += [
             Candidate(f"hz-{r.code}", "hazard", r.lon, r.lat, p.hazards[r.level], r.name, r.code)
-            for r in rows
+            for r in _placed(rows, "hazards", notes)
         ]
     if "villages" in sources and p.villages:
         if conn.execute(text("SELECT to_regclass('pingan.index_scores') IS NOT NULL")).scalar_one():
@@ -219,6 +220,17 @@ def candidate_stops(
         out += _hotspot_stops(conn, town, p.hotspots, notes)
     out.sort(key=lambda c: (-c.priority, c.id))
     return out, notes
+
+
+def _placed(rows: Iterable, what: str, notes: list[str]) -> list:
+    """The rows with a place to go to: not those placed only to a village or town by their
+    address (no grid, migration 0027), which stand at that area's point; a note counts them."""
+    rows = list(rows)
+    keep = [r for r in rows if not r.coarse]
+    if len(keep) < len(rows):
+        notes.append(f"{len(rows) - len(keep)} {what} placed only to a village or town by address "
+                     "(no door or coordinates) are not stops: their point is the area's, not theirs")
+    return keep
 
 
 def _hotspot_stops(

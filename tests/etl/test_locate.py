@@ -172,3 +172,30 @@ def test_a_declared_grid_other_than_the_place_is_listed_in_the_notes(etl_engine,
     notes = [w for w in result.warnings if "所属网格" in w]
     assert notes == [locate.elsewhere_warning([5])[0]], result.warnings  # row 5: the 4th record
     assert "rows 5)" in notes[0]
+
+
+def test_rows_placed_only_to_a_village_or_town_have_no_grid(etl_engine, sample, tmp_path) -> None:  # noqa: F811
+    """An address that names only a village (or only a town) places the row at that area's
+    representative point: the row gets that village and town (that town) and no grid, not the
+    grid the point happens to fall in. A reload changes nothing."""
+    part = sample.head(6).reset_index(drop=True)
+    village, town, vname, tname = rows(
+        etl_engine,
+        "SELECT v.code, t.code, v.name, t.name FROM pingan.villages v JOIN pingan.towns t "
+        "ON t.code = v.town_code ORDER BY v.code DESC LIMIT 1")[0]
+    df = export(part, "CO-").astype(object)
+    df.loc[:3, ["经度", "纬度", "坐标系"]] = None
+    df.loc[:1, "地址"] = tname + vname  # the village
+    df.loc[2:3, "地址"] = "温州市" + tname  # the town
+    path = tmp_path / "coarse.csv"
+    df.to_csv(path, index=False, encoding="gbk")
+    for _ in range(2):
+        result = load_file(etl_engine, path, "hazards", source="test-coarse")
+    assert (result.status, result.unchanged, result.rejected) == ("done", 6, 0), result
+    got = rows(etl_engine, "SELECT source_id, geocode_level, grid_code, village_code, town_code "
+               "FROM pingan.hazards WHERE source = 'test-coarse' ORDER BY source_id")
+    by_id = {r[0]: r[1:] for r in got}
+    ids = "CO-" + part.source_id
+    assert [by_id[i] for i in ids[:4]] == [("village", None, village, town)] * 2 + [("town", None, None, town)] * 2
+    for i, grid in zip(ids[4:], part.grid_code[4:], strict=True):  # by coordinates: their grids
+        assert by_id[i] == (None, grid, grid[:12], grid[:9])

@@ -156,3 +156,67 @@ def test_migration_marks_what_the_highest_id_had_covered(databases) -> None:
         assert last == 2  # batch 3 was not refreshed: taken again
     finally:
         engine.dispose()
+
+
+def _found_and_accepted(engine) -> pd.DataFrame:
+    """hazards_found and cases_accepted per (period, level, code), counted from the records:
+    a grid its records, a village and a town every record that names it (with a grid or not)."""
+    out = []
+    with engine.connect() as conn:
+        for table, at, metric in (("hazards", "found_at", "hazards_found"), ("cases", "accepted_at", "cases_accepted")):
+            r = pd.read_sql(text(f"SELECT grid_code, village_code, town_code, {at} AS t FROM pingan.{table}"), conn)  # noqa: S608
+            r["period"] = r.t.dt.tz_convert("Asia/Shanghai").dt.tz_localize(None).dt.to_period("M").dt.to_timestamp().dt.date
+            for level in ("grid", "village", "town"):
+                n = r.dropna(subset=[f"{level}_code"]).groupby(["period", f"{level}_code"]).size()
+                out.append(n.rename(metric).rename_axis(["period", "code"]).reset_index().assign(level=level))
+    return pd.concat(out).groupby(["period", "level", "code"]).sum().fillna(0).astype(int)
+
+
+def test_records_without_a_grid_count_in_their_village_or_town_only(databases, tmp_path) -> None:
+    """Records placed only to a village (no grid) or a town (no village): each village's and
+    town's months count them, no grid's does; after a load of such records an incremental refresh
+    equals a full one."""
+    engine = make_engine(DatabaseSettings(database_url=databases.demo()))
+    try:
+        with engine.begin() as conn:
+            for table in ("hazards", "cases"):
+                for level, every in (("village", 7), ("town", 11)):
+                    conn.execute(text(
+                        f"UPDATE pingan.{table} SET loc_method = 'geocoded', geocode_level = :l, "  # noqa: S608
+                        "geocode_score = 0.5, grid_code = NULL, "
+                        "village_code = CASE WHEN :l = 'village' THEN village_code END "
+                        "WHERE id % :n = 0 AND geocode_level IS NULL"), {"l": level, "n": every})
+        refresh(engine, full=True)
+        s = stats(engine).set_index(["period", "level", "code"])[["hazards_found", "cases_accepted"]]
+        expected = _found_and_accepted(engine)
+        got = s[(s.hazards_found > 0) | (s.cases_accepted > 0)]
+        pd.testing.assert_frame_equal(expected.sort_index(), got.sort_index(), check_dtype=False)
+        assert not (s.index.get_level_values("code").str.len() != s.index.get_level_values("level").map(
+            {"grid": 15, "village": 12, "town": 9})).any()
+        # a file of records placed only to a village or town, then an incremental refresh
+        with engine.connect() as conn:
+            sample = pd.read_sql(text(
+                "SELECT source_id, title, category, state, found_at, assigned_at, deadline, rectified_at, "
+                "verified_at, closed_at, address, grid_code, ST_X(geom) AS x, ST_Y(geom) AS y "
+                "FROM pingan.hazards WHERE grid_code IS NOT NULL ORDER BY id LIMIT 20"), conn)
+            names = conn.execute(text(
+                "SELECT t.name, v.name FROM pingan.villages v JOIN pingan.towns t ON t.code = v.town_code "
+                "ORDER BY v.code LIMIT 20")).all()
+        df = export(sample, "CR-").astype(object)
+        df[["经度", "纬度", "坐标系"]] = None
+        df["地址"] = [t + (v if i % 2 else "") for i, (t, v) in enumerate(names)]
+        path = tmp_path / "coarse.csv"
+        df.to_csv(path, index=False, encoding="gbk")
+        assert load_file(engine, path, "hazards", source="test-coarse-refresh").loaded == 20
+        refresh(engine)
+        with engine.connect() as conn:
+            incremental = table_fingerprint(conn, "monthly_stats", frozenset({"refreshed_at"}))
+        refresh(engine, full=True)
+        with engine.connect() as conn:
+            assert table_fingerprint(conn, "monthly_stats", frozenset({"refreshed_at"})) == incremental
+        s = stats(engine).set_index(["period", "level", "code"])[["hazards_found", "cases_accepted"]]
+        pd.testing.assert_frame_equal(_found_and_accepted(engine).sort_index(),
+                                      s[(s.hazards_found > 0) | (s.cases_accepted > 0)].sort_index(),
+                                      check_dtype=False)
+    finally:
+        engine.dispose()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 from sqlalchemy import Engine, text
-from sqlalchemy.exc import ProgrammingError
+from sqlalchemy.exc import IntegrityError, ProgrammingError
 
 from layers.db import Principal, transaction
 
@@ -258,11 +258,20 @@ def test_audit_log_is_append_only_for_the_service(demo_service_url: str) -> None
         c.rollback()
 
 
+def _events(service: Engine, table: str) -> int | None:
+    if table == "persons":
+        return None
+    with transaction(service, Principal("c", "command")) as c:
+        return c.execute(text(
+            "SELECT count(*) FROM pingan.analysis_events(:t, now() - interval '99 years', now())"),
+            {"t": table}).scalar_one()
+
+
 @pytest.mark.parametrize("table", ["hazards", "cases", "persons"])
 def test_records_placed_only_to_a_village_or_town_are_not_a_grids(databases, table: str) -> None:
-    """A record geocoded only to its village or town carries the grid of that area's point: the
-    worker of that grid does not see it (the town's staff do); records placed by coordinates or
-    to a door stay the grid's."""
+    """A record geocoded only to its village or town has no grid (migration 0027), so no grid's
+    worker sees it (the town's staff do); records placed by coordinates or to a door stay the
+    grid's. Such a record cannot be given a grid (nor, to a town, a village)."""
     from layers.db import make_engine
     from layers.settings import DatabaseSettings
 
@@ -277,10 +286,20 @@ def test_records_placed_only_to_a_village_or_town_are_not_a_grids(databases, tab
             ids = c.execute(text(
                 f"SELECT id FROM pingan.{table} WHERE grid_code = :g ORDER BY id LIMIT 4"),  # noqa: S608
                 {"g": grid}).scalars().all()
+        events = _events(service, table)
+        with owner.begin() as c:
             for level, rid in zip(["town", "village", "door"], ids, strict=False):
                 c.execute(text(
                     f"UPDATE pingan.{table} SET loc_method = 'geocoded', geocode_level = :l, "  # noqa: S608
-                    "geocode_score = 0.5 WHERE id = :i"), {"l": level, "i": rid})
+                    "geocode_score = 0.5, grid_code = CASE WHEN :l = 'door' THEN grid_code END, "
+                    "village_code = CASE WHEN :l <> 'town' THEN village_code END WHERE id = :i"),
+                    {"l": level, "i": rid})
+        # a village-level record keeping its grid, a town-level one keeping its village: refused
+        for keeps in ("geocode_level = 'village'", "geocode_level = 'town', grid_code = NULL"):
+            with pytest.raises(IntegrityError, match=f"{table}_placed"), owner.begin() as c:
+                c.execute(text(
+                    f"UPDATE pingan.{table} SET loc_method = 'geocoded', geocode_score = 0.5, {keeps} "  # noqa: S608
+                    "WHERE id = :i"), {"i": ids[-1]})
         seen = {}
         for who in (Principal("g", "grid", (grid,)), Principal("t", "town", (town,))):
             with transaction(service, who) as c:
@@ -288,6 +307,22 @@ def test_records_placed_only_to_a_village_or_town_are_not_a_grids(databases, tab
                     f"SELECT id FROM pingan.{table} WHERE id = ANY(:ids)"), {"ids": ids}).scalars())  # noqa: S608
         assert seen["town"] == set(ids)
         assert seen["grid"] == set(ids[2:])  # the door-level one and the one placed by coordinates
+        if table != "persons":  # the analyses leave out the two placed only to an area's point
+            assert _events(service, table) == events - 2
+            return
+        # persons without a grid are still served; to those who may not see where they live, at
+        # a point of their village or town (of their grid before)
+        with transaction(service, Principal("a", "admin")) as c:
+            served = c.execute(text(
+                "SELECT p.id, ST_Equals(p.geom, ST_PointOnSurface(coalesce(g.geom, v.geom, t.geom))),"
+                " g.code IS NULL, v.code IS NULL FROM pingan.persons_served p"
+                " LEFT JOIN pingan.grids g ON g.code = p.grid_code"
+                " LEFT JOIN pingan.villages v ON v.code = p.village_code"
+                " LEFT JOIN pingan.towns t ON t.code = p.town_code WHERE p.id = ANY(:ids) ORDER BY p.id"),
+                {"ids": ids}).all()
+        assert [r[0] for r in served] == sorted(ids)
+        assert all(r[1] for r in served)
+        assert [r[2:] for r in served][:2] == [(True, True), (True, False)]  # the town's, the village's
     finally:
         owner.dispose()
         service.dispose()

@@ -1,0 +1,115 @@
+-- A record the loader placed only by its address, matched to a village or a town (geocode_level
+-- 'village' or 'town'), stands at that area's representative point. Until now it also carried the
+-- grid (and, for a town, the village) that point happens to fall in: a guess made by geometry,
+-- which piled every such record of a village into one grid's monthly statistics, hot spots and
+-- counts. The place now says only what is known: a village-level record has its village and
+-- town and no grid; a town-level one its town alone. The constraint *_placed ties the codes to the
+-- level; the hierarchy CHECKs still hold where codes are present (a NULL code passes them).
+--
+-- The monthly statistics count such records in their village or town, not in any grid
+-- (etl/refresh.py reads them through the partial indexes *_coarse_idx: they are few); the
+-- analyses leave them out (a representative point is not where anything happened); persons
+-- served to those who may not see exact locations stand at a point of their grid, else of their
+-- village, else of their town.
+
+
+ALTER TABLE pingan.hazards ALTER COLUMN grid_code DROP NOT NULL, ALTER COLUMN village_code DROP NOT NULL;
+UPDATE pingan.hazards SET grid_code = NULL,
+    village_code = CASE WHEN geocode_level = 'town' THEN NULL ELSE village_code END
+WHERE geocode_level IN ('village', 'town');
+ALTER TABLE pingan.hazards ADD CONSTRAINT hazards_placed CHECK (CASE geocode_level
+    WHEN 'town' THEN grid_code IS NULL AND village_code IS NULL
+    WHEN 'village' THEN grid_code IS NULL AND village_code IS NOT NULL
+    ELSE grid_code IS NOT NULL AND village_code IS NOT NULL END);
+
+ALTER TABLE pingan.cases ALTER COLUMN grid_code DROP NOT NULL, ALTER COLUMN village_code DROP NOT NULL;
+UPDATE pingan.cases SET grid_code = NULL,
+    village_code = CASE WHEN geocode_level = 'town' THEN NULL ELSE village_code END
+WHERE geocode_level IN ('village', 'town');
+ALTER TABLE pingan.cases ADD CONSTRAINT cases_placed CHECK (CASE geocode_level
+    WHEN 'town' THEN grid_code IS NULL AND village_code IS NULL
+    WHEN 'village' THEN grid_code IS NULL AND village_code IS NOT NULL
+    ELSE grid_code IS NOT NULL AND village_code IS NOT NULL END);
+
+ALTER TABLE pingan.persons ALTER COLUMN grid_code DROP NOT NULL, ALTER COLUMN village_code DROP NOT NULL;
+UPDATE pingan.persons SET grid_code = NULL,
+    village_code = CASE WHEN geocode_level = 'town' THEN NULL ELSE village_code END
+WHERE geocode_level IN ('village', 'town');
+ALTER TABLE pingan.persons ADD CONSTRAINT persons_placed CHECK (CASE geocode_level
+    WHEN 'town' THEN grid_code IS NULL AND village_code IS NULL
+    WHEN 'village' THEN grid_code IS NULL AND village_code IS NOT NULL
+    ELSE grid_code IS NOT NULL AND village_code IS NOT NULL END);
+
+ALTER TABLE pingan.key_sites ALTER COLUMN grid_code DROP NOT NULL, ALTER COLUMN village_code DROP NOT NULL;
+UPDATE pingan.key_sites SET grid_code = NULL,
+    village_code = CASE WHEN geocode_level = 'town' THEN NULL ELSE village_code END
+WHERE geocode_level IN ('village', 'town');
+ALTER TABLE pingan.key_sites ADD CONSTRAINT key_sites_placed CHECK (CASE geocode_level
+    WHEN 'town' THEN grid_code IS NULL AND village_code IS NULL
+    WHEN 'village' THEN grid_code IS NULL AND village_code IS NOT NULL
+    ELSE grid_code IS NOT NULL AND village_code IS NOT NULL END);
+
+CREATE INDEX hazards_coarse_idx ON pingan.hazards (coalesce(village_code, town_code)) WHERE grid_code IS NULL;
+
+CREATE INDEX cases_coarse_idx ON pingan.cases (coalesce(village_code, town_code)) WHERE grid_code IS NULL;
+
+-- Persons without a grid stay in the served view (an inner join with grids dropped them), at a
+-- point of their village or town for those who may not see where they live.
+CREATE OR REPLACE VIEW pingan.persons_served WITH (security_invoker, security_barrier) AS
+SELECT p.id, p.name_enc, p.id_number_enc, p.phone_enc, p.gender, p.birth_year, p.categories,
+       p.grade, p.grade_since, p.status, p.registered_at, p.grid_code, p.village_code, p.town_code,
+       CASE WHEN pingan.ctx_locates_persons() THEN p.address END AS address,
+       CASE WHEN pingan.ctx_locates_persons() THEN p.geom
+            ELSE ST_PointOnSurface(coalesce(g.geom, v.geom, t.geom))::geometry(Point, 4490) END AS geom,
+       pingan.ctx_locates_persons() AS exact_location,
+       p.updated_at
+FROM pingan.persons p
+LEFT JOIN pingan.grids g ON g.code = p.grid_code
+LEFT JOIN pingan.villages v ON v.code = p.village_code AND p.grid_code IS NULL
+LEFT JOIN pingan.towns t ON t.code = p.town_code AND p.village_code IS NULL;
+
+-- The analyses: only events placed by coordinates or to a door (a grid).
+CREATE OR REPLACE FUNCTION pingan.analysis_events(
+    p_layer text, p_from timestamptz, p_to timestamptz, p_types text[] DEFAULT NULL, p_states text[] DEFAULT NULL,
+    p_area text DEFAULT NULL
+) RETURNS TABLE (x double precision, y double precision, month date, type text, state text,
+                 town_code text, village_code text)
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pingan, public, pg_catalog, pg_temp AS $$
+DECLARE
+    r text := pingan.ctx_role();
+    a text[] := coalesce(pingan.ctx_areas(), '{}');
+BEGIN
+    IF r IS NULL OR r NOT IN ('admin', 'command', 'system', 'analyst', 'town', 'grid') THEN
+        RETURN;
+    END IF;
+    IF p_layer = 'hazards' THEN
+        RETURN QUERY
+        SELECT ST_X(t.p), ST_Y(t.p), t.m, t.category, t.state, t.town_code, t.village_code
+        FROM (SELECT ST_Transform(h.geom, 4549) AS p, date_trunc('month', h.found_at AT TIME ZONE 'Asia/Shanghai')::date AS m,
+                     h.category, h.state, h.town_code, h.village_code
+              FROM pingan.hazards h
+              WHERE h.found_at >= p_from AND h.found_at < p_to AND h.grid_code IS NOT NULL
+                AND (p_types IS NULL OR h.category = ANY (p_types))
+                AND (p_states IS NULL OR h.state = ANY (p_states))
+                AND (p_area IS NULL OR p_area IN (h.town_code, h.village_code, h.grid_code))
+                AND CASE r WHEN 'town' THEN h.town_code = ANY (a)
+                           WHEN 'grid' THEN h.grid_code = ANY (a)
+                           ELSE true END) t;
+    ELSIF p_layer = 'cases' THEN
+        RETURN QUERY
+        SELECT ST_X(t.p), ST_Y(t.p), t.m, t.category, t.state, t.town_code, t.village_code
+        FROM (SELECT ST_Transform(c.geom, 4549) AS p, date_trunc('month', c.accepted_at AT TIME ZONE 'Asia/Shanghai')::date AS m,
+                     c.category, c.state, c.town_code, c.village_code
+              FROM pingan.cases c
+              WHERE c.accepted_at >= p_from AND c.accepted_at < p_to AND c.grid_code IS NOT NULL
+                AND (p_types IS NULL OR c.category = ANY (p_types))
+                AND (p_states IS NULL OR c.state = ANY (p_states))
+                AND (p_area IS NULL OR p_area IN (c.town_code, c.village_code, c.grid_code))
+                AND CASE r WHEN 'town' THEN c.town_code = ANY (a)
+                           WHEN 'grid' THEN c.grid_code = ANY (a)
+                           ELSE true END) t;
+    ELSE
+        RAISE EXCEPTION 'unknown event layer %', p_layer USING ERRCODE = '22023';
+    END IF;
+END
+$$;
