@@ -16,6 +16,7 @@ import csv
 import io
 import itertools
 import re
+import tempfile
 import zipfile
 from datetime import date, datetime, time
 from pathlib import Path
@@ -28,7 +29,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from etl.encoding import gb18030_utf8_halves, no_utf8_lines
-from etl.safety import UnsafeFileError, check_zip
+from etl.safety import UnsafeFileError, check_zip, extract, verify_sizes
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -438,6 +439,7 @@ def read_xlsx(path: Path, *, sheet: str | None = None) -> RawTable:
     if not zipfile.is_zipfile(path):
         raise ReaderError(f"{path.name}: not a valid XLSX file (truncated or corrupt)")
     check_zip(path)  # an XLSX is a zip: no bomb, no traversal, before openpyxl inflates it
+    verify_sizes(path)  # and its members hold what they declare (openpyxl inflates them itself)
     try:
         wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
     except (zipfile.BadZipFile, KeyError, OSError, ValueError) as exc:
@@ -470,55 +472,85 @@ def read_xlsx(path: Path, *, sheet: str | None = None) -> RawTable:
 
 
 # -- spatial -----------------------------------------------------------------------------------
+SHAPEFILE_PARTS = (".shp", ".shx", ".dbf", ".prj", ".cpg")  # what GDAL reads of a Shapefile
+
+
 def read_spatial(path: Path, *, encoding: str | None = None) -> RawTable:
+    """A spatial file read by GDAL (pyogrio). A zipped Shapefile's parts are inflated into a
+    temporary folder first (:func:`etl.safety.extract`: never past the sizes the zip declares)
+    and GDAL reads plain files, not the zip; a path pyogrio would take for an archive or a URL
+    (a ``!`` in it) is handed over as a link of a plain name."""
+    with tempfile.TemporaryDirectory(prefix="pingan-read-") as folder:
+        if path.suffix.lower() == ".zip":
+            shp = _unzip_shapefile(path, Path(folder))
+        else:
+            shp = _plain_name(path, Path(folder))
+        return _read_gdal(shp, path.name, encoding)
+
+
+def _unzip_shapefile(path: Path, folder: Path) -> Path:
+    members = check_zip(path)
+    shp = [m for m in members if m.lower().endswith(".shp")]
+    if not shp:
+        raise ReaderError(f"{path.name}: the zip holds no .shp file")
+    stem = shp[0][:-4]
+    parts: dict[str, Path] = {}
+    for ext in SHAPEFILE_PARTS:
+        member = next((m for m in members if m.lower() == (stem + ext).lower()), None)
+        if member is not None:
+            parts[member] = folder / f"data{ext}"  # a plain name: nothing in it for GDAL to parse
+        elif ext in (".dbf", ".shx"):
+            raise ReaderError(f"{path.name}: {Path(stem).name}.shp has no {ext} beside it")
+    extract(path, parts)
+    return folder / "data.shp"
+
+
+def _plain_name(path: Path, folder: Path) -> Path:
+    """``path`` itself, absolute; if pyogrio would read it as ``archive!member`` (a ``!`` in it),
+    a link of a plain name to it (and, for a Shapefile, to its parts) in ``folder``."""
+    path = path.absolute()
+    if "!" not in str(path) and not str(path).startswith("/vsi"):
+        return path
+    if path.suffix.lower() != ".shp":
+        (folder / f"data{path.suffix.lower()}").symlink_to(path)
+        return folder / f"data{path.suffix.lower()}"
+    for part in path.parent.iterdir():
+        if part.stem.lower() == path.stem.lower() and part.suffix.lower() in SHAPEFILE_PARTS:
+            (folder / f"data{part.suffix.lower()}").symlink_to(part)
+    return folder / "data.shp"
+
+
+def _read_gdal(shp: Path, name: str, encoding: str | None) -> RawTable:
     import pyogrio
 
-    target = str(path)
-    if path.suffix.lower() == ".zip":
-        members = check_zip(path)
-        shp = [m for m in members if m.lower().endswith(".shp")]
-        if not shp:
-            raise ReaderError(f"{path.name}: the zip holds no .shp file")
-        stem = shp[0][:-4]
-        for ext in (".dbf", ".shx"):
-            if not any(m.lower() == (stem + ext).lower() for m in members):
-                raise ReaderError(f"{path.name}: {Path(stem).name}.shp has no {ext} beside it")
-        target = f"/vsizip/{path}/{shp[0]}"
     kwargs = {"encoding": encoding} if encoding else {}
-    if path.suffix.lower() in (".zip", ".shp") and not encoding and not _has_cpg(path):
+    if shp.suffix.lower() == ".shp" and not encoding and not _has_cpg(shp):
         # A .dbf without .cpg from a Chinese office is GBK far more often than Latin-1, which
         # is what GDAL would assume; one written by QGIS or GeoPandas is UTF-8: its text says
-        kwargs["encoding"] = _dbf_text_encoding(path)
+        kwargs["encoding"] = _dbf_text_encoding(shp)
     try:
-        gdf = pyogrio.read_dataframe(target, **kwargs)
+        gdf = pyogrio.read_dataframe(str(shp), **kwargs)
     except Exception as exc:  # pyogrio raises several GDAL error types
-        raise ReaderError(f"{path.name}: cannot read as spatial data: {exc}") from None
+        raise ReaderError(f"{name}: cannot read as spatial data: {exc}") from None
     crs = gdf.crs.to_string() if gdf.crs is not None else None
     attrs = pd.DataFrame(gdf.drop(columns=gdf.geometry.name)).astype(object)
     attrs = attrs.where(attrs.notna(), None).map(_cell_text)
-    table = _table(attrs, path.name, kwargs.get("encoding"), (), first_row=1)
+    table = _table(attrs, name, kwargs.get("encoding"), (), first_row=1)
     table.geometry = gdf.geometry.reset_index(drop=True)
     table.crs = crs
     return table
 
 
-def _dbf_text_encoding(path: Path, sample: int = 4 * 1024**2) -> str:
+def _dbf_text_encoding(shp: Path, sample: int = 4 * 1024**2) -> str:
     """The encoding of a ``.dbf`` that has no ``.cpg``: UTF-8 when the text of its first records
     (``sample`` bytes past the header) is UTF-8 with some character past ASCII, else GB18030.
     Real GBK text is almost never also valid UTF-8 (a Chinese character takes two bytes in GBK,
     three in UTF-8, whose lead and trail bytes fall in ranges GBK's pairs rarely keep to)."""
     try:
-        if path.suffix.lower() == ".zip":
-            with zipfile.ZipFile(path) as zf:
-                stem = next(m for m in zf.namelist() if m.lower().endswith(".shp"))[:-4].lower()
-                member = next(m for m in zf.namelist() if m.lower() == stem + ".dbf")
-                with zf.open(member) as fh:
-                    head = fh.read(sample)
-        else:
-            dbf = next(p for p in path.parent.iterdir() if p.name.lower() == path.stem.lower() + ".dbf")
-            with dbf.open("rb") as fh:
-                head = fh.read(sample)
-    except (StopIteration, OSError, zipfile.BadZipFile):
+        dbf = next(p for p in shp.parent.iterdir() if p.name.lower() == shp.stem.lower() + ".dbf")
+        with dbf.open("rb") as fh:
+            head = fh.read(sample)
+    except (StopIteration, OSError):
         return "GB18030"  # GDAL says what is wrong with the file when it reads it
     records = head[int.from_bytes(head[8:10], "little") :] if len(head) >= 32 else b""
     if records.isascii():
@@ -530,8 +562,5 @@ def _dbf_text_encoding(path: Path, sample: int = 4 * 1024**2) -> str:
     return "UTF-8"
 
 
-def _has_cpg(path: Path) -> bool:
-    if path.suffix.lower() == ".shp":
-        return path.with_suffix(".cpg").exists()
-    with zipfile.ZipFile(path) as zf:
-        return any(n.lower().endswith(".cpg") for n in zf.namelist())
+def _has_cpg(shp: Path) -> bool:
+    return shp.with_suffix(".cpg").exists()

@@ -453,6 +453,51 @@ def test_cli_load_and_rejects(etl_engine, sample, tmp_path) -> None:
     assert bad.returncode == 2 and "unknown layer" in bad.stderr and "Traceback" not in bad.stderr
 
 
+def test_the_batch_seconds_include_the_commit(etl_engine, sample, tmp_path, monkeypatch) -> None:
+    """The commit (made to take 0.5 s here by a deferred trigger, as index builds deferred to it
+    and the WAL flush make a large batch's commit take seconds) is in the batch's seconds, and
+    finished_at is after it. When its seconds are recorded, the batch is already done and whole
+    for everyone: a crash there costs only the commit's figure."""
+    from etl import pipeline
+
+    path = tmp_path / "commit.csv"
+    export(sample.head(20), "COMMIT-").to_csv(path, index=False, encoding="utf-8")
+    with etl_engine.begin() as conn:
+        conn.execute(text("CREATE TABLE pingan.test_commit_marks (at timestamptz NOT NULL)"))
+        conn.execute(text(
+            "CREATE FUNCTION pingan.test_slow_commit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+            "PERFORM pg_sleep(0.5); INSERT INTO pingan.test_commit_marks VALUES (clock_timestamp()); "
+            "RETURN NULL; END $$"))
+        conn.execute(text(
+            "CREATE CONSTRAINT TRIGGER test_slow_commit AFTER UPDATE ON pingan.etl_batches "
+            "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN (OLD.status = 'running' AND NEW.status = 'done' "
+            "AND NEW.source = 'test-commit') EXECUTE FUNCTION pingan.test_slow_commit()"))
+    seen, record = [], pipeline._record_commit
+
+    def spy(engine, result):  # noqa: ANN001, ANN202
+        seen.append(rows(etl_engine, "SELECT status, n_loaded, seconds FROM pingan.etl_batches WHERE id = :b",
+                         b=result.batch_id)[0])
+        record(engine, result)
+
+    monkeypatch.setattr(pipeline, "_record_commit", spy)
+    try:
+        result = load_file(etl_engine, path, "hazards", source="test-commit")
+        (committed,), = rows(etl_engine, "SELECT max(at) FROM pingan.test_commit_marks")
+    finally:
+        with etl_engine.begin() as conn:
+            conn.execute(text("DROP TRIGGER test_slow_commit ON pingan.etl_batches"))
+            conn.execute(text("DROP FUNCTION pingan.test_slow_commit()"))
+            conn.execute(text("DROP TABLE pingan.test_commit_marks"))
+    assert (result.status, result.loaded) == ("done", 20), result
+    (status, loaded, before), = seen  # seen from another connection, between the commit and the update
+    assert (status, loaded) == ("done", 20) and "commit" not in before
+    (seconds, finished), = rows(etl_engine, "SELECT seconds, finished_at FROM pingan.etl_batches "
+                                "WHERE id = :b", b=result.batch_id)
+    assert seconds["commit"] >= 0.5 and seconds["total"] >= before["total"] + 0.5
+    assert seconds == {k: round(v, 3) for k, v in result.seconds.items()}
+    assert committed is not None and finished > committed  # the mark was written at commit, after the sleep
+
+
 def test_address_only_rows_are_geocoded(etl_engine, sample, tmp_path) -> None:
     data = export(sample.head(30), "A-").astype(object)
     data.loc[:19, ["经度", "纬度", "坐标系"]] = None  # 20 rows with only an address
