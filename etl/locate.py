@@ -195,16 +195,19 @@ def locate(
         index=f.index,
     )
     need = ~has_xy
+    unsaid: list[int] = []
     if need.any():
         geo, more = _geocode(where, mapped, raw, need, geo)
         rejects.append(more)
         placed = placed | geo["x"].notna() & need
+        if "area_town" in geo and "grid" in f:
+            geo, unsaid = _declared_grids(where.grids, f, geo, mapped.row_numbers)
     frame, outside = _assign(where.grids, f, geo, placed)
     if outside.any():
         rejects.append(_reject(mapped, raw, outside, "lon", OUTSIDE))
     keep = placed & ~outside
     frame = frame[keep].assign(_row=mapped.row_numbers[keep].to_numpy())
-    elsewhere = _elsewhere(where.grids, frame, frame["_row"])
+    elsewhere = sorted(_elsewhere(where.grids, frame, frame["_row"]) + unsaid)
     notes = swapped_warning(swapped) + zeros_warning(zeros) + elsewhere_warning(elsewhere)
     located = Located(frame, notes, swapped, zeros, elsewhere)
     return located, pd.concat(rejects, ignore_index=True) if rejects else _empty()
@@ -513,6 +516,57 @@ def _elsewhere(grids: _Grids, frame: pd.DataFrame, rows: pd.Series) -> list[int]
     return out
 
 
+def _bare(name: object) -> str:
+    return "".join(str(name).split())
+
+
+def _declared_grids(
+    grids: _Grids, f: pd.DataFrame, geo: pd.DataFrame, row_numbers: pd.Series
+) -> tuple[pd.DataFrame, list[int]]:
+    """Rows geocoded only to a village or town whose file names their 所属网格 (by code, or by
+    name: in full, after the town's, or without the village's) as one grid of that village or
+    town: placed to that grid (geocode level 'grid', at the grid's representative point), since
+    the export says which grid they belong to and the address agrees. Returns the geo frame and
+    the file row numbers of such rows naming a grid the address does not agree with (not
+    refined: listed in the load's notes, as a placed row naming another grid is)."""
+    coarse = geo["area_town"].notna() & f["grid"].notna()
+    if not coarse.any() or grids.names is None:
+        return geo, []
+    at = coarse[coarse].index
+    said = f.loc[at, "grid"].map(_bare)
+    area = geo.loc[at, "area_village"].where(geo.loc[at, "area_village"].notna(), geo.loc[at, "area_town"])
+    position = {code: i for i, code in enumerate(grids.codes)}
+    members: dict[str, list[int]] = {}  # an area's grids, by its code
+    for i, (village, town) in enumerate(zip(grids.villages, grids.towns, strict=True)):
+        members.setdefault(village, []).append(i)
+        members.setdefault(town, []).append(i)
+    names = [_bare(n) if n is not None else "" for n in grids.names]
+
+    def resolve(s: str, a: str) -> int:  # the grid's index, or -1
+        i = position.get(s)
+        if i is None or a not in (grids.villages[i], grids.towns[i]):
+            # by name among the area's grids (网格 names repeat across villages, not within one)
+            hits = [j for j in members.get(a, ())
+                    if names[j] and (s.endswith(names[j]) or names[j].endswith(s))]
+            i = hits[0] if len(hits) == 1 else -1
+        return i
+
+    # rows repeat a few (grid, area) pairs: each pair is resolved once
+    key, pairs = pd.MultiIndex.from_arrays([said.to_numpy(), area.to_numpy()]).factorize()
+    idx = np.array([resolve(s, a) if s else -2 for s, a in pairs], dtype=np.int64)[key]
+    unsaid = sorted(int(r) for r in row_numbers[at[idx == -1]])
+    if (idx >= 0).any():
+        rows, idx = at[idx >= 0], idx[idx >= 0]
+        grid, which = np.unique(idx, return_inverse=True)
+        points = shapely.point_on_surface(grids.tree.geometries.take(grid))[which]
+        geo = geo.assign(area_grid=None)
+        geo.loc[rows, "x"], geo.loc[rows, "y"] = shapely.get_x(points), shapely.get_y(points)
+        geo.loc[rows, "geocode_level"] = "grid"
+        geo.loc[rows, "area_grid"] = grids.codes[idx]
+        geo.loc[rows, "area_village"], geo.loc[rows, "area_town"] = grids.villages[idx], grids.towns[idx]
+    return geo, unsaid
+
+
 def _assign(
     grids: _Grids, f: pd.DataFrame, geo: pd.DataFrame, placed: pd.Series
 ) -> tuple[pd.DataFrame, pd.Series]:
@@ -524,7 +578,8 @@ def _assign(
     inside = found >= 0
 
     # rows geocoded only to a village or town (see _geocode) take that area's codes and no grid
-    # (nor village): their point is the area's representative point, not where they are
+    # (nor village): their point is the area's representative point, not where they are; those
+    # the file's 所属网格 placed to a grid of that area (_declared_grids) take that grid's codes
     coarse = geo["area_town"].notna().to_numpy() & placed.to_numpy() if "area_town" in geo else None
 
     def codes(table: np.ndarray, area: str | None = None) -> pd.Series:
@@ -539,7 +594,7 @@ def _assign(
     geom.real, geom.imag = x, y  # (layers.copy writes EWKB from these bytes)
     frame = f.assign(
         geom=geom,
-        grid_code=codes(grids.codes),
+        grid_code=codes(grids.codes, "area_grid" if "area_grid" in geo else None),
         village_code=codes(grids.villages, "area_village"),
         town_code=codes(grids.towns, "area_town"),
         src_datum=geo["src_datum"],

@@ -58,15 +58,13 @@ SELECT DISTINCT left(code, 12) AS code, period FROM touched WHERE length(code) >
 UNION SELECT DISTINCT left(code, 9), period FROM touched
 """
 
-_COLUMNS = """period, level, code, hazards_found, hazards_rectified, hazards_rectified_on_time,
-    hazards_closed, hazards_overdue, cases_accepted, cases_resolved, cases_resolved_grassroots,
-    cases_overdue"""
-
 # One row per (place, month) of {pairs}; each metric a correlated count over the place's records
 # ({place}: the grid's, which the (grid_code) indexes answer without scanning other grids; or a
 # village's or town's own, without a grid, which the partial *_coarse_idx indexes answer).
 _OWN_ROWS = """
-INSERT INTO {into} (""" + _COLUMNS + """)
+INSERT INTO {into} (period, level, code, hazards_found, hazards_rectified,
+    hazards_rectified_on_time, hazards_closed, hazards_overdue, cases_accepted, cases_resolved,
+    cases_resolved_grassroots, cases_overdue)
 SELECT s.* FROM (
   SELECT t.period, {level}, t.code,
     count(*) FILTER (WHERE h.found_at >= w.t0 AND h.found_at < w.t1),
@@ -101,8 +99,9 @@ _GRID_ROWS = _OWN_ROWS.format(
     place_h="h.grid_code = t.code", place_c="c.grid_code = t.code",
 )
 _AREA_OWN = "{t}.grid_code IS NULL AND coalesce({t}.village_code, {t}.town_code) = t.code"
-_AREA_ROWS = """CREATE TEMP TABLE area_own ON COMMIT DROP AS
-SELECT """ + _COLUMNS + " FROM pingan.monthly_stats WITH NO DATA;\n" + _OWN_ROWS.format(
+# the area_own rows are like monthly_stats', whose rows they are added to (SELECT * of both)
+_AREA_TABLE = "CREATE TEMP TABLE area_own (LIKE pingan.monthly_stats INCLUDING DEFAULTS) ON COMMIT DROP"
+_AREA_ROWS = _OWN_ROWS.format(
     into="area_own", level="CASE length(t.code) WHEN 12 THEN 'village' ELSE 'town' END",
     pairs="touched_areas", place_h=_AREA_OWN.format(t="h"), place_c=_AREA_OWN.format(t="c"),
 )
@@ -110,12 +109,14 @@ SELECT """ + _COLUMNS + " FROM pingan.monthly_stats WITH NO DATA;\n" + _OWN_ROWS
 # A village is its grids and its own records without a grid; a town its villages and its own
 # records without a village.
 _ROLL_UP = """
-INSERT INTO pingan.monthly_stats (""" + _COLUMNS + """)
+INSERT INTO pingan.monthly_stats (period, level, code, hazards_found, hazards_rectified,
+    hazards_rectified_on_time, hazards_closed, hazards_overdue, cases_accepted, cases_resolved,
+    cases_resolved_grassroots, cases_overdue)
 SELECT period, :level, left(code, :width), sum(hazards_found), sum(hazards_rectified),
     sum(hazards_rectified_on_time), sum(hazards_closed), sum(hazards_overdue), sum(cases_accepted),
     sum(cases_resolved), sum(cases_resolved_grassroots), sum(cases_overdue)
-FROM (SELECT """ + _COLUMNS + """ FROM pingan.monthly_stats WHERE level = :below
-      UNION ALL SELECT """ + _COLUMNS + """ FROM area_own WHERE level = :level) m
+FROM (SELECT * FROM pingan.monthly_stats WHERE level = :below
+      UNION ALL SELECT * FROM area_own WHERE level = :level) m
 WHERE (left(code, :width), period) IN (SELECT code, period FROM touched_areas WHERE length(code) = :width)
 GROUP BY period, left(code, :width)
 """
@@ -189,13 +190,13 @@ def _recompute(conn: Connection, full: bool) -> int:
         )
         conn.execute(
             text(
-                "DELETE FROM pingan.monthly_stats m USING touched_areas t WHERE m.level IN ('village', 'town') "
-                "AND m.code = t.code AND m.period = t.period"
+                "DELETE FROM pingan.monthly_stats m USING touched_areas t "
+                "WHERE m.level IN ('village', 'town') AND m.code = t.code AND m.period = t.period"
             )
         )
     n = conn.execute(text(_GRID_ROWS)).rowcount
-    for statement in _AREA_ROWS.split(";\n"):
-        conn.execute(text(statement))
+    conn.execute(text(_AREA_TABLE))
+    conn.execute(text(_AREA_ROWS))
     for level, width, below in (("village", 12, "grid"), ("town", 9, "village")):
         n += conn.execute(text(_ROLL_UP), {"level": level, "width": width, "below": below}).rowcount
     return n

@@ -174,7 +174,8 @@ def candidate_stops(
         rows = conn.execute(
             text(
                 "SELECT code, name, risk_level AS level, ST_X(geom) AS lon, ST_Y(geom) AS lat, "
-                "grid_code IS NULL AS coarse FROM pingan.key_sites WHERE risk_level = ANY (:levels) "
+                "coalesce(geocode_level, 'door') <> 'door' AS coarse "
+                "FROM pingan.key_sites WHERE risk_level = ANY (:levels) "
                 "AND (CAST(:town AS text) IS NULL OR town_code = :town) ORDER BY code"
             ),
             {"levels": list(p.key_sites), "town": town},
@@ -187,7 +188,7 @@ def candidate_stops(
         rows = conn.execute(
             text(
                 "SELECT code, title AS name, level, ST_X(geom) AS lon, ST_Y(geom) AS lat, "
-                "grid_code IS NULL AS coarse FROM pingan.hazards "
+                "coalesce(geocode_level, 'door') <> 'door' AS coarse FROM pingan.hazards "
                 "WHERE state NOT IN ('verified', 'closed') AND level = ANY (:levels) "
                 "AND (CAST(:town AS text) IS NULL OR town_code = :town) ORDER BY code"
             ),
@@ -223,12 +224,12 @@ def candidate_stops(
 
 
 def _placed(rows: Iterable, what: str, notes: list[str]) -> list:
-    """The rows with a place to go to: not those placed only to a village or town by their
-    address (no grid, migration 0027), which stand at that area's point; a note counts them."""
+    """The rows with a place to go to: not those placed only to a grid, village or town by
+    their address (migration 0027), which stand at that area's point; a note counts them."""
     rows = list(rows)
     keep = [r for r in rows if not r.coarse]
     if len(keep) < len(rows):
-        notes.append(f"{len(rows) - len(keep)} {what} placed only to a village or town by address "
+        notes.append(f"{len(rows) - len(keep)} {what} placed only to a grid, village or town by address "
                      "(no door or coordinates) are not stops: their point is the area's, not theirs")
     return keep
 

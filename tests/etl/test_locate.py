@@ -196,6 +196,42 @@ def test_rows_placed_only_to_a_village_or_town_have_no_grid(etl_engine, sample, 
                "FROM pingan.hazards WHERE source = 'test-coarse' ORDER BY source_id")
     by_id = {r[0]: r[1:] for r in got}
     ids = "CO-" + part.source_id
-    assert [by_id[i] for i in ids[:4]] == [("village", None, village, town)] * 2 + [("town", None, None, town)] * 2
+    want = [("village", None, village, town)] * 2 + [("town", None, None, town)] * 2
+    assert [by_id[i] for i in ids[:4]] == want
     for i, grid in zip(ids[4:], part.grid_code[4:], strict=True):  # by coordinates: their grids
         assert by_id[i] == (None, grid, grid[:12], grid[:9])
+
+
+def test_a_declared_grid_of_the_matched_area_places_a_coarse_row(etl_engine, sample, tmp_path) -> None:  # noqa: F811
+    """A row whose address matched only its village (or town) and whose 所属网格 names a grid of
+    that village (town), by code, by name or by its short name, is placed to that grid: level
+    'grid', at the grid's representative point. One naming a grid elsewhere stays the village's,
+    and the notes list it."""
+    (v, vname, tname), = rows(etl_engine, "SELECT v.code, v.name, t.name FROM pingan.villages v JOIN "
+                              "pingan.towns t ON t.code = v.town_code ORDER BY v.code DESC LIMIT 1")
+    grids = rows(etl_engine, "SELECT code, name, ST_X(p), ST_Y(p) "
+                 "FROM pingan.grids, ST_PointOnSurface(geom) p WHERE village_code = :v ORDER BY code", v=v)
+    elsewhere = rows(etl_engine, "SELECT code FROM pingan.grids WHERE village_code <> :v LIMIT 1", v=v)[0][0]
+    assert len(grids) >= 2
+    part = sample.head(5).reset_index(drop=True)
+    df = export(part, "DGC-").astype(object)
+    df[["经度", "纬度", "坐标系"]] = None
+    df["地址"] = [tname + vname] * 4 + [tname]
+    short = grids[1][1].removeprefix(vname)
+    assert short != grids[1][1]
+    df["所属网格"] = [grids[0][0], short, tname + grids[1][1], elsewhere, grids[0][0]]
+    path = tmp_path / "declared-coarse.csv"
+    df.to_csv(path, index=False)
+    result = load_file(etl_engine, path, "hazards", source="test-declared-coarse")
+    assert (result.status, result.loaded, result.rejected) == ("done", 5, 0), result
+    assert [w for w in result.warnings if "所属网格" in w] == locate.elsewhere_warning([5])
+    got = {r[0]: r[1:] for r in rows(
+        etl_engine, "SELECT source_id, geocode_level, grid_code, village_code, ST_X(geom), ST_Y(geom) "
+        "FROM pingan.hazards WHERE source = 'test-declared-coarse'")}
+    ids = list("DGC-" + part.source_id)
+    for i, g in zip(ids[:3], [grids[0], grids[1], grids[1]], strict=True):
+        level, grid, village, x, y = got[i]
+        assert (level, grid, village) == ("grid", g[0], v)
+        assert (x, y) == pytest.approx((g[2], g[3]), abs=1e-9)
+    assert got[ids[3]][:3] == ("village", None, v)  # a grid of another village: not taken
+    assert got[ids[4]][:3] == ("grid", grids[0][0], v)  # the town's row, by the grid's code

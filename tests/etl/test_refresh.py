@@ -163,9 +163,12 @@ def _found_and_accepted(engine) -> pd.DataFrame:
     a grid its records, a village and a town every record that names it (with a grid or not)."""
     out = []
     with engine.connect() as conn:
-        for table, at, metric in (("hazards", "found_at", "hazards_found"), ("cases", "accepted_at", "cases_accepted")):
-            r = pd.read_sql(text(f"SELECT grid_code, village_code, town_code, {at} AS t FROM pingan.{table}"), conn)  # noqa: S608
-            r["period"] = r.t.dt.tz_convert("Asia/Shanghai").dt.tz_localize(None).dt.to_period("M").dt.to_timestamp().dt.date
+        for table, at, metric in (("hazards", "found_at", "hazards_found"),
+                                  ("cases", "accepted_at", "cases_accepted")):
+            sql = f"SELECT grid_code, village_code, town_code, {at} AS t FROM pingan.{table}"  # noqa: S608
+            r = pd.read_sql(text(sql), conn)
+            local = r.t.dt.tz_convert("Asia/Shanghai").dt.tz_localize(None)
+            r["period"] = local.dt.to_period("M").dt.to_timestamp().dt.date
             for level in ("grid", "village", "town"):
                 n = r.dropna(subset=[f"{level}_code"]).groupby(["period", f"{level}_code"]).size()
                 out.append(n.rename(metric).rename_axis(["period", "code"]).reset_index().assign(level=level))

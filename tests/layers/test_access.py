@@ -270,8 +270,9 @@ def _events(service: Engine, table: str) -> int | None:
 @pytest.mark.parametrize("table", ["hazards", "cases", "persons"])
 def test_records_placed_only_to_a_village_or_town_are_not_a_grids(databases, table: str) -> None:
     """A record geocoded only to its village or town has no grid (migration 0027), so no grid's
-    worker sees it (the town's staff do); records placed by coordinates or to a door stay the
-    grid's. Such a record cannot be given a grid (nor, to a town, a village)."""
+    worker sees it (the town's staff do); records placed by coordinates, to a door, or to the
+    grid the export names stay the grid's. A village-level record cannot be given a grid (nor a
+    town-level one a village)."""
     from layers.db import make_engine
     from layers.settings import DatabaseSettings
 
@@ -284,14 +285,14 @@ def test_records_placed_only_to_a_village_or_town_are_not_a_grids(databases, tab
                 f"SELECT grid_code, town_code FROM pingan.{table} GROUP BY 1, 2 "  # noqa: S608
                 "ORDER BY count(*) DESC LIMIT 1")).one()
             ids = c.execute(text(
-                f"SELECT id FROM pingan.{table} WHERE grid_code = :g ORDER BY id LIMIT 4"),  # noqa: S608
+                f"SELECT id FROM pingan.{table} WHERE grid_code = :g ORDER BY id LIMIT 5"),  # noqa: S608
                 {"g": grid}).scalars().all()
         events = _events(service, table)
         with owner.begin() as c:
-            for level, rid in zip(["town", "village", "door"], ids, strict=False):
+            for level, rid in zip(["town", "village", "grid", "door"], ids, strict=False):
                 c.execute(text(
                     f"UPDATE pingan.{table} SET loc_method = 'geocoded', geocode_level = :l, "  # noqa: S608
-                    "geocode_score = 0.5, grid_code = CASE WHEN :l = 'door' THEN grid_code END, "
+                    "geocode_score = 0.5, grid_code = CASE WHEN :l IN ('door', 'grid') THEN grid_code END, "
                     "village_code = CASE WHEN :l <> 'town' THEN village_code END WHERE id = :i"),
                     {"l": level, "i": rid})
         # a village-level record keeping its grid, a town-level one keeping its village: refused
@@ -306,9 +307,10 @@ def test_records_placed_only_to_a_village_or_town_are_not_a_grids(databases, tab
                 seen[who.role] = set(c.execute(text(
                     f"SELECT id FROM pingan.{table} WHERE id = ANY(:ids)"), {"ids": ids}).scalars())  # noqa: S608
         assert seen["town"] == set(ids)
-        assert seen["grid"] == set(ids[2:])  # the door-level one and the one placed by coordinates
-        if table != "persons":  # the analyses leave out the two placed only to an area's point
-            assert _events(service, table) == events - 2
+        # placed to the grid by the export's 所属网格, to a door, by coordinates
+        assert seen["grid"] == set(ids[2:])
+        if table != "persons":  # the analyses leave out the three placed only to an area's point
+            assert _events(service, table) == events - 3
             return
         # persons without a grid are still served; to those who may not see where they live, at
         # a point of their village or town (of their grid before)

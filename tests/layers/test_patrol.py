@@ -243,27 +243,29 @@ def test_candidates_from_the_demo_district(demo_engine) -> None:
         candidate_stops(c, sources=["persons"])
 
 
-def test_records_placed_only_to_a_village_are_not_stops(demo_engine) -> None:
-    """A hazard or key site placed only to its village by address stands at the village's point:
-    no patrol can go there. It is left out of the stops, and a note counts it."""
+def test_records_placed_only_to_an_area_are_not_stops(demo_engine) -> None:
+    """A hazard or key site placed only to its village (or grid) by address stands at that
+    area's point: no patrol can go there. It is left out of the stops, and a note counts it."""
     with demo_engine.connect() as c:
         try:
             hz = c.execute(text(
                 "SELECT code FROM pingan.hazards WHERE state NOT IN ('verified', 'closed') "
                 "AND level IN ('major', 'severe') ORDER BY code LIMIT 2")).scalars().all()
             ks = c.execute(text(
-                "SELECT code FROM pingan.key_sites WHERE risk_level = 'high' ORDER BY code LIMIT 1")).scalar_one()
-            for table, codes in (("hazards", hz), ("key_sites", [ks])):
+                "SELECT code FROM pingan.key_sites WHERE risk_level = 'high' ORDER BY code LIMIT 1")
+            ).scalar_one()
+            for table, codes, level in (("hazards", hz[:1], "village"), ("hazards", hz[1:], "grid"),
+                                        ("key_sites", [ks], "village")):
                 c.execute(text(
-                    f"UPDATE pingan.{table} SET loc_method = 'geocoded', geocode_level = 'village', "  # noqa: S608
-                    "geocode_score = 0.7, grid_code = NULL WHERE code = ANY(:c)"), {"c": codes})
+                    f"UPDATE pingan.{table} SET loc_method = 'geocoded', geocode_level = :l, "  # noqa: S608
+                    "geocode_score = 0.7, grid_code = CASE WHEN :l = 'grid' THEN grid_code END "
+                    "WHERE code = ANY(:c)"), {"c": codes, "l": level})
             found, notes = candidate_stops(c, sources=["key_sites", "hazards"])
         finally:
             c.rollback()
     codes = {x.ref for x in found}
     assert codes and not codes & {*hz, ks}
-    assert [n for n in notes if "placed only to a village or town" in n] == [
-        "1 key sites placed only to a village or town by address (no door or coordinates) are not stops: "
-        "their point is the area's, not theirs",
-        "2 hazards placed only to a village or town by address (no door or coordinates) are not stops: "
-        "their point is the area's, not theirs"]
+    tail = " placed only to a grid, village or town by address (no door or coordinates) are not stops: " \
+        "their point is the area's, not theirs"
+    assert [n for n in notes if "placed only to a grid, village or town" in n] == [
+        "1 key sites" + tail, "2 hazards" + tail]

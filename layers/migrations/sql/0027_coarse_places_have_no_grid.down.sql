@@ -57,6 +57,9 @@ $$;
 
 
 ALTER TABLE pingan.hazards DROP CONSTRAINT hazards_placed;
+UPDATE pingan.hazards SET geocode_level = 'village' WHERE geocode_level = 'grid';
+ALTER TABLE pingan.hazards DROP CONSTRAINT hazards_geocode_level_check,
+    ADD CONSTRAINT hazards_geocode_level_check CHECK (geocode_level IN ('door', 'village', 'town'));
 UPDATE pingan.hazards r SET grid_code = g.code, village_code = g.village_code
 FROM (SELECT r2.id, (SELECT g2.code FROM pingan.grids g2 WHERE ST_Intersects(g2.geom, r2.geom)
                      ORDER BY g2.code LIMIT 1) AS code
@@ -66,6 +69,9 @@ WHERE r.id = p.id;
 ALTER TABLE pingan.hazards ALTER COLUMN grid_code SET NOT NULL, ALTER COLUMN village_code SET NOT NULL;
 
 ALTER TABLE pingan.cases DROP CONSTRAINT cases_placed;
+UPDATE pingan.cases SET geocode_level = 'village' WHERE geocode_level = 'grid';
+ALTER TABLE pingan.cases DROP CONSTRAINT cases_geocode_level_check,
+    ADD CONSTRAINT cases_geocode_level_check CHECK (geocode_level IN ('door', 'village', 'town'));
 UPDATE pingan.cases r SET grid_code = g.code, village_code = g.village_code
 FROM (SELECT r2.id, (SELECT g2.code FROM pingan.grids g2 WHERE ST_Intersects(g2.geom, r2.geom)
                      ORDER BY g2.code LIMIT 1) AS code
@@ -75,6 +81,9 @@ WHERE r.id = p.id;
 ALTER TABLE pingan.cases ALTER COLUMN grid_code SET NOT NULL, ALTER COLUMN village_code SET NOT NULL;
 
 ALTER TABLE pingan.persons DROP CONSTRAINT persons_placed;
+UPDATE pingan.persons SET geocode_level = 'village' WHERE geocode_level = 'grid';
+ALTER TABLE pingan.persons DROP CONSTRAINT persons_geocode_level_check,
+    ADD CONSTRAINT persons_geocode_level_check CHECK (geocode_level IN ('door', 'village', 'town'));
 UPDATE pingan.persons r SET grid_code = g.code, village_code = g.village_code
 FROM (SELECT r2.id, (SELECT g2.code FROM pingan.grids g2 WHERE ST_Intersects(g2.geom, r2.geom)
                      ORDER BY g2.code LIMIT 1) AS code
@@ -84,6 +93,9 @@ WHERE r.id = p.id;
 ALTER TABLE pingan.persons ALTER COLUMN grid_code SET NOT NULL, ALTER COLUMN village_code SET NOT NULL;
 
 ALTER TABLE pingan.key_sites DROP CONSTRAINT key_sites_placed;
+UPDATE pingan.key_sites SET geocode_level = 'village' WHERE geocode_level = 'grid';
+ALTER TABLE pingan.key_sites DROP CONSTRAINT key_sites_geocode_level_check,
+    ADD CONSTRAINT key_sites_geocode_level_check CHECK (geocode_level IN ('door', 'village', 'town'));
 UPDATE pingan.key_sites r SET grid_code = g.code, village_code = g.village_code
 FROM (SELECT r2.id, (SELECT g2.code FROM pingan.grids g2 WHERE ST_Intersects(g2.geom, r2.geom)
                      ORDER BY g2.code LIMIT 1) AS code
@@ -95,3 +107,13 @@ ALTER TABLE pingan.key_sites ALTER COLUMN grid_code SET NOT NULL, ALTER COLUMN v
 DROP INDEX pingan.hazards_coarse_idx;
 
 DROP INDEX pingan.cases_coarse_idx;
+
+ALTER POLICY hazards_grid ON pingan.hazards
+    USING (grid_code = ANY (pingan.ctx_areas()) AND coalesce(geocode_level, 'door') = 'door')
+    WITH CHECK (grid_code = ANY (pingan.ctx_areas()) AND coalesce(geocode_level, 'door') = 'door');
+ALTER POLICY cases_grid ON pingan.cases
+    USING (grid_code = ANY (pingan.ctx_areas()) AND coalesce(geocode_level, 'door') = 'door')
+    WITH CHECK (grid_code = ANY (pingan.ctx_areas()) AND coalesce(geocode_level, 'door') = 'door');
+ALTER POLICY persons_grid ON pingan.persons
+    USING (grid_code = ANY (pingan.ctx_areas()) AND coalesce(geocode_level, 'door') = 'door')
+    WITH CHECK (grid_code = ANY (pingan.ctx_areas()) AND coalesce(geocode_level, 'door') = 'door');

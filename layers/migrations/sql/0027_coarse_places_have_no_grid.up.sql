@@ -5,15 +5,21 @@
 -- counts. The place now says only what is known: a village-level record has its village and
 -- town and no grid; a town-level one its town alone. The constraint *_placed ties the codes to the
 -- level; the hierarchy CHECKs still hold where codes are present (a NULL code passes them).
+-- A new level, 'grid': the address matched a village or town and the export's own 所属网格 names
+-- one of its grids (etl/locate.py); the record stands at that grid's representative point.
 --
 -- The monthly statistics count such records in their village or town, not in any grid
--- (etl/refresh.py reads them through the partial indexes *_coarse_idx: they are few); the
--- analyses leave them out (a representative point is not where anything happened); persons
--- served to those who may not see exact locations stand at a point of their grid, else of their
--- village, else of their town.
+-- (etl/refresh.py reads them through the partial indexes *_coarse_idx: they are few); the grid
+-- policies need no clause of their own any more (0025's is dropped: a record without a grid is
+-- no grid's, one placed to a grid by its export is that grid's); the analyses leave out every
+-- record that does not stand at its own place (a representative point is not where anything
+-- happened); persons served to those who may not see exact locations stand at a point of their
+-- grid, else of their village, else of their town.
 
 
 ALTER TABLE pingan.hazards ALTER COLUMN grid_code DROP NOT NULL, ALTER COLUMN village_code DROP NOT NULL;
+ALTER TABLE pingan.hazards DROP CONSTRAINT hazards_geocode_level_check,
+    ADD CONSTRAINT hazards_geocode_level_check CHECK (geocode_level IN ('door', 'grid', 'village', 'town'));
 UPDATE pingan.hazards SET grid_code = NULL,
     village_code = CASE WHEN geocode_level = 'town' THEN NULL ELSE village_code END
 WHERE geocode_level IN ('village', 'town');
@@ -23,6 +29,8 @@ ALTER TABLE pingan.hazards ADD CONSTRAINT hazards_placed CHECK (CASE geocode_lev
     ELSE grid_code IS NOT NULL AND village_code IS NOT NULL END);
 
 ALTER TABLE pingan.cases ALTER COLUMN grid_code DROP NOT NULL, ALTER COLUMN village_code DROP NOT NULL;
+ALTER TABLE pingan.cases DROP CONSTRAINT cases_geocode_level_check,
+    ADD CONSTRAINT cases_geocode_level_check CHECK (geocode_level IN ('door', 'grid', 'village', 'town'));
 UPDATE pingan.cases SET grid_code = NULL,
     village_code = CASE WHEN geocode_level = 'town' THEN NULL ELSE village_code END
 WHERE geocode_level IN ('village', 'town');
@@ -32,6 +40,8 @@ ALTER TABLE pingan.cases ADD CONSTRAINT cases_placed CHECK (CASE geocode_level
     ELSE grid_code IS NOT NULL AND village_code IS NOT NULL END);
 
 ALTER TABLE pingan.persons ALTER COLUMN grid_code DROP NOT NULL, ALTER COLUMN village_code DROP NOT NULL;
+ALTER TABLE pingan.persons DROP CONSTRAINT persons_geocode_level_check,
+    ADD CONSTRAINT persons_geocode_level_check CHECK (geocode_level IN ('door', 'grid', 'village', 'town'));
 UPDATE pingan.persons SET grid_code = NULL,
     village_code = CASE WHEN geocode_level = 'town' THEN NULL ELSE village_code END
 WHERE geocode_level IN ('village', 'town');
@@ -41,6 +51,8 @@ ALTER TABLE pingan.persons ADD CONSTRAINT persons_placed CHECK (CASE geocode_lev
     ELSE grid_code IS NOT NULL AND village_code IS NOT NULL END);
 
 ALTER TABLE pingan.key_sites ALTER COLUMN grid_code DROP NOT NULL, ALTER COLUMN village_code DROP NOT NULL;
+ALTER TABLE pingan.key_sites DROP CONSTRAINT key_sites_geocode_level_check,
+    ADD CONSTRAINT key_sites_geocode_level_check CHECK (geocode_level IN ('door', 'grid', 'village', 'town'));
 UPDATE pingan.key_sites SET grid_code = NULL,
     village_code = CASE WHEN geocode_level = 'town' THEN NULL ELSE village_code END
 WHERE geocode_level IN ('village', 'town');
@@ -52,6 +64,14 @@ ALTER TABLE pingan.key_sites ADD CONSTRAINT key_sites_placed CHECK (CASE geocode
 CREATE INDEX hazards_coarse_idx ON pingan.hazards (coalesce(village_code, town_code)) WHERE grid_code IS NULL;
 
 CREATE INDEX cases_coarse_idx ON pingan.cases (coalesce(village_code, town_code)) WHERE grid_code IS NULL;
+
+-- 0025's clause, now said by the grid itself.
+ALTER POLICY hazards_grid ON pingan.hazards
+    USING (grid_code = ANY (pingan.ctx_areas())) WITH CHECK (grid_code = ANY (pingan.ctx_areas()));
+ALTER POLICY cases_grid ON pingan.cases
+    USING (grid_code = ANY (pingan.ctx_areas())) WITH CHECK (grid_code = ANY (pingan.ctx_areas()));
+ALTER POLICY persons_grid ON pingan.persons
+    USING (grid_code = ANY (pingan.ctx_areas())) WITH CHECK (grid_code = ANY (pingan.ctx_areas()));
 
 -- Persons without a grid stay in the served view (an inner join with grids dropped them), at a
 -- point of their village or town for those who may not see where they live.
@@ -68,7 +88,7 @@ LEFT JOIN pingan.grids g ON g.code = p.grid_code
 LEFT JOIN pingan.villages v ON v.code = p.village_code AND p.grid_code IS NULL
 LEFT JOIN pingan.towns t ON t.code = p.town_code AND p.village_code IS NULL;
 
--- The analyses: only events placed by coordinates or to a door (a grid).
+-- The analyses: only events placed by their coordinates or to their door.
 CREATE OR REPLACE FUNCTION pingan.analysis_events(
     p_layer text, p_from timestamptz, p_to timestamptz, p_types text[] DEFAULT NULL, p_states text[] DEFAULT NULL,
     p_area text DEFAULT NULL
@@ -88,7 +108,7 @@ BEGIN
         FROM (SELECT ST_Transform(h.geom, 4549) AS p, date_trunc('month', h.found_at AT TIME ZONE 'Asia/Shanghai')::date AS m,
                      h.category, h.state, h.town_code, h.village_code
               FROM pingan.hazards h
-              WHERE h.found_at >= p_from AND h.found_at < p_to AND h.grid_code IS NOT NULL
+              WHERE h.found_at >= p_from AND h.found_at < p_to AND coalesce(h.geocode_level, 'door') = 'door'
                 AND (p_types IS NULL OR h.category = ANY (p_types))
                 AND (p_states IS NULL OR h.state = ANY (p_states))
                 AND (p_area IS NULL OR p_area IN (h.town_code, h.village_code, h.grid_code))
@@ -101,7 +121,7 @@ BEGIN
         FROM (SELECT ST_Transform(c.geom, 4549) AS p, date_trunc('month', c.accepted_at AT TIME ZONE 'Asia/Shanghai')::date AS m,
                      c.category, c.state, c.town_code, c.village_code
               FROM pingan.cases c
-              WHERE c.accepted_at >= p_from AND c.accepted_at < p_to AND c.grid_code IS NOT NULL
+              WHERE c.accepted_at >= p_from AND c.accepted_at < p_to AND coalesce(c.geocode_level, 'door') = 'door'
                 AND (p_types IS NULL OR c.category = ANY (p_types))
                 AND (p_states IS NULL OR c.state = ANY (p_states))
                 AND (p_area IS NULL OR p_area IN (c.town_code, c.village_code, c.grid_code))

@@ -1,4 +1,4 @@
-"""A record placed only to a village or town has no grid (and a town-level one no village).
+"""A record placed only to a village or town has no grid (a town-level one no village); level grid.
 
 Revision ID: 0027
 Revises: 0026
