@@ -19,7 +19,7 @@ import psycopg
 from sqlalchemy import Connection
 
 from etl import bulk as bulk_mode  # the module; ``bulk`` below is a batch's bulk mode
-from etl.locate import elsewhere_warning, locate, swapped_warning, zeros_warning
+from etl.locate import coarse_warning, elsewhere_warning, locate, swapped_warning, zeros_warning
 from etl.rejects import REFUSED
 from etl.targets import Target
 from etl.upsert import Progress, stage_and_upsert
@@ -130,6 +130,7 @@ def locate_and_load(
     rejects: list[pd.DataFrame] = []
     swapped = zeros = 0
     elsewhere: list[int] = []
+    coarse: dict[str, int] = {}
     locating = mapping = 0.0
     start = time.perf_counter()
     thread.start()
@@ -146,6 +147,8 @@ def locate_and_load(
             swapped += located.swapped
             zeros += located.zeros
             elsewhere += located.elsewhere
+            for level, n in located.coarse.items():
+                coarse[level] = coarse.get(level, 0) + n
             frame = located.frame
             seen = known.loc[frame.index].to_numpy()
             if seen.any():
@@ -180,5 +183,6 @@ def locate_and_load(
         counts,
         db_rejects,
         pd.concat(located_rejects, ignore_index=True) if located_rejects else None,
-        swapped_warning(swapped) + zeros_warning(zeros) + elsewhere_warning(elsewhere),
+        swapped_warning(swapped) + zeros_warning(zeros) + elsewhere_warning(elsewhere)
+        + coarse_warning(coarse),
     )

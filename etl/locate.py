@@ -33,6 +33,7 @@ class Located:
     swapped: int = 0  # rows whose 经度 and 纬度 were swapped (and corrected)
     zeros: int = 0  # rows whose 经度 and 纬度 were both 0: taken as no coordinates
     elsewhere: list[int] = field(default_factory=list)  # rows whose 所属网格 is not where they were placed
+    coarse: dict[str, int] = field(default_factory=dict)  # rows placed only to a grid, village, town
 
 
 def swapped_warning(n: int) -> list[str]:
@@ -45,6 +46,21 @@ def elsewhere_warning(rows: list[int]) -> list[str]:
     shown = ", ".join(str(r) for r in sorted(rows)[:10]) + (", ..." if len(rows) > 10 else "")
     return [f"{len(rows)} rows name a 所属网格 other than the grid they were placed in (the place decides; "
             f"rows {shown})"]
+
+
+def coarse_warning(levels: dict[str, int]) -> list[str]:
+    """What the clerk should know of rows the address placed only to an area: where they stand,
+    and that a village's or town's have no grid (the grids' statistics leave them out)."""
+    out = []
+    if levels.get("grid"):
+        out.append(f"{levels['grid']} rows placed to the grid their 所属网格 names in the village or town "
+                   "their address names, at the grid's point (the address named no door)")
+    village, town = levels.get("village", 0), levels.get("town", 0)
+    if village or town:
+        out.append(f"{village + town} rows placed by their address only to a village ({village}) or a town "
+                   f"({town}), at its point, with no grid: counted in that village's or town's statistics, "
+                   "in no grid's; a 标准地址 (address_points) or a 所属网格 would place them closer")
+    return out
 
 
 def zeros_warning(n: int) -> list[str]:
@@ -208,8 +224,13 @@ def locate(
     keep = placed & ~outside
     frame = frame[keep].assign(_row=mapped.row_numbers[keep].to_numpy())
     elsewhere = sorted(_elsewhere(where.grids, frame, frame["_row"]) + unsaid)
-    notes = swapped_warning(swapped) + zeros_warning(zeros) + elsewhere_warning(elsewhere)
-    located = Located(frame, notes, swapped, zeros, elsewhere)
+    coarse = {}
+    if need.any():  # only geocoded rows have a level
+        level = frame["geocode_level"]
+        coarse = {k: int(n) for k, n in level[level.isin(("grid", "village", "town"))].value_counts().items()}
+    notes = (swapped_warning(swapped) + zeros_warning(zeros) + elsewhere_warning(elsewhere)
+             + coarse_warning(coarse))
+    located = Located(frame, notes, swapped, zeros, elsewhere, coarse)
     return located, pd.concat(rejects, ignore_index=True) if rejects else _empty()
 
 

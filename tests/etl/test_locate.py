@@ -78,7 +78,9 @@ def test_zero_zero_rows_are_counted_in_the_warnings(demo_engine, sample, tmp_pat
         located, rejects = locate.locate(conn, mapped, raw, "wgs84")
     assert located.zeros == 2 and len(located.frame) == 3 and rejects.empty
     assert located.frame["loc_method"].tolist() == ["geocoded", "geocoded", "coordinates"]
-    assert located.warnings == locate.zeros_warning(2)
+    levels = located.frame["geocode_level"].tolist()[:2]  # placed by the sample's addresses
+    assert located.warnings == locate.zeros_warning(2) + locate.coarse_warning(
+        {"village": levels.count("village"), "town": levels.count("town")})
     assert "2 rows had 经度 0 and 纬度 0" in located.warnings[0]
 
 
@@ -192,6 +194,7 @@ def test_rows_placed_only_to_a_village_or_town_have_no_grid(etl_engine, sample, 
     for _ in range(2):
         result = load_file(etl_engine, path, "hazards", source="test-coarse")
     assert (result.status, result.unchanged, result.rejected) == ("done", 6, 0), result
+    assert locate.coarse_warning({"village": 2, "town": 2})[0] in result.warnings
     got = rows(etl_engine, "SELECT source_id, geocode_level, grid_code, village_code, town_code "
                "FROM pingan.hazards WHERE source = 'test-coarse' ORDER BY source_id")
     by_id = {r[0]: r[1:] for r in got}
@@ -224,7 +227,8 @@ def test_a_declared_grid_of_the_matched_area_places_a_coarse_row(etl_engine, sam
     df.to_csv(path, index=False)
     result = load_file(etl_engine, path, "hazards", source="test-declared-coarse")
     assert (result.status, result.loaded, result.rejected) == ("done", 5, 0), result
-    assert [w for w in result.warnings if "所属网格" in w] == locate.elsewhere_warning([5])
+    assert [w for w in result.warnings if "所属网格" in w] == (
+        locate.elsewhere_warning([5]) + locate.coarse_warning({"grid": 4, "village": 1}))
     got = {r[0]: r[1:] for r in rows(
         etl_engine, "SELECT source_id, geocode_level, grid_code, village_code, ST_X(geom), ST_Y(geom) "
         "FROM pingan.hazards WHERE source = 'test-declared-coarse'")}
