@@ -216,7 +216,7 @@ def locate(
         geo, more = _geocode(where, mapped, raw, need, geo)
         rejects.append(more)
         placed = placed | geo["x"].notna() & need
-        if "area_town" in geo and "grid" in f:
+        if "area" in geo and "grid" in f:
             geo, unsaid = _declared_grids(where.grids, f, geo, mapped.row_numbers)
     frame, outside = _assign(where.grids, f, geo, placed)
     if outside.any():
@@ -225,9 +225,9 @@ def locate(
     frame = frame[keep].assign(_row=mapped.row_numbers[keep].to_numpy())
     elsewhere = sorted(_elsewhere(where.grids, frame, frame["_row"]) + unsaid)
     coarse = {}
-    if need.any():  # only geocoded rows have a level
-        level = frame["geocode_level"]
-        coarse = {k: int(n) for k, n in level[level.isin(("grid", "village", "town"))].value_counts().items()}
+    if "area" in geo:  # rows geocoded to a grid, village or town (never outside the district)
+        counts = geo["geocode_level"][need].value_counts()
+        coarse = {k: int(counts[k]) for k in ("grid", "village", "town") if k in counts}
     notes = (swapped_warning(swapped) + zeros_warning(zeros) + elsewhere_warning(elsewhere)
              + coarse_warning(coarse))
     located = Located(frame, notes, swapped, zeros, elsewhere, coarse)
@@ -259,13 +259,21 @@ def _geocode(
             res.loc[ok, "level"],
             res.loc[ok, "score"],
         )
-        coarse = ok & res["level"].isin(("village", "town"))
-        if coarse.any():  # placed to the area the address named, not to the grid its point is in
-            geo["area_town"], geo["area_village"] = None, None
-            at = res.index[coarse]
-            geo.loc[at, "area_town"] = res.loc[coarse, "town_code"].astype(object)
-            village = res.loc[coarse, "village_code"].astype(object)
-            geo.loc[at, "area_village"] = village.where(res.loc[coarse, "level"] == "village", None)
+        village_level = (res["level"] == "village").to_numpy(dtype=bool, na_value=False)
+        town_level = (res["level"] == "town").to_numpy(dtype=bool, na_value=False)
+        if village_level.any() or town_level.any():  # placed to the area the address named, not
+            at = np.flatnonzero(todo.to_numpy())  # to the grid its point is in (positions)
+            area_town = np.full(len(geo), None, dtype=object)
+            area_village = np.full(len(geo), None, dtype=object)
+            both = village_level | town_level
+            area_town[at[both]] = res["town_code"].to_numpy(dtype=object)[both]
+            area_village[at[village_level]] = res["village_code"].to_numpy(dtype=object)[village_level]
+            # object, not a string dtype pandas would infer (and convert both ways, 0.1 s per 1M)
+            geo["area_town"] = pd.Series(area_town, index=geo.index, dtype=object)
+            geo["area_village"] = pd.Series(area_village, index=geo.index, dtype=object)
+            area = np.zeros(len(geo), dtype=bool)
+            area[at[both]] = True
+            geo["area"] = area  # the rows placed to an area
         failed = pd.Series(False, index=f.index)
         failed[res.index[~ok]] = True
         reason = pd.Series("", index=f.index, dtype=object)
@@ -550,7 +558,7 @@ def _declared_grids(
     the export says which grid they belong to and the address agrees. Returns the geo frame and
     the file row numbers of such rows naming a grid the address does not agree with (not
     refined: listed in the load's notes, as a placed row naming another grid is)."""
-    coarse = geo["area_town"].notna() & f["grid"].notna()
+    coarse = geo["area"] & f["grid"].notna()
     if not coarse.any() or grids.names is None:
         return geo, []
     at = coarse[coarse].index
@@ -580,7 +588,7 @@ def _declared_grids(
         rows, idx = at[idx >= 0], idx[idx >= 0]
         grid, which = np.unique(idx, return_inverse=True)
         points = shapely.point_on_surface(grids.tree.geometries.take(grid))[which]
-        geo = geo.assign(area_grid=None)
+        geo = geo.assign(area_grid=pd.Series(None, index=geo.index, dtype=object))
         geo.loc[rows, "x"], geo.loc[rows, "y"] = shapely.get_x(points), shapely.get_y(points)
         geo.loc[rows, "geocode_level"] = "grid"
         geo.loc[rows, "area_grid"] = grids.codes[idx]
@@ -601,7 +609,7 @@ def _assign(
     # rows geocoded only to a village or town (see _geocode) take that area's codes and no grid
     # (nor village): their point is the area's representative point, not where they are; those
     # the file's 所属网格 placed to a grid of that area (_declared_grids) take that grid's codes
-    coarse = geo["area_town"].notna().to_numpy() & placed.to_numpy() if "area_town" in geo else None
+    coarse = geo["area"].to_numpy() & placed.to_numpy() if "area" in geo else None
 
     def codes(table: np.ndarray, area: str | None = None) -> pd.Series:
         out = np.full(len(f), None, dtype=object)
