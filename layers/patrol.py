@@ -506,7 +506,8 @@ def coverage(
             "WITH r AS (SELECT ST_SetSRID(ST_GeomFromWKB(:wkb), 4490) AS g), "  # noqa: S608 - fixed text
             + area
             + ", sites AS (SELECT ST_DWithin(k.geom::geography, r.g::geography, :m) AS near "
-            "  FROM pingan.key_sites k, area, r WHERE k.geom && area.a AND ST_Intersects(area.a, k.geom)), "
+            "  FROM pingan.key_sites k, area, r WHERE k.geom && area.a AND ST_Intersects(area.a, k.geom) "
+            "  AND coalesce(k.geocode_level, 'door') = 'door'), "  # as candidate_stops: at their own point
             "cells AS (SELECT DISTINCT ON (c.cell, c.geom) ST_PointOnSurface(c.geom) AS pt "
             "  FROM pingan.hotspots_latest c, area WHERE c.bin >= :hot AND c.geom && area.a), "
             "hot AS (SELECT ST_DWithin(cells.pt::geography, r.g::geography, :m) AS near "

@@ -223,3 +223,27 @@ def test_records_without_a_grid_count_in_their_village_or_town_only(databases, t
                                       check_dtype=False)
     finally:
         engine.dispose()
+
+
+def test_the_first_refresh_after_migration_0027_recomputes_everything(databases) -> None:
+    """Statistics refreshed before 0027 count village-level records in the grid of their area's
+    point; after it those records have no grid. The next plain refresh must be a full one: an
+    incremental one would keep the old grid rows and add the records to their villages again."""
+    engine = make_engine(DatabaseSettings(database_url=databases.demo()))
+    try:
+        migrate.downgrade(engine, "0026")
+        with engine.begin() as conn:
+            for table in ("hazards", "cases"):
+                conn.execute(text(
+                    f"UPDATE pingan.{table} SET loc_method = 'geocoded', geocode_level = 'village', "  # noqa: S608
+                    "geocode_score = 0.7 WHERE id % 5 = 0"))
+        refresh(engine, full=True)
+        migrate.upgrade(engine)
+        again = refresh(engine)
+        assert again.rows > 0
+        s = stats(engine).set_index(["period", "level", "code"])[["hazards_found", "cases_accepted"]]
+        pd.testing.assert_frame_equal(_found_and_accepted(engine).sort_index(),
+                                      s[(s.hazards_found > 0) | (s.cases_accepted > 0)].sort_index(),
+                                      check_dtype=False)
+    finally:
+        engine.dispose()

@@ -336,3 +336,26 @@ def test_registry_knows_lines() -> None:
     assert Layer(geometry_type="MultiPolygon", **base).dimension == 2
     with pytest.raises(RegistryError, match="geometry type 'Polygon'"):
         Layer(geometry_type="Polygon", **base)
+
+
+def test_coverage_leaves_out_key_sites_placed_only_to_an_area(conn, net) -> None:  # noqa: F811
+    """Key sites count in the coverage as in the stops: at their own point. One placed by its
+    address only to its village stands at the village's point and is left out of both."""
+    stops = [Candidate(n, "given", *xy(i, j), 1.0) for n, i, j in (("ne", 2, 2), ("se", 2, 0), ("nw", 0, 2))]
+    planned = plan_patrol(conn, net, stops, [TeamSpec("t1", xy(0, 0), NIGHT)], plan_date=DAY, options=FAST)
+    box = "MULTIPOLYGON(((120.6 27.95,120.7 27.95,120.7 28.05,120.6 28.05,120.6 27.95)))"
+    for table, code, parent in (("towns", "330304901", "county_code"), ("villages", "330304901001", "town_code"),
+                                ("grids", "330304901001001", "village_code")):
+        kind = {"towns": "town", "villages": "village", "grids": "comprehensive"}[table]
+        conn.execute(text(
+            f"INSERT INTO pingan.{table} (code, {parent}, name, kind, population, households, geom, "  # noqa: S608
+            "source, source_id) VALUES (:c, :p, :c, :k, 1, 1, ST_GeomFromText(:g, 4490), 't', :c)"),
+            {"c": code, "p": code[: {"towns": 6, "villages": 9, "grids": 12}[table]], "k": kind, "g": box})
+    for n, (x, y), level in (("ks1", xy(2, 1), None), ("ks2", xy(2, 1.5), "village")):
+        conn.execute(text(
+            "INSERT INTO pingan.key_sites (code, name, category, grid_code, village_code, town_code, geom, "
+            "loc_method, geocode_level, geocode_score, source, source_id) VALUES (:n, :n, 'school', "
+            ":g, '330304901001', '330304901', ST_SetSRID(ST_MakePoint(:x, :y), 4490), :m, :l, :s, 't', :n)"),
+            {"n": n, "x": x, "y": y, "l": level, "g": None if level else "330304901001001",
+             "m": "geocoded" if level else "coordinates", "s": 0.7 if level else None})
+    assert coverage(conn, planned.geometry)["key_sites"] == {"covered": 1, "total": 1, "share": 1.0}

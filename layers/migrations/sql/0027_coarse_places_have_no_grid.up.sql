@@ -61,6 +61,11 @@ ALTER TABLE pingan.key_sites ADD CONSTRAINT key_sites_placed CHECK (CASE geocode
     WHEN 'village' THEN grid_code IS NULL AND village_code IS NOT NULL
     ELSE grid_code IS NOT NULL AND village_code IS NOT NULL END);
 
+-- The monthly statistics (and the index's inputs) still count such records in the grids they
+-- no longer have: the next `pingan etl refresh` recomputes everything (no last refresh: full),
+-- where an incremental one would count them in their grid's old rows and again on their own.
+DELETE FROM pingan.refresh_state WHERE job = 'monthly_stats';
+
 CREATE INDEX hazards_coarse_idx ON pingan.hazards (coalesce(village_code, town_code)) WHERE grid_code IS NULL;
 
 CREATE INDEX cases_coarse_idx ON pingan.cases (coalesce(village_code, town_code)) WHERE grid_code IS NULL;
