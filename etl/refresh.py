@@ -12,9 +12,10 @@ layers/index_inputs.py). The index and hot spots are computed from them by etl/d
 A record of a new batch touches every month from the one it was found/accepted in to now: its
 counts and its overdue status live in those months, and an import that closed it takes it out of
 months that counted it while open (a full refresh touches only found..closed: nothing is stale).
-Months are local (Asia/Shanghai). A record whose *location* or *start* an import changed leaves
-its old grid or months stale until a ``--full`` refresh; such changes are rare in exports, and
-the full refresh is minutes.
+Months are local (Asia/Shanghai). A record whose *place* or *start* an import changed is taken
+out of its old place's months too: the upsert notes the place and start it left
+(``pingan.refresh_moved``, migration 0027) and the refresh that takes the batch recomputes those
+months (before, they kept counting it until a ``--full`` refresh).
 
 Which batches: every done batch that no refresh has taken yet (``etl_batches.refreshed_at``, set
 in the refresh's own transaction), whatever its id. Ids are handed out when a load begins, and
@@ -47,6 +48,8 @@ SELECT DISTINCT code, m::date AS period FROM (
     SELECT coalesce(grid_code, village_code, town_code), accepted_at,
            CASE WHEN :full THEN coalesce(closed_at, now()) ELSE now() END
     FROM pingan.cases WHERE batch_id > :since OR :full
+    UNION ALL  -- where updates took records from (etl/upsert.py): those months count them no more
+    SELECT code, t0, now() FROM pingan.refresh_moved WHERE batch_id > :since AND NOT :full
 ) r, generate_series(date_trunc('month', r.t0 AT TIME ZONE 'Asia/Shanghai'),
                      date_trunc('month', r.t1 AT TIME ZONE 'Asia/Shanghai'), interval '1 month') m
 """
@@ -172,6 +175,9 @@ def refresh(engine: Engine, *, since_batch: int | None = None, full: bool = Fals
             ),
             {"j": JOB, "b": upto},
         )
+        # the places the taken batches' updates left, consumed (only those: a batch that commits
+        # while this runs keeps its own for the refresh that takes it)
+        conn.execute(text("DELETE FROM pingan.refresh_moved WHERE batch_id = ANY (:t)"), {"t": taken})
         if rows or full:
             versions.bump(conn, ["monthly-stats"])
     return RefreshResult(since, upto, pairs, rows, time.perf_counter() - t0, months, len(taken))

@@ -117,6 +117,9 @@ def _stage(
             "pingan.person_grades": ", t.grade, t.grade_since"}.get(target.events or "", "")
     towns = "town_code" in cols  # kept to tell records an update moved to another 镇街
     kept += ", t.town_code AS _town" if towns else ""
+    start = _STARTS.get(target.table)  # and, for the refresh, the place and month a record left
+    if start:
+        kept += f", coalesce(t.grid_code, t.village_code, t.town_code) AS _place, t.{start} AS _start"
     on = " AND ".join(f"t.{k} = s.{k}" for k in target.key)
     conn.execute(
         text(
@@ -146,12 +149,23 @@ def _stage(
     inserted, changed = conn.execute(
         text("SELECT count(*) FILTER (WHERE inserted), count(*) FROM changed")
     ).one()
+    if start and changed > inserted:
+        conn.execute(text(
+            "INSERT INTO pingan.refresh_moved (batch_id, code, t0) "  # noqa: S608
+            f"SELECT :b, b._place, b._start FROM changed c JOIN before b ON b.id = c.id "
+            f"JOIN {target.table} t ON t.{ident} = c.id WHERE NOT c.inserted "
+            f"AND (coalesce(t.grid_code, t.village_code, t.town_code) IS DISTINCT FROM b._place "
+            f"OR t.{start} IS DISTINCT FROM b._start)"), {"b": batch_id})
     moved = conn.execute(text(
         f"SELECT count(*) FROM changed c JOIN before b ON b.id = c.id JOIN {target.table} t "  # noqa: S608
         f"ON t.{ident} = c.id WHERE NOT c.inserted AND t.town_code IS DISTINCT FROM b._town"
     )).scalar_one() if towns and changed > inserted else 0
     lap("events")
     return {"inserted": inserted, "updated": changed - inserted, "bulk": bulk, "moved": moved}
+
+
+# the instant that places a record in the monthly statistics' months (etl/refresh.py)
+_STARTS = {"pingan.hazards": "found_at", "pingan.cases": "accepted_at"}
 
 
 def _upsert_sql(target: Target, cols: list[str], ident: str) -> str:

@@ -404,6 +404,17 @@ class RefreshState(Base):
     refreshed_at: Mapped[datetime] = mapped_column(TZ, server_default="now()")
 
 
+class RefreshMoved(Base):
+    """A place and start an update took a record away from, for the refresh of its batch (0027)."""
+
+    __tablename__ = "refresh_moved"
+    __table_args__ = (Index("refresh_moved_batch_idx", "batch_id"),)
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    batch_id: Mapped[int] = mapped_column(BigInteger, _fk("etl_batches.id", ondelete="CASCADE"))
+    code: Mapped[str] = mapped_column(Text)
+    t0: Mapped[datetime] = mapped_column(TZ)
+
+
 class RoadVertex(Base):
     __tablename__ = "road_vertices"
     __table_args__ = (Index("road_vertices_geom_idx", "geom", postgresql_using="gist"),)

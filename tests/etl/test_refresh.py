@@ -237,7 +237,13 @@ def test_the_first_refresh_after_migration_0027_recomputes_everything(databases)
                 conn.execute(text(
                     f"UPDATE pingan.{table} SET loc_method = 'geocoded', geocode_level = 'village', "  # noqa: S608
                     "geocode_score = 0.7 WHERE id % 5 = 0"))
+            # today's refresh on 0026's schema (where every record has a grid) writes what 0026's
+            # did; it reads one table 0027 adds, made here for it and dropped before the upgrade
+            conn.execute(text(
+                "CREATE TABLE pingan.refresh_moved (batch_id bigint, code text, t0 timestamptz)"))
         refresh(engine, full=True)
+        with engine.begin() as conn:
+            conn.execute(text("DROP TABLE pingan.refresh_moved"))
         migrate.upgrade(engine)
         again = refresh(engine)
         assert again.rows > 0
@@ -245,5 +251,46 @@ def test_the_first_refresh_after_migration_0027_recomputes_everything(databases)
         pd.testing.assert_frame_equal(_found_and_accepted(engine).sort_index(),
                                       s[(s.hazards_found > 0) | (s.cases_accepted > 0)].sort_index(),
                                       check_dtype=False)
+    finally:
+        engine.dispose()
+
+
+def test_a_reload_that_moves_records_takes_them_out_of_their_old_place(databases, tmp_path) -> None:
+    """A reload that moves records (to another grid, to their village only by an address, or to
+    another month) recomputes the months of the place and start they left: the incremental
+    refresh equals an independent count, with no stale grid row and no village counting a
+    record twice."""
+    engine = make_engine(DatabaseSettings(database_url=databases.demo()))
+    try:
+        with engine.connect() as conn:
+            sample = pd.read_sql(text(
+                "SELECT source_id, title, category, state, found_at, assigned_at, deadline, rectified_at, "
+                "verified_at, closed_at, address, grid_code, ST_X(geom) AS x, ST_Y(geom) AS y "
+                "FROM pingan.hazards ORDER BY id LIMIT 12"), conn)
+            names = conn.execute(text(
+                "SELECT t.name || v.name FROM pingan.villages v JOIN pingan.towns t ON t.code = v.town_code "
+                "ORDER BY v.code DESC LIMIT 4")).scalars().all()
+            far = conn.execute(text(
+                "SELECT ST_X(ST_PointOnSurface(geom)), ST_Y(ST_PointOnSurface(geom)) FROM pingan.grids "
+                "ORDER BY code DESC LIMIT 1")).one()
+        first = export(sample, "MV-", datum="CGCS2000")
+        path = tmp_path / "first.csv"
+        first.to_csv(path, index=False)
+        assert load_file(engine, path, "hazards", source="test-move").loaded == 12
+        refresh(engine, full=True)
+        second = first.astype(object)
+        second.loc[:3, ["经度", "纬度", "坐标系"]] = None  # to their village only
+        second.loc[:3, "地址"] = names
+        second.loc[4:7, ["经度", "纬度"]] = far  # to another grid
+        path = tmp_path / "second.csv"
+        second.to_csv(path, index=False)
+        assert load_file(engine, path, "hazards", source="test-move").updated == 8
+        refresh(engine)
+        s = stats(engine).set_index(["period", "level", "code"])[["hazards_found", "cases_accepted"]]
+        pd.testing.assert_frame_equal(_found_and_accepted(engine).sort_index(),
+                                      s[(s.hazards_found > 0) | (s.cases_accepted > 0)].sort_index(),
+                                      check_dtype=False)
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM pingan.refresh_moved")).scalar_one() == 0
     finally:
         engine.dispose()

@@ -33,6 +33,7 @@ SELECT_MATRIX: dict[str, frozenset[str]] = {
     # never to the service side: raw material, owner-only settings, the log it only appends to
     "audit_log": frozenset(), "privacy_config": frozenset(), "grid_workers": frozenset(),
     "person_counts": frozenset(), "person_counts_by_area": frozenset(), "persons_by_area": frozenset(),
+    "refresh_moved": frozenset(),  # 0027: the ETL's own notes for the refresh
     # tile shapes (0008): derived polygons; every shapes statement also reads the layer's table
     "tile_shapes": EVERYONE, "tile_shape_versions": frozenset({"service"}),
     # monthly hot spots (0010): counts per hexagon for staff and analysts

@@ -68,7 +68,8 @@ def test_0027_down_gives_coarse_records_a_grid_of_their_own_area(databases) -> N
         with engine.begin() as c:
             for level, every in (("village", 5), ("town", 7), ("grid", 11)):
                 c.execute(text(
-                    "UPDATE pingan.hazards SET loc_method = 'geocoded', geocode_level = :l, geocode_score = 0.5, "
+                    "UPDATE pingan.hazards SET loc_method = 'geocoded', geocode_level = :l, "
+                    "geocode_score = 0.5, "
                     "grid_code = CASE WHEN :l = 'grid' THEN grid_code END, "
                     "village_code = CASE WHEN :l <> 'town' THEN village_code END "
                     "WHERE id % :n = 0 AND geocode_level IS NULL"), {"l": level, "n": every})
@@ -77,15 +78,18 @@ def test_0027_down_gives_coarse_records_a_grid_of_their_own_area(databases) -> N
             # a village with no grid of its own, and a record placed to it
             c.execute(text(
                 "INSERT INTO pingan.villages (code, town_code, name, kind, population, households, geom, "
-                "source, source_id) SELECT left(code, 9) || '999', left(code, 9), '无网格村', 'village', 0, 0, "
+                "source, source_id) SELECT left(code, 9) || '999', left(code, 9), '无网格村', 'village', "
+                "0, 0, "
                 "geom, 'test', 'lone' "
                 "FROM pingan.villages ORDER BY code LIMIT 1"))
             lone = c.execute(text(
-                "UPDATE pingan.hazards SET loc_method = 'geocoded', geocode_level = 'village', geocode_score = 0.7, "
+                "UPDATE pingan.hazards SET loc_method = 'geocoded', geocode_level = 'village', "
+                "geocode_score = 0.7, "
                 "grid_code = NULL, village_code = left(town_code, 9) || '999' "
                 "WHERE id = (SELECT min(id) FROM pingan.hazards WHERE town_code = "
                 "(SELECT left(min(code), 9) FROM pingan.villages)) RETURNING id")).scalar_one()
-        with pytest.raises(psycopg.errors.RaiseException, match="1 hazards placed to a village or town that has no grid"):
+        lone_message = "1 hazards placed to a village or town that has no grid"
+        with pytest.raises(psycopg.errors.RaiseException, match=lone_message):
             migrate.downgrade(engine, "0026")
         with engine.begin() as c:
             c.execute(text("DELETE FROM pingan.hazard_events WHERE hazard_id = :i"), {"i": lone})
@@ -94,7 +98,8 @@ def test_0027_down_gives_coarse_records_a_grid_of_their_own_area(databases) -> N
         with engine.connect() as c:
             after = dict(c.execute(text("SELECT id, grid_code FROM pingan.hazards WHERE id = ANY(:i)"),
                                    {"i": list(before)}).all())
-            levels = dict(c.execute(text("SELECT geocode_level, count(*) FROM pingan.hazards GROUP BY 1")).all())
+            levels = dict(c.execute(text(
+                "SELECT geocode_level, count(*) FROM pingan.hazards GROUP BY 1")).all())
         assert len(after) == len(before) > 0
         assert all(grid.startswith(area) for i, grid in after.items() for area in [before[i]])
         assert "grid" not in levels and levels["village"] > 0

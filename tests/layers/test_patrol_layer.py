@@ -344,7 +344,8 @@ def test_coverage_leaves_out_key_sites_placed_only_to_an_area(conn, net) -> None
     stops = [Candidate(n, "given", *xy(i, j), 1.0) for n, i, j in (("ne", 2, 2), ("se", 2, 0), ("nw", 0, 2))]
     planned = plan_patrol(conn, net, stops, [TeamSpec("t1", xy(0, 0), NIGHT)], plan_date=DAY, options=FAST)
     box = "MULTIPOLYGON(((120.6 27.95,120.7 27.95,120.7 28.05,120.6 28.05,120.6 27.95)))"
-    for table, code, parent in (("towns", "330304901", "county_code"), ("villages", "330304901001", "town_code"),
+    for table, code, parent in (("towns", "330304901", "county_code"),
+                                ("villages", "330304901001", "town_code"),
                                 ("grids", "330304901001001", "village_code")):
         kind = {"towns": "town", "villages": "village", "grids": "comprehensive"}[table]
         conn.execute(text(

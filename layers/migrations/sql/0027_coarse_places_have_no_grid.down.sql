@@ -167,3 +167,4 @@ ALTER POLICY persons_grid ON pingan.persons
 
 -- Statistics made with the places above are recomputed by the next refresh (see the up).
 DELETE FROM pingan.refresh_state WHERE job = 'monthly_stats';
+DROP TABLE pingan.refresh_moved;

@@ -66,6 +66,19 @@ ALTER TABLE pingan.key_sites ADD CONSTRAINT key_sites_placed CHECK (CASE geocode
 -- where an incremental one would count them in their grid's old rows and again on their own.
 DELETE FROM pingan.refresh_state WHERE job = 'monthly_stats';
 
+-- The places and starts that an update took records away from (a reload that moved a hazard or
+-- case to another grid, or to its village only, or changed when it was found): the refresh of
+-- the batch recomputes those months too (etl/upsert.py writes, etl/refresh.py reads and clears).
+-- Before, they kept counting the record until a full refresh, and a village or town counted it
+-- twice (its old grid's rows and its new place).
+CREATE TABLE pingan.refresh_moved (
+    id        bigserial PRIMARY KEY,
+    batch_id  bigint NOT NULL REFERENCES pingan.etl_batches (id) ON DELETE CASCADE,
+    code      text NOT NULL,
+    t0        timestamptz NOT NULL
+);
+CREATE INDEX refresh_moved_batch_idx ON pingan.refresh_moved (batch_id);
+
 CREATE INDEX hazards_coarse_idx ON pingan.hazards (coalesce(village_code, town_code)) WHERE grid_code IS NULL;
 
 CREATE INDEX cases_coarse_idx ON pingan.cases (coalesce(village_code, town_code)) WHERE grid_code IS NULL;
