@@ -24,19 +24,19 @@ def etl_engine(databases):
     engine.dispose()
 
 
+def hazards_sample(engine, n: int, where: str = "true") -> pd.DataFrame:
+    """The first ``n`` demo hazards (``where``) with what :func:`export` needs."""
+    with engine.connect() as conn:
+        return pd.read_sql(text(
+            "SELECT source_id, title, category, state, found_at, assigned_at, deadline, rectified_at, "
+            "verified_at, closed_at, address, grid_code, ST_X(geom) AS x, ST_Y(geom) AS y "
+            f"FROM pingan.hazards WHERE {where} ORDER BY id LIMIT {int(n)}"), conn)  # noqa: S608 - tests' own
+
+
 @pytest.fixture(scope="module")
 def sample(etl_engine) -> pd.DataFrame:
     """300 demo hazards as a town would export them (WGS84 coordinates, Chinese values)."""
-    with etl_engine.connect() as conn:
-        df = pd.read_sql(
-            text(
-                "SELECT source_id, title, category, state, found_at, assigned_at, deadline, rectified_at, "
-                "verified_at, closed_at, address, grid_code, ST_X(geom) AS x, ST_Y(geom) AS y "
-                "FROM pingan.hazards ORDER BY id LIMIT 300"
-            ),
-            conn,
-        )
-    return df
+    return hazards_sample(etl_engine, 300)
 
 
 def export(df: pd.DataFrame, prefix: str, datum: str = "WGS84") -> pd.DataFrame:

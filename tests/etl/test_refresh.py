@@ -14,7 +14,7 @@ from etl.refresh import refresh
 from layers import migrate, versions
 from layers.db import make_engine
 from layers.settings import DatabaseSettings
-from tests.etl.test_pipeline import etl_engine, export, sample  # noqa: F401 - fixtures
+from tests.etl.test_pipeline import etl_engine, export, hazards_sample, sample  # noqa: F401 - fixtures
 from tests.helpers import table_fingerprint
 
 
@@ -197,11 +197,8 @@ def test_records_without_a_grid_count_in_their_village_or_town_only(databases, t
         assert not (s.index.get_level_values("code").str.len() != s.index.get_level_values("level").map(
             {"grid": 15, "village": 12, "town": 9})).any()
         # a file of records placed only to a village or town, then an incremental refresh
+        sample = hazards_sample(engine, 20, "grid_code IS NOT NULL")
         with engine.connect() as conn:
-            sample = pd.read_sql(text(
-                "SELECT source_id, title, category, state, found_at, assigned_at, deadline, rectified_at, "
-                "verified_at, closed_at, address, grid_code, ST_X(geom) AS x, ST_Y(geom) AS y "
-                "FROM pingan.hazards WHERE grid_code IS NOT NULL ORDER BY id LIMIT 20"), conn)
             names = conn.execute(text(
                 "SELECT t.name, v.name FROM pingan.villages v JOIN pingan.towns t ON t.code = v.town_code "
                 "ORDER BY v.code LIMIT 20")).all()
@@ -262,11 +259,8 @@ def test_a_reload_that_moves_records_takes_them_out_of_their_old_place(databases
     record twice."""
     engine = make_engine(DatabaseSettings(database_url=databases.demo()))
     try:
+        sample = hazards_sample(engine, 12)
         with engine.connect() as conn:
-            sample = pd.read_sql(text(
-                "SELECT source_id, title, category, state, found_at, assigned_at, deadline, rectified_at, "
-                "verified_at, closed_at, address, grid_code, ST_X(geom) AS x, ST_Y(geom) AS y "
-                "FROM pingan.hazards ORDER BY id LIMIT 12"), conn)
             names = conn.execute(text(
                 "SELECT t.name || v.name FROM pingan.villages v JOIN pingan.towns t ON t.code = v.town_code "
                 "ORDER BY v.code DESC LIMIT 4")).scalars().all()

@@ -53,103 +53,40 @@ BEGIN
     END IF;
 END
 $$;
+
 -- Back to a grid for every record: a grid of its own village (of its town, for one placed to a
 -- town), the one its point lies in, else the nearest (lowest code on a tie). A record placed to
 -- 'grid' by its 所属网格 goes back to 'village' (0026 has no such level): down then up loses
 -- that level. A village or town without grids stops the downgrade with a count.
-
-
-ALTER TABLE pingan.hazards DROP CONSTRAINT hazards_placed;
-UPDATE pingan.hazards SET geocode_level = 'village' WHERE geocode_level = 'grid';
-ALTER TABLE pingan.hazards DROP CONSTRAINT hazards_geocode_level_check,
-    ADD CONSTRAINT hazards_geocode_level_check CHECK (geocode_level IN ('door', 'village', 'town'));
-UPDATE pingan.hazards r SET grid_code = g.code, village_code = g.village_code
-FROM (SELECT r2.id, (SELECT g2.code FROM pingan.grids g2
-                     WHERE g2.village_code = r2.village_code
-                        OR (r2.village_code IS NULL AND g2.village_code IN
-                            (SELECT v.code FROM pingan.villages v WHERE v.town_code = r2.town_code))
-                     ORDER BY ST_Intersects(g2.geom, r2.geom) DESC, g2.geom <-> r2.geom, g2.code
-                     LIMIT 1) AS code
-      FROM pingan.hazards r2 WHERE r2.grid_code IS NULL) p
-JOIN pingan.grids g ON g.code = p.code
-WHERE r.id = p.id;
-DO $$ BEGIN
-    IF EXISTS (SELECT 1 FROM pingan.hazards WHERE grid_code IS NULL) THEN
-        RAISE EXCEPTION '% hazards placed to a village or town that has no grid: 0026 cannot hold them',
-            (SELECT count(*) FROM pingan.hazards WHERE grid_code IS NULL)
-            USING HINT = 'load the grids of those villages (or delete those records) and downgrade again';
-    END IF;
+DO $$
+DECLARE t text; n bigint;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['hazards', 'cases', 'persons', 'key_sites'] LOOP
+        EXECUTE format('ALTER TABLE pingan.%I DROP CONSTRAINT %I', t, t || '_placed');
+        EXECUTE format('UPDATE pingan.%I SET geocode_level = ''village'' WHERE geocode_level = ''grid''', t);
+        EXECUTE format('ALTER TABLE pingan.%I DROP CONSTRAINT %I, ADD CONSTRAINT %I '
+                       'CHECK (geocode_level IN (''door'', ''village'', ''town''))',
+                       t, t || '_geocode_level_check', t || '_geocode_level_check');
+        EXECUTE format($f$
+            UPDATE pingan.%I r SET grid_code = g.code, village_code = g.village_code
+            FROM (SELECT r2.id, (SELECT g2.code FROM pingan.grids g2
+                                 WHERE g2.village_code = r2.village_code
+                                    OR (r2.village_code IS NULL AND g2.village_code IN
+                                        (SELECT v.code FROM pingan.villages v WHERE v.town_code = r2.town_code))
+                                 ORDER BY ST_Intersects(g2.geom, r2.geom) DESC, g2.geom <-> r2.geom, g2.code
+                                 LIMIT 1) AS code
+                  FROM pingan.%I r2 WHERE r2.grid_code IS NULL) p
+            JOIN pingan.grids g ON g.code = p.code
+            WHERE r.id = p.id$f$, t, t);
+        EXECUTE format('SELECT count(*) FROM pingan.%I WHERE grid_code IS NULL', t) INTO n;
+        IF n > 0 THEN
+            RAISE EXCEPTION '% % placed to a village or town that has no grid: 0026 cannot hold them', n, t
+                USING HINT = 'load the grids of those villages (or delete those records) and downgrade again';
+        END IF;
+        EXECUTE format('ALTER TABLE pingan.%I ALTER COLUMN grid_code SET NOT NULL, '
+                       'ALTER COLUMN village_code SET NOT NULL', t);
+    END LOOP;
 END $$;
-ALTER TABLE pingan.hazards ALTER COLUMN grid_code SET NOT NULL, ALTER COLUMN village_code SET NOT NULL;
-
-ALTER TABLE pingan.cases DROP CONSTRAINT cases_placed;
-UPDATE pingan.cases SET geocode_level = 'village' WHERE geocode_level = 'grid';
-ALTER TABLE pingan.cases DROP CONSTRAINT cases_geocode_level_check,
-    ADD CONSTRAINT cases_geocode_level_check CHECK (geocode_level IN ('door', 'village', 'town'));
-UPDATE pingan.cases r SET grid_code = g.code, village_code = g.village_code
-FROM (SELECT r2.id, (SELECT g2.code FROM pingan.grids g2
-                     WHERE g2.village_code = r2.village_code
-                        OR (r2.village_code IS NULL AND g2.village_code IN
-                            (SELECT v.code FROM pingan.villages v WHERE v.town_code = r2.town_code))
-                     ORDER BY ST_Intersects(g2.geom, r2.geom) DESC, g2.geom <-> r2.geom, g2.code
-                     LIMIT 1) AS code
-      FROM pingan.cases r2 WHERE r2.grid_code IS NULL) p
-JOIN pingan.grids g ON g.code = p.code
-WHERE r.id = p.id;
-DO $$ BEGIN
-    IF EXISTS (SELECT 1 FROM pingan.cases WHERE grid_code IS NULL) THEN
-        RAISE EXCEPTION '% cases placed to a village or town that has no grid: 0026 cannot hold them',
-            (SELECT count(*) FROM pingan.cases WHERE grid_code IS NULL)
-            USING HINT = 'load the grids of those villages (or delete those records) and downgrade again';
-    END IF;
-END $$;
-ALTER TABLE pingan.cases ALTER COLUMN grid_code SET NOT NULL, ALTER COLUMN village_code SET NOT NULL;
-
-ALTER TABLE pingan.persons DROP CONSTRAINT persons_placed;
-UPDATE pingan.persons SET geocode_level = 'village' WHERE geocode_level = 'grid';
-ALTER TABLE pingan.persons DROP CONSTRAINT persons_geocode_level_check,
-    ADD CONSTRAINT persons_geocode_level_check CHECK (geocode_level IN ('door', 'village', 'town'));
-UPDATE pingan.persons r SET grid_code = g.code, village_code = g.village_code
-FROM (SELECT r2.id, (SELECT g2.code FROM pingan.grids g2
-                     WHERE g2.village_code = r2.village_code
-                        OR (r2.village_code IS NULL AND g2.village_code IN
-                            (SELECT v.code FROM pingan.villages v WHERE v.town_code = r2.town_code))
-                     ORDER BY ST_Intersects(g2.geom, r2.geom) DESC, g2.geom <-> r2.geom, g2.code
-                     LIMIT 1) AS code
-      FROM pingan.persons r2 WHERE r2.grid_code IS NULL) p
-JOIN pingan.grids g ON g.code = p.code
-WHERE r.id = p.id;
-DO $$ BEGIN
-    IF EXISTS (SELECT 1 FROM pingan.persons WHERE grid_code IS NULL) THEN
-        RAISE EXCEPTION '% persons placed to a village or town that has no grid: 0026 cannot hold them',
-            (SELECT count(*) FROM pingan.persons WHERE grid_code IS NULL)
-            USING HINT = 'load the grids of those villages (or delete those records) and downgrade again';
-    END IF;
-END $$;
-ALTER TABLE pingan.persons ALTER COLUMN grid_code SET NOT NULL, ALTER COLUMN village_code SET NOT NULL;
-
-ALTER TABLE pingan.key_sites DROP CONSTRAINT key_sites_placed;
-UPDATE pingan.key_sites SET geocode_level = 'village' WHERE geocode_level = 'grid';
-ALTER TABLE pingan.key_sites DROP CONSTRAINT key_sites_geocode_level_check,
-    ADD CONSTRAINT key_sites_geocode_level_check CHECK (geocode_level IN ('door', 'village', 'town'));
-UPDATE pingan.key_sites r SET grid_code = g.code, village_code = g.village_code
-FROM (SELECT r2.id, (SELECT g2.code FROM pingan.grids g2
-                     WHERE g2.village_code = r2.village_code
-                        OR (r2.village_code IS NULL AND g2.village_code IN
-                            (SELECT v.code FROM pingan.villages v WHERE v.town_code = r2.town_code))
-                     ORDER BY ST_Intersects(g2.geom, r2.geom) DESC, g2.geom <-> r2.geom, g2.code
-                     LIMIT 1) AS code
-      FROM pingan.key_sites r2 WHERE r2.grid_code IS NULL) p
-JOIN pingan.grids g ON g.code = p.code
-WHERE r.id = p.id;
-DO $$ BEGIN
-    IF EXISTS (SELECT 1 FROM pingan.key_sites WHERE grid_code IS NULL) THEN
-        RAISE EXCEPTION '% key_sites placed to a village or town that has no grid: 0026 cannot hold them',
-            (SELECT count(*) FROM pingan.key_sites WHERE grid_code IS NULL)
-            USING HINT = 'load the grids of those villages (or delete those records) and downgrade again';
-    END IF;
-END $$;
-ALTER TABLE pingan.key_sites ALTER COLUMN grid_code SET NOT NULL, ALTER COLUMN village_code SET NOT NULL;
 
 DROP INDEX pingan.hazards_coarse_idx;
 

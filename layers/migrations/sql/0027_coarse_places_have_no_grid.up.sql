@@ -17,49 +17,24 @@
 -- grid, else of their village, else of their town.
 
 
-ALTER TABLE pingan.hazards ALTER COLUMN grid_code DROP NOT NULL, ALTER COLUMN village_code DROP NOT NULL;
-ALTER TABLE pingan.hazards DROP CONSTRAINT hazards_geocode_level_check,
-    ADD CONSTRAINT hazards_geocode_level_check CHECK (geocode_level IN ('door', 'grid', 'village', 'town'));
-UPDATE pingan.hazards SET grid_code = NULL,
-    village_code = CASE WHEN geocode_level = 'town' THEN NULL ELSE village_code END
-WHERE geocode_level IN ('village', 'town');
-ALTER TABLE pingan.hazards ADD CONSTRAINT hazards_placed CHECK (CASE geocode_level
-    WHEN 'town' THEN grid_code IS NULL AND village_code IS NULL
-    WHEN 'village' THEN grid_code IS NULL AND village_code IS NOT NULL
-    ELSE grid_code IS NOT NULL AND village_code IS NOT NULL END);
-
-ALTER TABLE pingan.cases ALTER COLUMN grid_code DROP NOT NULL, ALTER COLUMN village_code DROP NOT NULL;
-ALTER TABLE pingan.cases DROP CONSTRAINT cases_geocode_level_check,
-    ADD CONSTRAINT cases_geocode_level_check CHECK (geocode_level IN ('door', 'grid', 'village', 'town'));
-UPDATE pingan.cases SET grid_code = NULL,
-    village_code = CASE WHEN geocode_level = 'town' THEN NULL ELSE village_code END
-WHERE geocode_level IN ('village', 'town');
-ALTER TABLE pingan.cases ADD CONSTRAINT cases_placed CHECK (CASE geocode_level
-    WHEN 'town' THEN grid_code IS NULL AND village_code IS NULL
-    WHEN 'village' THEN grid_code IS NULL AND village_code IS NOT NULL
-    ELSE grid_code IS NOT NULL AND village_code IS NOT NULL END);
-
-ALTER TABLE pingan.persons ALTER COLUMN grid_code DROP NOT NULL, ALTER COLUMN village_code DROP NOT NULL;
-ALTER TABLE pingan.persons DROP CONSTRAINT persons_geocode_level_check,
-    ADD CONSTRAINT persons_geocode_level_check CHECK (geocode_level IN ('door', 'grid', 'village', 'town'));
-UPDATE pingan.persons SET grid_code = NULL,
-    village_code = CASE WHEN geocode_level = 'town' THEN NULL ELSE village_code END
-WHERE geocode_level IN ('village', 'town');
-ALTER TABLE pingan.persons ADD CONSTRAINT persons_placed CHECK (CASE geocode_level
-    WHEN 'town' THEN grid_code IS NULL AND village_code IS NULL
-    WHEN 'village' THEN grid_code IS NULL AND village_code IS NOT NULL
-    ELSE grid_code IS NOT NULL AND village_code IS NOT NULL END);
-
-ALTER TABLE pingan.key_sites ALTER COLUMN grid_code DROP NOT NULL, ALTER COLUMN village_code DROP NOT NULL;
-ALTER TABLE pingan.key_sites DROP CONSTRAINT key_sites_geocode_level_check,
-    ADD CONSTRAINT key_sites_geocode_level_check CHECK (geocode_level IN ('door', 'grid', 'village', 'town'));
-UPDATE pingan.key_sites SET grid_code = NULL,
-    village_code = CASE WHEN geocode_level = 'town' THEN NULL ELSE village_code END
-WHERE geocode_level IN ('village', 'town');
-ALTER TABLE pingan.key_sites ADD CONSTRAINT key_sites_placed CHECK (CASE geocode_level
-    WHEN 'town' THEN grid_code IS NULL AND village_code IS NULL
-    WHEN 'village' THEN grid_code IS NULL AND village_code IS NOT NULL
-    ELSE grid_code IS NOT NULL AND village_code IS NOT NULL END);
+DO $$
+DECLARE t text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['hazards', 'cases', 'persons', 'key_sites'] LOOP
+        EXECUTE format('ALTER TABLE pingan.%I ALTER COLUMN grid_code DROP NOT NULL, '
+                       'ALTER COLUMN village_code DROP NOT NULL', t);
+        EXECUTE format('ALTER TABLE pingan.%I DROP CONSTRAINT %I, ADD CONSTRAINT %I '
+                       'CHECK (geocode_level IN (''door'', ''grid'', ''village'', ''town''))',
+                       t, t || '_geocode_level_check', t || '_geocode_level_check');
+        EXECUTE format('UPDATE pingan.%I SET grid_code = NULL, village_code = CASE WHEN '
+                       'geocode_level = ''town'' THEN NULL ELSE village_code END '
+                       'WHERE geocode_level IN (''village'', ''town'')', t);
+        EXECUTE format('ALTER TABLE pingan.%I ADD CONSTRAINT %I CHECK (CASE geocode_level '
+                       'WHEN ''town'' THEN grid_code IS NULL AND village_code IS NULL '
+                       'WHEN ''village'' THEN grid_code IS NULL AND village_code IS NOT NULL '
+                       'ELSE grid_code IS NOT NULL AND village_code IS NOT NULL END)', t, t || '_placed');
+    END LOOP;
+END $$;
 
 -- The monthly statistics (and the index's inputs) still count such records in the grids they
 -- no longer have: the next `pingan etl refresh` recomputes everything (no last refresh: full),
