@@ -90,8 +90,9 @@ def refresh_hotspots(engine: Engine, periods: dict[str, list[date]] | None = Non
             with engine.begin() as conn:
                 set_principal(conn, SYSTEM)  # the district's events, through pingan.analysis_events
                 # naive bounds: midnight in the session's time zone, as the refresh always counted
-                points = read_events(conn, EventQuery(layer, datetime.combine(start, time()),
-                                                      datetime.combine(end, time()))).xy
+                read = read_events(conn, EventQuery(layer, datetime.combine(start, time()),
+                                                    datetime.combine(end, time())))
+                points = read.xy
                 counts = grid.counts(points)[0] if len(points) else np.zeros(len(cells))
                 if len(points) and counts.min() != counts.max():
                     gi = gi_star(counts, weights, fdr=True)
@@ -111,7 +112,9 @@ def refresh_hotspots(engine: Engine, periods: dict[str, list[date]] | None = Non
                      "ne": run.n_events, "nh": run.n_hot, "nk": run.n_cold,
                      "r": f"Gi* (binary lattice weights, self included, FDR) on {run.n_events} events of "
                           f"{start:%Y-%m}..{_month_add(end, -1):%Y-%m} in {run.n_cells} hexagons of side "
-                          f"{cell_side_m:g} m"})
+                          f"{cell_side_m:g} m"
+                          + (f"; {read.unplaced} events placed only to a grid, village or town by their "
+                             "address left out" if read.unplaced else "")})
                 conn.execute(text(_INSERT_CELLS), {
                     "l": layer, "p": period, "cells": cells, "events": counts.astype(int).tolist(),
                     "z": _nullable(z), "pv": _nullable(p), "pf": _nullable(p_fdr),

@@ -99,6 +99,9 @@ class Events:
     state: np.ndarray
     town_code: np.ndarray
     village_code: np.ndarray
+    # events of the query without a point of their own, left out: placed only to a grid, village
+    # or town by their address (their point is the area's; migration 0027)
+    unplaced: int = 0
 
     def __len__(self) -> int:
         return len(self.xy)
@@ -114,15 +117,18 @@ def read_events(conn: Connection, query: EventQuery) -> Events:
          "types": list(query.types) if query.types else None,
          "states": list(query.states) if query.states else None, "area": query.area},
     ).all()
+    placed = [r for r in rows if r[0] is not None]
+    unplaced, rows = len(rows) - len(placed), placed
     if not rows:
         empty = np.array([], dtype=object)
-        return Events(np.zeros((0, 2)), np.array([], dtype="datetime64[M]"), empty, empty, empty, empty)
+        return Events(np.zeros((0, 2)), np.array([], dtype="datetime64[M]"), empty, empty, empty, empty,
+                      unplaced)
     cols = list(zip(*rows, strict=True))
     return Events(
         np.column_stack([np.asarray(cols[0], float), np.asarray(cols[1], float)]),
         np.asarray(cols[2], dtype="datetime64[M]"),
         np.asarray(cols[3], dtype=object), np.asarray(cols[4], dtype=object),
-        np.asarray(cols[5], dtype=object), np.asarray(cols[6], dtype=object),
+        np.asarray(cols[5], dtype=object), np.asarray(cols[6], dtype=object), unplaced,
     )
 
 

@@ -147,6 +147,7 @@ def _summary(
         "period_start": f"{ev.first:%Y-%m}",
         "period_end": f"{ev.last:%Y-%m}",
         "events": len(events),
+        "events_without_place": events.unplaced,  # placed only to an area: left out
         "events_counted": int(counts.sum()),
         "events_outside_cells": outside,
         "cells": len(cells),
@@ -396,6 +397,7 @@ def _kde(ev: check.EventInputs, ki: check.KdeInputs) -> Callable[[RunContext], t
             "bandwidth_m": h,
             "cell_size_m": ki.cell_size_m,
             "events": len(events),
+            "events_without_place": events.unplaced,
         }
         holder: dict[str, int] = {}
 

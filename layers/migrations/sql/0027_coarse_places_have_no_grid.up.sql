@@ -81,7 +81,8 @@ LEFT JOIN pingan.grids g ON g.code = p.grid_code
 LEFT JOIN pingan.villages v ON v.code = p.village_code AND p.grid_code IS NULL
 LEFT JOIN pingan.towns t ON t.code = p.town_code AND p.village_code IS NULL;
 
--- The analyses: only events placed by their coordinates or to their door.
+-- The analyses: only events placed by their coordinates or to their door have a point (x, y);
+-- the others come without one, so that an analysis can say how many it left out.
 CREATE OR REPLACE FUNCTION pingan.analysis_events(
     p_layer text, p_from timestamptz, p_to timestamptz, p_types text[] DEFAULT NULL, p_states text[] DEFAULT NULL,
     p_area text DEFAULT NULL
@@ -98,10 +99,10 @@ BEGIN
     IF p_layer = 'hazards' THEN
         RETURN QUERY
         SELECT ST_X(t.p), ST_Y(t.p), t.m, t.category, t.state, t.town_code, t.village_code
-        FROM (SELECT ST_Transform(h.geom, 4549) AS p, date_trunc('month', h.found_at AT TIME ZONE 'Asia/Shanghai')::date AS m,
+        FROM (SELECT CASE WHEN coalesce(h.geocode_level, 'door') = 'door' THEN ST_Transform(h.geom, 4549) END AS p, date_trunc('month', h.found_at AT TIME ZONE 'Asia/Shanghai')::date AS m,
                      h.category, h.state, h.town_code, h.village_code
               FROM pingan.hazards h
-              WHERE h.found_at >= p_from AND h.found_at < p_to AND coalesce(h.geocode_level, 'door') = 'door'
+              WHERE h.found_at >= p_from AND h.found_at < p_to
                 AND (p_types IS NULL OR h.category = ANY (p_types))
                 AND (p_states IS NULL OR h.state = ANY (p_states))
                 AND (p_area IS NULL OR p_area IN (h.town_code, h.village_code, h.grid_code))
@@ -111,10 +112,10 @@ BEGIN
     ELSIF p_layer = 'cases' THEN
         RETURN QUERY
         SELECT ST_X(t.p), ST_Y(t.p), t.m, t.category, t.state, t.town_code, t.village_code
-        FROM (SELECT ST_Transform(c.geom, 4549) AS p, date_trunc('month', c.accepted_at AT TIME ZONE 'Asia/Shanghai')::date AS m,
+        FROM (SELECT CASE WHEN coalesce(c.geocode_level, 'door') = 'door' THEN ST_Transform(c.geom, 4549) END AS p, date_trunc('month', c.accepted_at AT TIME ZONE 'Asia/Shanghai')::date AS m,
                      c.category, c.state, c.town_code, c.village_code
               FROM pingan.cases c
-              WHERE c.accepted_at >= p_from AND c.accepted_at < p_to AND coalesce(c.geocode_level, 'door') = 'door'
+              WHERE c.accepted_at >= p_from AND c.accepted_at < p_to
                 AND (p_types IS NULL OR c.category = ANY (p_types))
                 AND (p_states IS NULL OR c.state = ANY (p_states))
                 AND (p_area IS NULL OR p_area IN (c.town_code, c.village_code, c.grid_code))

@@ -316,6 +316,7 @@ def test_town_user_counts_only_its_town(
     everyone = len(owner_points(demo_engine, "hazards", first, latest))
     assert out["summary"]["events"] == mine < everyone
     assert sum(c["events"] for c in out["cells"]) == out["summary"]["events_counted"] == mine
+    assert out["summary"]["events_without_place"] == 0  # the demo places every event by coordinates
 
 
 def test_restart_fails_the_jobs_of_a_dead_runner(
