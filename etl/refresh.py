@@ -12,10 +12,11 @@ layers/index_inputs.py). The index and hot spots are computed from them by etl/d
 A record of a new batch touches every month from the one it was found/accepted in to now: its
 counts and its overdue status live in those months, and an import that closed it takes it out of
 months that counted it while open (a full refresh touches only found..closed: nothing is stale).
-Months are local (Asia/Shanghai). A record whose *place* or *start* an import changed is taken
-out of its old place's months too: the upsert notes the place and start it left
-(``pingan.refresh_moved``, migration 0027) and the refresh that takes the batch recomputes those
-months (before, they kept counting it until a ``--full`` refresh).
+Months are local (Asia/Shanghai). A record (hazard, case, or person for the index's inputs)
+whose *place* or *start* an import changed is taken out of its old place's months too: the upsert
+notes the place and start it left (``pingan.refresh_moved``, migration 0027) and the refresh that
+takes the batch recomputes those months (before, they kept counting it until a ``--full``
+refresh).
 
 Which batches: every done batch that no refresh has taken yet (``etl_batches.refreshed_at``, set
 in the refresh's own transaction), whatever its id. Ids are handed out when a load begins, and

@@ -164,8 +164,10 @@ def _stage(
     return {"inserted": inserted, "updated": changed - inserted, "bulk": bulk, "moved": moved}
 
 
-# the instant that places a record in the monthly statistics' months (etl/refresh.py)
-_STARTS = {"pingan.hazards": "found_at", "pingan.cases": "accepted_at"}
+# the instant that places a record in the months the refresh counts (etl/refresh.py: the monthly
+# statistics of hazards and cases; the index inputs of persons too)
+_STARTS = {"pingan.hazards": "found_at", "pingan.cases": "accepted_at",
+           "pingan.persons": "registered_at"}
 
 
 def _upsert_sql(target: Target, cols: list[str], ident: str) -> str:

@@ -288,3 +288,47 @@ def test_a_reload_that_moves_records_takes_them_out_of_their_old_place(databases
             assert conn.execute(text("SELECT count(*) FROM pingan.refresh_moved")).scalar_one() == 0
     finally:
         engine.dispose()
+
+
+def test_a_person_who_moves_village_is_counted_again_where_they_left(databases, tmp_path) -> None:
+    """The index's register counts of five-loss persons: after a reload that moves persons to
+    another village, an incremental refresh equals a full one (the village they left is
+    counted again too)."""
+    import numpy as np
+
+    from etl.demo import people
+    from etl.demo.samples import persons_export
+    from tests.etl.conftest import TEST_KEY
+
+    engine = make_engine(DatabaseSettings(database_url=databases.demo()))
+    try:
+        with engine.connect() as conn:
+            grids = conn.execute(text(
+                "SELECT village_code, ST_X(ST_PointOnSurface(geom)), ST_Y(ST_PointOnSurface(geom)) "
+                "FROM pingan.grids ORDER BY code")).all()
+        here, there = grids[0], grids[-1]
+        assert here[0] != there[0]
+        rng = np.random.default_rng(3)
+        male = rng.random(6) < 0.5
+        birth = np.datetime64("1970-01-01") + rng.integers(0, 20 * 365, 6).astype("timedelta64[D]")
+        df = pd.DataFrame({
+            "name": people.names(rng, male), "id_number": people.id_numbers(rng, birth, male),
+            "phone": people.phones(rng, 6), "categories": [["family_discord"]] * 6,
+            "grade": ["red", "yellow"] * 3,
+            "registered_at": pd.Timestamp("2025-06-01 09:00", tz="Asia/Shanghai"),
+            "address": None, "x": here[1], "y": here[2],
+        })
+        path = tmp_path / "persons.csv"
+        persons_export(df).to_csv(path, index=False)
+        assert load_file(engine, path, "persons", source="test-move", keys=TEST_KEY).loaded == 6
+        refresh(engine, full=True)
+        persons_export(df.assign(x=there[1], y=there[2])).to_csv(path, index=False)
+        assert load_file(engine, path, "persons", source="test-move", keys=TEST_KEY).updated == 6
+        refresh(engine)
+        with engine.connect() as conn:
+            incremental = table_fingerprint(conn, "index_inputs", frozenset({"refreshed_at"}))
+        refresh(engine, full=True)
+        with engine.connect() as conn:
+            assert table_fingerprint(conn, "index_inputs", frozenset({"refreshed_at"})) == incremental
+    finally:
+        engine.dispose()
