@@ -19,7 +19,7 @@ import psycopg
 from sqlalchemy import Connection
 
 from etl import bulk as bulk_mode  # the module; ``bulk`` below is a batch's bulk mode
-from etl.locate import coarse_warning, elsewhere_warning, locate, swapped_warning, zeros_warning
+from etl.locate import locate, located_notes
 from etl.rejects import REFUSED
 from etl.targets import Target
 from etl.upsert import Progress, stage_and_upsert
@@ -183,6 +183,5 @@ def locate_and_load(
         counts,
         db_rejects,
         pd.concat(located_rejects, ignore_index=True) if located_rejects else None,
-        swapped_warning(swapped) + zeros_warning(zeros) + elsewhere_warning(elsewhere)
-        + coarse_warning(coarse),
+        located_notes(swapped, zeros, elsewhere, coarse),
     )

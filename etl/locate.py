@@ -68,6 +68,12 @@ def zeros_warning(n: int) -> list[str]:
             "(rejected where they have none)"] if n else []
 
 
+def located_notes(swapped: int, zeros: int, elsewhere: list[int], coarse: dict[str, int]) -> list[str]:
+    """The notes of locating, from its counts (of one chunk, or summed over a file's chunks)."""
+    return (swapped_warning(swapped) + zeros_warning(zeros) + elsewhere_warning(elsewhere)
+            + coarse_warning(coarse))
+
+
 @dataclass(frozen=True)
 class Places:
     """What locating reads from the database, read once: the grids (point in polygon) and, when
@@ -228,8 +234,7 @@ def locate(
     if "area" in geo:  # rows geocoded to a grid, village or town (never outside the district)
         counts = geo["geocode_level"][need].value_counts()
         coarse = {k: int(counts[k]) for k in ("grid", "village", "town") if k in counts}
-    notes = (swapped_warning(swapped) + zeros_warning(zeros) + elsewhere_warning(elsewhere)
-             + coarse_warning(coarse))
+    notes = located_notes(swapped, zeros, elsewhere, coarse)
     located = Located(frame, notes, swapped, zeros, elsewhere, coarse)
     return located, pd.concat(rejects, ignore_index=True) if rejects else _empty()
 
@@ -476,6 +481,19 @@ class _Grids:
     tree: shapely.STRtree
     raster: _Raster | None = None  # made by with_raster, for big loads
     names: np.ndarray | None = None  # each grid's name, where known (to read a file's 所属网格)
+    _lookup: _NameLookup | None = None  # made by lookup(), once per grids version
+
+    def lookup(self) -> _NameLookup:
+        """The grids by code, their names without white space, and each village's and town's
+        grids: for reading a file's 所属网格 (:func:`_elsewhere`, :func:`_declared_grids`)."""
+        if self._lookup is None:
+            members: dict[str, list[int]] = {}
+            for i, (village, town) in enumerate(zip(self.villages, self.towns, strict=True)):
+                members.setdefault(village, []).append(i)
+                members.setdefault(town, []).append(i)
+            names = [] if self.names is None else [_bare(n) if n is not None else "" for n in self.names]
+            self._lookup = _NameLookup({c: i for i, c in enumerate(self.codes)}, names, members)
+        return self._lookup
 
     def with_raster(self) -> _Grids:
         if self.raster is None and len(self.codes):
@@ -524,6 +542,19 @@ def grids_of(codes: list[str], geoms: np.ndarray, names: list[str | None] | None
     )
 
 
+@dataclass(frozen=True)
+class _NameLookup:
+    position: dict[str, int]  # a grid's index by its code
+    names: list[str]  # each grid's name without white space ("" where unknown)
+    members: dict[str, list[int]]  # a village's or town's grids, by its code
+
+
+def _names_match(said: str, name: str) -> bool:
+    """A 所属网格 as written names this grid: one name ends with the other, white space aside
+    (网格 names are written with and without their village or town before them)."""
+    return bool(name) and (said.endswith(name) or name.endswith(said))
+
+
 def _elsewhere(grids: _Grids, frame: pd.DataFrame, rows: pd.Series) -> list[int]:
     """The rows whose 所属网格 (the file's own ``grid`` column: a grid's code or name) is not the
     grid they were placed in. A name matches when one ends with the other (网格 names are written
@@ -537,10 +568,12 @@ def _elsewhere(grids: _Grids, frame: pd.DataFrame, rows: pd.Series) -> list[int]
     # most rows name their grid exactly (compared in C); only the others are read one by one,
     # without white space, for a name written after its village or town
     odd = said.notna() & code.notna() & (said != code) & (said != name)
+    bare = grids.lookup().names
+    position = grids.lookup().position
     out = []
-    for row, s, c, n in zip(rows[odd], said[odd], code[odd], name[odd], strict=True):
-        s, n = "".join(s.split()), "".join((n or "").split())
-        if s != c and not (n and (s.endswith(n) or n.endswith(s))):
+    for row, s, c in zip(rows[odd], said[odd], code[odd], strict=True):
+        s = _bare(s)
+        if s != c and not _names_match(s, bare[position[c]]):
             out.append(int(row))
     return out
 
@@ -564,19 +597,13 @@ def _declared_grids(
     at = coarse[coarse].index
     said = f.loc[at, "grid"].map(_bare)
     area = geo.loc[at, "area_village"].where(geo.loc[at, "area_village"].notna(), geo.loc[at, "area_town"])
-    position = {code: i for i, code in enumerate(grids.codes)}
-    members: dict[str, list[int]] = {}  # an area's grids, by its code
-    for i, (village, town) in enumerate(zip(grids.villages, grids.towns, strict=True)):
-        members.setdefault(village, []).append(i)
-        members.setdefault(town, []).append(i)
-    names = [_bare(n) if n is not None else "" for n in grids.names]
+    look = grids.lookup()
 
     def resolve(s: str, a: str) -> int:  # the grid's index, or -1
-        i = position.get(s)
+        i = look.position.get(s)
         if i is None or a not in (grids.villages[i], grids.towns[i]):
             # by name among the area's grids (网格 names repeat across villages, not within one)
-            hits = [j for j in members.get(a, ())
-                    if names[j] and (s.endswith(names[j]) or names[j].endswith(s))]
+            hits = [j for j in look.members.get(a, ()) if _names_match(s, look.names[j])]
             i = hits[0] if len(hits) == 1 else -1
         return i
 

@@ -147,6 +147,11 @@ class PlannedPatrol:
 
 
 # -- candidates -------------------------------------------------------------------------------
+# a record at its own point: placed by coordinates or to a door, not only to a grid, village or
+# town by its address (migration 0027), which stands at that area's point
+_OWN_POINT = "coalesce({t}geocode_level, 'door') = 'door'"
+
+
 def candidate_stops(
     conn: Connection,
     *,
@@ -173,8 +178,8 @@ def candidate_stops(
     if "key_sites" in sources and p.key_sites:
         rows = conn.execute(
             text(
-                "SELECT code, name, risk_level AS level, ST_X(geom) AS lon, ST_Y(geom) AS lat, "
-                "coalesce(geocode_level, 'door') <> 'door' AS coarse "
+                "SELECT code, name, risk_level AS level, ST_X(geom) AS lon, ST_Y(geom) AS lat, "  # noqa: S608 - fixed text
+                f"NOT {_OWN_POINT.format(t='')} AS coarse "
                 "FROM pingan.key_sites WHERE risk_level = ANY (:levels) "
                 "AND (CAST(:town AS text) IS NULL OR town_code = :town) ORDER BY code"
             ),
@@ -187,8 +192,8 @@ def candidate_stops(
     if "hazards" in sources and p.hazards:
         rows = conn.execute(
             text(
-                "SELECT code, title AS name, level, ST_X(geom) AS lon, ST_Y(geom) AS lat, "
-                "coalesce(geocode_level, 'door') <> 'door' AS coarse FROM pingan.hazards "
+                "SELECT code, title AS name, level, ST_X(geom) AS lon, ST_Y(geom) AS lat, "  # noqa: S608 - fixed text
+                f"NOT {_OWN_POINT.format(t='')} AS coarse FROM pingan.hazards "
                 "WHERE state NOT IN ('verified', 'closed') AND level = ANY (:levels) "
                 "AND (CAST(:town AS text) IS NULL OR town_code = :town) ORDER BY code"
             ),
@@ -505,9 +510,9 @@ def coverage(
         text(
             "WITH r AS (SELECT ST_SetSRID(ST_GeomFromWKB(:wkb), 4490) AS g), "  # noqa: S608 - fixed text
             + area
-            + ", sites AS (SELECT ST_DWithin(k.geom::geography, r.g::geography, :m) AS near "
+            + ", sites AS (SELECT ST_DWithin(k.geom::geography, r.g::geography, :m) AS near "  # noqa: S608
             "  FROM pingan.key_sites k, area, r WHERE k.geom && area.a AND ST_Intersects(area.a, k.geom) "
-            "  AND coalesce(k.geocode_level, 'door') = 'door'), "  # as candidate_stops: at their own point
+            f"  AND {_OWN_POINT.format(t='k.')}), "  # as candidate_stops
             "cells AS (SELECT DISTINCT ON (c.cell, c.geom) ST_PointOnSurface(c.geom) AS pt "
             "  FROM pingan.hotspots_latest c, area WHERE c.bin >= :hot AND c.geom && area.a), "
             "hot AS (SELECT ST_DWithin(cells.pt::geography, r.g::geography, :m) AS near "

@@ -175,6 +175,24 @@ def _found_and_accepted(engine) -> pd.DataFrame:
     return pd.concat(out).groupby(["period", "level", "code"]).sum().fillna(0).astype(int)
 
 
+def _assert_counts_match(engine) -> None:
+    """monthly_stats' hazards_found and cases_accepted equal the records' own counts."""
+    s = stats(engine).set_index(["period", "level", "code"])[["hazards_found", "cases_accepted"]]
+    pd.testing.assert_frame_equal(_found_and_accepted(engine).sort_index(),
+                                  s[(s.hazards_found > 0) | (s.cases_accepted > 0)].sort_index(),
+                                  check_dtype=False)
+
+
+def _assert_incremental_equals_full(engine, table: str) -> None:
+    """An incremental refresh now, then a full one: ``table`` the same after each."""
+    refresh(engine)
+    with engine.connect() as conn:
+        incremental = table_fingerprint(conn, table, frozenset({"refreshed_at"}))
+    refresh(engine, full=True)
+    with engine.connect() as conn:
+        assert table_fingerprint(conn, table, frozenset({"refreshed_at"})) == incremental
+
+
 def test_records_without_a_grid_count_in_their_village_or_town_only(databases, tmp_path) -> None:
     """Records placed only to a village (no grid) or a town (no village): each village's and
     town's months count them, no grid's does; after a load of such records an incremental refresh
@@ -190,10 +208,8 @@ def test_records_without_a_grid_count_in_their_village_or_town_only(databases, t
                         "village_code = CASE WHEN :l = 'village' THEN village_code END "
                         "WHERE id % :n = 0 AND geocode_level IS NULL"), {"l": level, "n": every})
         refresh(engine, full=True)
-        s = stats(engine).set_index(["period", "level", "code"])[["hazards_found", "cases_accepted"]]
-        expected = _found_and_accepted(engine)
-        got = s[(s.hazards_found > 0) | (s.cases_accepted > 0)]
-        pd.testing.assert_frame_equal(expected.sort_index(), got.sort_index(), check_dtype=False)
+        _assert_counts_match(engine)
+        s = stats(engine).set_index(["period", "level", "code"])
         assert not (s.index.get_level_values("code").str.len() != s.index.get_level_values("level").map(
             {"grid": 15, "village": 12, "town": 9})).any()
         # a file of records placed only to a village or town, then an incremental refresh
@@ -208,16 +224,8 @@ def test_records_without_a_grid_count_in_their_village_or_town_only(databases, t
         path = tmp_path / "coarse.csv"
         df.to_csv(path, index=False, encoding="gbk")
         assert load_file(engine, path, "hazards", source="test-coarse-refresh").loaded == 20
-        refresh(engine)
-        with engine.connect() as conn:
-            incremental = table_fingerprint(conn, "monthly_stats", frozenset({"refreshed_at"}))
-        refresh(engine, full=True)
-        with engine.connect() as conn:
-            assert table_fingerprint(conn, "monthly_stats", frozenset({"refreshed_at"})) == incremental
-        s = stats(engine).set_index(["period", "level", "code"])[["hazards_found", "cases_accepted"]]
-        pd.testing.assert_frame_equal(_found_and_accepted(engine).sort_index(),
-                                      s[(s.hazards_found > 0) | (s.cases_accepted > 0)].sort_index(),
-                                      check_dtype=False)
+        _assert_incremental_equals_full(engine, "monthly_stats")
+        _assert_counts_match(engine)
     finally:
         engine.dispose()
 
@@ -244,10 +252,7 @@ def test_the_first_refresh_after_migration_0027_recomputes_everything(databases)
         migrate.upgrade(engine)
         again = refresh(engine)
         assert again.rows > 0
-        s = stats(engine).set_index(["period", "level", "code"])[["hazards_found", "cases_accepted"]]
-        pd.testing.assert_frame_equal(_found_and_accepted(engine).sort_index(),
-                                      s[(s.hazards_found > 0) | (s.cases_accepted > 0)].sort_index(),
-                                      check_dtype=False)
+        _assert_counts_match(engine)
     finally:
         engine.dispose()
 
@@ -280,10 +285,7 @@ def test_a_reload_that_moves_records_takes_them_out_of_their_old_place(databases
         second.to_csv(path, index=False)
         assert load_file(engine, path, "hazards", source="test-move").updated == 8
         refresh(engine)
-        s = stats(engine).set_index(["period", "level", "code"])[["hazards_found", "cases_accepted"]]
-        pd.testing.assert_frame_equal(_found_and_accepted(engine).sort_index(),
-                                      s[(s.hazards_found > 0) | (s.cases_accepted > 0)].sort_index(),
-                                      check_dtype=False)
+        _assert_counts_match(engine)
         with engine.connect() as conn:
             assert conn.execute(text("SELECT count(*) FROM pingan.refresh_moved")).scalar_one() == 0
     finally:
@@ -324,11 +326,6 @@ def test_a_person_who_moves_village_is_counted_again_where_they_left(databases, 
         refresh(engine, full=True)
         persons_export(df.assign(x=there[1], y=there[2])).to_csv(path, index=False)
         assert load_file(engine, path, "persons", source="test-move", keys=TEST_KEY).updated == 6
-        refresh(engine)
-        with engine.connect() as conn:
-            incremental = table_fingerprint(conn, "index_inputs", frozenset({"refreshed_at"}))
-        refresh(engine, full=True)
-        with engine.connect() as conn:
-            assert table_fingerprint(conn, "index_inputs", frozenset({"refreshed_at"})) == incremental
+        _assert_incremental_equals_full(engine, "index_inputs")
     finally:
         engine.dispose()
