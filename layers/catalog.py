@@ -124,12 +124,14 @@ _PERSON_COUNTS = (
     P("suppressed", "boolean", "小数抑制", "Small counts suppressed"),
 )
 _COUNT_TILE_PROPERTIES = ("code", "total", "grade_red", "grade_yellow", "grade_green", "suppressed")
-_COUNTS_NOTE_ZH = "人数少于阈值（默认 5）的格子不显示具体数字（为空，suppressed=true）。"
-_COUNTS_NOTE_EN = "Counts below the threshold (default 5) are withheld (null, suppressed=true)."
+_COUNTS_NOTE_ZH = ("人数少于阈值（默认 5）的数字不显示（为空，suppressed=true）；为防止用相减推算出小数字，"
+                   "部分较大的数字也一并不显示。")
+_COUNTS_NOTE_EN = ("Counts below the threshold (default 5) are withheld (null, suppressed=true), and so are "
+                   "some larger ones, so that no small count can be worked out by subtraction.")
 PERSONS_BY_GRID = Layer(
     id="persons-by-grid", title_zh="五失人员（按网格统计）", title_en="Five-loss persons per grid",
     table="pingan.persons_by_grid", geometry_type="MultiPolygon", id_column="code",
-    sensitivity="internal", roles=ALL_ROLES,
+    sensitivity="internal", roles=ALL_ROLES, data_from=("persons", "grids"),
     properties=(P("code", "string", "网格代码", "Grid code"), P("name", "string", "名称", "Name"),
                 P("village_code", "string", "所属村社", "Village"),
                 P("town_code", "string", "所属镇街", "Town"), *_PERSON_COUNTS),
@@ -140,11 +142,21 @@ PERSONS_BY_GRID = Layer(
 PERSONS_BY_VILLAGE = Layer(
     id="persons-by-village", title_zh="五失人员（按村社统计）", title_en="Five-loss persons per village",
     table="pingan.persons_by_village", geometry_type="MultiPolygon", id_column="code",
-    sensitivity="internal", roles=ALL_ROLES,
+    sensitivity="internal", roles=ALL_ROLES, data_from=("persons", "villages"),
     properties=(P("code", "string", "村社代码", "Village code"), P("name", "string", "名称", "Name"),
                 P("town_code", "string", "所属镇街", "Town"), *_PERSON_COUNTS),
     tiles=Tiles(minzoom=8, maxzoom=18, simplify_px=0.5, properties=_COUNT_TILE_PROPERTIES),
     style=Style(color="#c0392b", outline="#5b6b8c", opacity=0.4),
+    description_zh=_COUNTS_NOTE_ZH, description_en=_COUNTS_NOTE_EN,
+)
+PERSONS_BY_TOWN = Layer(
+    id="persons-by-town", title_zh="五失人员（按镇街统计）", title_en="Five-loss persons per town",
+    table="pingan.persons_by_town", geometry_type="MultiPolygon", id_column="code",
+    sensitivity="internal", roles=ALL_ROLES, data_from=("persons", "towns"),
+    properties=(P("code", "string", "镇街代码", "Town code"), P("name", "string", "名称", "Name"),
+                *_PERSON_COUNTS),
+    tiles=Tiles(minzoom=6, maxzoom=16, simplify_px=0.5, properties=_COUNT_TILE_PROPERTIES),
+    style=Style(color="#c0392b", outline="#1f3b73", opacity=0.4),
     description_zh=_COUNTS_NOTE_ZH, description_en=_COUNTS_NOTE_EN,
 )
 
@@ -297,7 +309,7 @@ def default_registry() -> Registry:
     """The registry the service and the ETL refreshes use."""
     return Registry().register(
         TOWNS, VILLAGES, GRIDS, KEY_SITES, HAZARDS, CASES, PERSONS, PERSONS_BY_GRID, PERSONS_BY_VILLAGE,
-        HOTSPOTS, INDEX_VILLAGES, INDEX_TOWNS,
+        PERSONS_BY_TOWN, HOTSPOTS, INDEX_VILLAGES, INDEX_TOWNS,
     ).register(PATROL_ROUTES, PATROL_STOPS).register(
         HOTSPOT_RESULTS,  # processes (issue 7)
     ).validate()  # patrol plans (issue 9)

@@ -19,9 +19,9 @@ end or now, whichever is earlier):
   the demo's rule (docs/data-model.md; ``monthly_stats.cases_resolved_grassroots``).
 - red and orange villages: the published index of the month and of the month before.
 - persons by grade: active persons counted under row-level security for the roles that see
-  individuals; for the others the sum of the suppressed counts per village
-  (``persons_by_village``: counts under the threshold are NULL there and are left out, so no
-  number below the threshold is ever shown) with the number of suppressed villages.
+  individuals; for the others (analyst, public: district-wide) the sum of the counts per town
+  (``persons_by_town``: withheld counts are NULL there and are left out, so no number below the
+  threshold is ever shown, migration 0028) with the number of towns with a withheld count.
 """
 
 from __future__ import annotations
@@ -135,9 +135,8 @@ _PERSONS_COUNTED = """
 SELECT coalesce(sum(grade_red), 0) AS red, coalesce(sum(grade_yellow), 0) AS yellow,
        coalesce(sum(grade_green), 0) AS green, coalesce(sum(total), 0) AS total,
        count(*) FILTER (WHERE suppressed) AS suppressed_areas
-FROM pingan.persons_by_village v
-WHERE (CAST(:towns AS text[]) IS NULL OR v.town_code = ANY (CAST(:towns AS text[])))
-  AND (CAST(:villages AS text[]) IS NULL OR v.code = ANY (CAST(:villages AS text[])))
+FROM pingan.persons_by_town t
+WHERE (CAST(:towns AS text[]) IS NULL OR t.code = ANY (CAST(:towns AS text[])))
 """
 
 

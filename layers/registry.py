@@ -103,6 +103,9 @@ class Layer:
     instead: str | None = None  # the layer shown to roles outside ``roles`` (aggregates)
     served: bool = True
     per_user: bool = False  # rows depend on the caller's user (owner RLS): caches key on the user
+    # Layers whose data this one is made from (a view over their tables): a bump of any of them
+    # changes what this layer holds, so caches key on their versions too.
+    data_from: tuple[str, ...] = ()
     tiles: Tiles = field(default_factory=Tiles)
     style: Style = field(default_factory=Style)
     description_zh: str = ""
@@ -129,6 +132,11 @@ class Layer:
                                 f"{', '.join(_DIMENSION)}")
         if not self.roles <= ALL_ROLES:
             raise RegistryError(f"layer {self.id}: unknown roles {sorted(self.roles - ALL_ROLES)}")
+
+    @property
+    def version_ids(self) -> tuple[str, ...]:
+        """The layer versions (``pingan.layer_versions``) its rows follow: its own and ``data_from``."""
+        return (self.id, *self.data_from)
 
     @property
     def dimension(self) -> int:
@@ -171,6 +179,9 @@ class Registry(Mapping[str, Layer]):
         for layer in self.values():
             if layer.instead is not None and layer.instead not in self:
                 raise RegistryError(f"layer {layer.id}: 'instead' names unknown {layer.instead!r}")
+            for source in layer.data_from:
+                if source not in self:
+                    raise RegistryError(f"layer {layer.id}: 'data_from' names unknown {source!r}")
         return self
 
     def served(self) -> Iterator[Layer]:

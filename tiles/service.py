@@ -135,7 +135,7 @@ class TileService:
         versions = await self.clock.current(pool)
         return TileKey(
             layers=tuple(layer.id for layer in layers),
-            versions=tuple(versions.get(layer.id, 0) for layer in layers),
+            versions=tuple(versions.get(v, 0) for layer in layers for v in layer.version_ids),
             fingerprints=tuple(self._fingerprints[layer.id] for layer in layers),
             z=z, x=x, y=y, role=principal.role, areas=principal.areas, filters=filters, multi=multi,
             shapes=tuple(not filters and z in stored_zooms(layer) and self.clock.shapes_current(layer.id)

@@ -9,7 +9,7 @@
     zh: {
       legend: "五色预警（村社）", kpis: "本月概况", layers: "图层", warnings: "预警名单",
       red: "红", orange: "橙", yellow: "黄", blue: "蓝", green: "绿",
-      redOrange: "红橙村社", lastMonth: "上月", villages: "村社", score: "平安指数", rank: "排名",
+      redOrange: "红橙村社", lastMonth: "上月", villages: "村社", towns: "镇街", score: "平安指数", rank: "排名",
       change: "较上月", colour: "颜色", veto: "一票否决", trend: "走势", logout: "退出", role: "角色",
       town: "所属镇街", period: "月份", noWarnings: "无未结预警", since: "起始", deadline: "期限",
       overdue: "逾期", owner: "责任单位", hazardsFound: "隐患发现", hazardsRectified: "已整改", rate: "整改率",
@@ -23,7 +23,7 @@
     en: {
       legend: "Five colours (villages)", kpis: "This month", layers: "Layers", warnings: "Warnings",
       red: "red", orange: "orange", yellow: "yellow", blue: "blue", green: "green",
-      redOrange: "Red + orange villages", lastMonth: "last month", villages: "villages", score: "Safety index",
+      redOrange: "Red + orange villages", lastMonth: "last month", villages: "villages", towns: "towns", score: "Safety index",
       rank: "Rank", change: "Change", colour: "Colour", veto: "Veto", trend: "Trend", logout: "Log out",
       role: "role", town: "Town", period: "Month", noWarnings: "No open warnings", since: "since",
       deadline: "due", overdue: "overdue", owner: "Owner", hazardsFound: "Hazards found",
@@ -84,6 +84,8 @@
       ["==", ["get", "total"], null], 0, ["min", 0.7, ["*", 0.1, ["get", "total"]]]]}}],
     "persons-by-village": [{type: "fill", paint: {"fill-color": "#c0392b", "fill-opacity": ["case",
       ["==", ["get", "total"], null], 0, ["min", 0.7, ["*", 0.02, ["get", "total"]]]]}}],
+    "persons-by-town": [{type: "fill", paint: {"fill-color": "#c0392b", "fill-opacity": ["case",
+      ["==", ["get", "total"], null], 0, ["min", 0.7, ["*", 0.005, ["get", "total"]]]]}}],
     persons: [{type: "circle", paint: {"circle-color": ["match", ["get", "grade"], "red", "#e31a1c", "yellow",
       "#ffd92f", "green", "#33a02c", "#999"], "circle-radius": countRadius}}],
     grids: [{type: "line", paint: {"line-color": "#8fa3bf", "line-width": 0.5}}],
@@ -99,7 +101,8 @@
   ];
   const SKIP = new Set(["towns", "villages", "index-villages"]);  // drawn as the base and the choropleth
   const DEPENDS = {base: ["towns", "villages"], index: ["index-villages", "villages"], "village-points": ["index-villages", "villages"],
-                   "persons-by-grid": ["persons"], "persons-by-village": ["persons"]};
+                   "persons-by-grid": ["persons"], "persons-by-village": ["persons"],
+                   "persons-by-town": ["persons"]};
   const boot = JSON.parse(document.getElementById("boot").textContent || "{}");
   const params = new URLSearchParams(location.search);
   const REFRESH_S = Math.min(600, Math.max(1, Number(params.get("refresh")) || 30));
@@ -353,7 +356,7 @@
     html += `<div class="kpi" data-kpi="persons"><span>${T.persons}</span><span class="grades">` +
       `<b class="g-red" id="kpi-persons-red">${ge}${p.red}</b> <b class="g-yellow" id="kpi-persons-yellow">${ge}${p.yellow}</b> ` +
       `<b class="g-green" id="kpi-persons-green">${ge}${p.green}</b></span></div>` +
-      (p.exact ? "" : `<p class="muted">${T.personsNote}: ${p.suppressed_areas} ${T.villages}</p>`);
+      (p.exact ? "" : `<p class="muted">${T.personsNote}: ${p.suppressed_areas} ${T.towns}</p>`);
     $("kpis").innerHTML = html;
     $("kpis").dataset.period = k.period;
     return k;

@@ -24,6 +24,7 @@ STAFF = frozenset({"admin", "command", "town", "grid", "system"})
 SELECT_MATRIX: dict[str, frozenset[str]] = {
     "towns": EVERYONE, "villages": EVERYONE, "layer_versions": EVERYONE | {"service"},
     "workflow_transitions": EVERYONE, "persons_by_grid": EVERYONE, "persons_by_village": EVERYONE,
+    "persons_by_town": EVERYONE,  # 0028
     "grids": PLACES, "key_sites": PLACES, "patrol_teams": PLACES, "monthly_stats": PLACES,
     "refresh_state": PLACES, "address_points": PLACES, "road_vertices": PLACES, "road_edges": PLACES,
     "hazards": STAFF, "hazard_events": STAFF, "cases": STAFF, "case_events": STAFF,
@@ -228,10 +229,11 @@ def test_person_counts_are_suppressed_below_the_threshold(svc, demo_engine, demo
                "life_frustration", "mental_imbalance", "abnormal_behaviour")
     with demo_engine.connect() as c:
         k = c.execute(text("SELECT min_count FROM pingan.privacy_config")).scalar_one()
-    for view in ("persons_by_grid", "persons_by_village"):
+    for view in ("persons_by_grid", "persons_by_village", "persons_by_town"):
         with transaction(svc, _principal(role, demo_areas)) as c:
+            town = "code" if view == "persons_by_town" else "town_code"
             rows = c.execute(text(
-                f"SELECT town_code, suppressed, {', '.join(columns)} FROM pingan.{view}")).all()  # noqa: S608
+                f"SELECT {town}, suppressed, {', '.join(columns)} FROM pingan.{view}")).all()  # noqa: S608
         assert rows
         for town, suppressed, *counts in rows:
             assert all(n is None or n == 0 or n >= k for n in counts)

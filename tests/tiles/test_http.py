@@ -62,6 +62,16 @@ def test_bumping_the_layer_version_invalidates(demo_url, demo_engine) -> None:
             versions.bump(conn, ["grids"])
         time.sleep(0.35)
         assert c.get(cases).headers["x-cache"] == "HIT"
+        # counts of persons per village are made from the persons: a load of persons (which
+        # bumps "persons", not the view's own id) makes new tiles of them
+        counts = tile_url("persons-by-village", densest_tile(demo_engine, "villages", 10))
+        first = c.get(counts)
+        assert first.status_code == 200 and c.get(counts).headers["x-cache"] == "HIT"
+        with demo_engine.begin() as conn:
+            versions.bump(conn, ["persons"])
+        time.sleep(0.35)
+        again = c.get(counts)
+        assert again.headers["x-cache"] == "MISS" and again.headers["etag"] != first.headers["etag"]
 
 
 def test_cache_off_always_renders(demo_url, demo_engine) -> None:

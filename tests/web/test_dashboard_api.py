@@ -84,12 +84,17 @@ def test_an_analyst_gets_suppressed_counts_only(server: str, users, district: En
     assert k["hazards"] is None and k["disputes"] is None  # no privilege on individuals
     with district.connect() as c:
         k_min = c.execute(text("SELECT min_count FROM pingan.privacy_config")).scalar_one()
-        per_village = c.execute(text("""SELECT v.code, count(p.id) FILTER (WHERE p.grade = 'red')
-            FROM pingan.villages v
-            LEFT JOIN pingan.persons p ON p.village_code = v.code AND p.status = 'active'
-            GROUP BY v.code""")).all()
-    shown = [n for _, n in per_village if n == 0 or n >= k_min]  # counts under the threshold are withheld
-    assert k["persons"]["red"] == sum(shown)
+        exact = dict(c.execute(text("""SELECT t.code, count(p.id) FILTER (WHERE p.grade = 'red')
+            FROM pingan.towns t
+            LEFT JOIN pingan.persons p ON p.town_code = t.code AND p.status = 'active'
+            GROUP BY t.code""")).all())
+    status, towns = api(server, users["analyst"], "/ogc/collections/persons-by-town/items?limit=1000")
+    assert status == 200
+    served = {f["properties"]["code"]: f["properties"]["grade_red"] for f in towns["features"]}
+    assert served.keys() == exact.keys()
+    assert all(n is None or n == exact[code] for code, n in served.items())  # withheld or exact
+    assert all(n is None for code, n in served.items() if 1 <= exact[code] < k_min)
+    assert k["persons"]["red"] == sum(n for n in served.values() if n is not None)
     assert k["persons"]["red"] == 0 or k["persons"]["red"] >= k_min
     assert k["persons"]["suppressed_areas"] > 0 and not k["persons"]["exact"]
 

@@ -97,6 +97,7 @@ def test_owslib(server: str, count) -> None:
         "persons",
         "persons-by-grid",
         "persons-by-village",
+        "persons-by-town",
         "hotspots",
         "index-villages",
         "index-towns",

@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from layers.catalog import default_registry
 
 SERVED = ["towns", "villages", "grids", "key-sites", "hazards", "cases", "persons", "persons-by-grid",
-          "persons-by-village", "hotspots", "index-villages", "index-towns",
+          "persons-by-village", "persons-by-town", "hotspots", "index-villages", "index-towns",
           "patrol-routes", "patrol-stops",  # saved patrol plans (issue 9)
           "hotspot-results"]  # the caller's own process results (issue 7)
 TILESETS = "http://www.opengis.net/def/rel/ogc/1.0/tilesets-vector"
