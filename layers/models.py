@@ -415,6 +415,16 @@ class RefreshMoved(Base):
     t0: Mapped[datetime] = mapped_column(TZ)
 
 
+class PersonCountsPattern(Base):
+    """Which counts of persons per area are withheld (0028): written by a trigger on persons,
+    read by the count views; owner only."""
+
+    __tablename__ = "person_counts_pattern"
+    level: Mapped[str] = mapped_column(Text, primary_key=True)
+    code: Mapped[str] = mapped_column(Text, primary_key=True)
+    names: Mapped[list[str]] = mapped_column(ARRAY(Text))
+
+
 class RoadVertex(Base):
     __tablename__ = "road_vertices"
     __table_args__ = (Index("road_vertices_geom_idx", "geom", postgresql_using="gist"),)

@@ -35,6 +35,7 @@ SELECT_MATRIX: dict[str, frozenset[str]] = {
     "audit_log": frozenset(), "privacy_config": frozenset(), "grid_workers": frozenset(),
     "person_counts": frozenset(), "person_counts_by_area": frozenset(), "persons_by_area": frozenset(),
     "refresh_moved": frozenset(),  # 0027: the ETL's own notes for the refresh
+    "person_counts_pattern": frozenset(),  # 0028: which counts are withheld, read through the views
     # tile shapes (0008): derived polygons; every shapes statement also reads the layer's table
     "tile_shapes": EVERYONE, "tile_shape_versions": frozenset({"service"}),
     # monthly hot spots (0010): counts per hexagon for staff and analysts

@@ -23,6 +23,9 @@ NAMES = ("total", "grade_red", "grade_yellow", "grade_green", "career_failure", 
          "life_frustration", "mental_imbalance", "abnormal_behaviour")
 GRADES = ("grade_red", "grade_yellow", "grade_green")
 Cell = tuple[str, str, str]  # (level, code, count name); level grid|village|town|village_own|town_own
+STORED = text("SELECT level, code, names FROM pingan.person_counts_pattern ORDER BY 1, 2")
+FRESH = text("SELECT area_level, area_code, array_agg(count_name ORDER BY count_name) "
+             "FROM pingan.person_counts_withheld() GROUP BY 1, 2 ORDER BY 1, 2")
 
 
 @pytest.fixture(scope="module")
@@ -211,3 +214,62 @@ def test_every_caller_sees_the_same_pattern_in_its_areas(district, role: str) ->
     assert rows and all(analyst[cell] == n for cell, n in rows.items())
     if role == "grid":  # its grid, the village and the town it lies in
         assert {(lv, code) for lv, code, _ in rows} == {("grid", grid), ("village", village), ("town", town)}
+
+
+def test_the_stored_pattern_follows_every_change(district) -> None:  # noqa: ANN001
+    """The pattern is stored and rewritten in the transaction that changes persons or the
+    threshold: within it, and after it, it is what a fresh computation gives."""
+    owner, _ = district
+    with owner.connect() as c, c.begin() as tx:
+        before = c.execute(STORED).all()
+        assert before and before == c.execute(FRESH).all()
+        for change in ("UPDATE pingan.persons SET grade = 'red' WHERE id = (SELECT min(id) FROM "
+                       "pingan.persons WHERE status = 'active' AND grade <> 'red')",
+                       "UPDATE pingan.persons SET status = 'closed',"
+                       " closed_at = registered_at + interval '1 day' WHERE id IN (SELECT id"
+                       " FROM pingan.persons WHERE status = 'active' ORDER BY id LIMIT 40)",
+                       "UPDATE pingan.privacy_config SET min_count = 3"):
+            c.execute(text(change))
+            now = c.execute(STORED).all()
+            assert now == c.execute(FRESH).all() and now != before, change
+            before = now
+        tx.rollback()
+
+
+def test_concurrent_changes_of_persons_leave_the_pattern_of_both(databases) -> None:  # noqa: ANN001
+    """Two transactions changing persons at once: the second waits for the first (an advisory
+    lock in the trigger) and computes from its committed change plus its own."""
+    import threading
+
+    url = databases.demo()
+    owner = make_engine(DatabaseSettings(database_url=url))
+    try:
+        with owner.connect() as c:
+            a, b = c.execute(text("SELECT id FROM pingan.persons WHERE status = 'active' ORDER BY id "
+                                  "LIMIT 2")).scalars().all()
+        move = text("UPDATE pingan.persons SET grade = CASE grade WHEN 'red' THEN 'green' ELSE 'red' END "
+                    "WHERE id = :i")
+        errors: list[BaseException] = []
+        first = owner.connect()
+        tx = first.begin()
+        first.execute(move, {"i": a})  # holds the lock until it commits
+
+        def second() -> None:
+            try:
+                with owner.begin() as c:
+                    c.execute(move, {"i": b})
+            except BaseException as e:  # noqa: BLE001 - reported below
+                errors.append(e)
+
+        t = threading.Thread(target=second)
+        t.start()
+        t.join(1.0)
+        assert t.is_alive()  # waiting for the first
+        tx.commit()
+        first.close()
+        t.join(30)
+        assert not t.is_alive() and not errors, errors
+        with owner.connect() as c:
+            assert c.execute(STORED).all() == c.execute(FRESH).all()
+    finally:
+        owner.dispose()

@@ -4,6 +4,11 @@ DROP VIEW pingan.persons_by_village;
 DROP VIEW pingan.persons_by_grid;
 DROP VIEW pingan.persons_by_area;
 DROP VIEW pingan.person_counts_by_area;
+DROP TRIGGER persons_repattern ON pingan.persons;
+DROP TRIGGER persons_repattern_truncate ON pingan.persons;
+DROP TRIGGER privacy_config_repattern ON pingan.privacy_config;
+DROP FUNCTION pingan.person_counts_repattern();
+DROP TABLE pingan.person_counts_pattern;
 DROP FUNCTION pingan.person_counts_withheld();
 
 -- One row per area (grid or village) with its raw counts, for the two served views below.
