@@ -195,7 +195,10 @@ def latest_period(conn: Connection) -> date | None:
 # -- a place's index breakdown -----------------------------------------------------------------
 def breakdown(conn: Connection, code: str, period: date) -> dict[str, Any] | None:
     """A village's or town's score of the month with each indicator's contribution (deducted
-    points), largest first, and the model's labels. None when there is no score."""
+    points), largest first, and the model's labels. None when there is no score. The
+    contributions only for callers who may see the persons behind them (admin, command, system;
+    a town user in its town; migration 0029): for others ``indicators`` is empty and
+    ``indicators_withheld`` true."""
     level = "village" if len(code) == 12 else "town"
     row = conn.execute(text(
         "SELECT s.code, s.level, s.period, s.score::float8 AS score, s.class, s.colour_hex, s.rank,"
@@ -209,7 +212,9 @@ def breakdown(conn: Connection, code: str, period: date) -> dict[str, Any] | Non
         return None
     labels = _labels(row["toml"])
     items = []
-    for ind, c in row["contributions"].items():
+    # NULL: the caller may not see the persons behind this place's figures (migration 0029)
+    withheld = row["contributions"] is None
+    for ind, c in (row["contributions"] or {}).items():
         if c.get("skipped"):
             items.append({"id": ind, "label": labels.get(ind, ind), "skipped": True})
             continue
@@ -220,7 +225,7 @@ def breakdown(conn: Connection, code: str, period: date) -> dict[str, Any] | Non
             "model_version")
     out = {k: row[k] for k in keys}
     return {**out, "period": row["period"].isoformat()[:7], "veto_reasons": list(row["veto_reasons"]),
-            "notes": list(row["notes"]), "indicators": items}
+            "notes": list(row["notes"]), "indicators": items, "indicators_withheld": withheld}
 
 
 def _labels(model_toml: str) -> dict[str, str]:

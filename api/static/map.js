@@ -434,7 +434,11 @@
       `<tr><td>${T.rank}</td><td>${q.rank == null ? "–" : q.rank}</td></tr><tr><td>${T.change}</td><td>${q.change == null ? "–" : Number(q.change).toFixed(2)}</td></tr>` +
       (q.veto ? `<tr><td>${T.veto}</td><td>✔</td></tr>` : "") + `</table>` +
       `<h3>${T.trend}</h3>${sparkline(scores)}`;
-    if (more && more.indicators) {
+    if (more && more.indicators_withheld) {
+      html += `<h3>${T.breakdown}</h3><p class="muted" id="detail-indicators-withheld">${T.notForRole}</p>` +
+        (more.veto_reasons && more.veto_reasons.length
+          ? `<p class="muted">${T.veto}: ${more.veto_reasons.map(esc).join("; ")}</p>` : "");
+    } else if (more && more.indicators) {
       const shown = more.indicators.filter((i) => !i.skipped);
       const top = Math.max(0.01, ...shown.map((i) => i.deduction || 0));
       html += `<h3>${T.breakdown}</h3><table class="breakdown" id="detail-indicators">` + shown.map((i) =>

@@ -44,7 +44,9 @@ SELECT_MATRIX: dict[str, frozenset[str]] = {
     "index_villages": EVERYONE, "index_towns": EVERYONE, "index_star_villages": EVERYONE,
     "index_stars": EVERYONE,
     "index_scores": PLACES, "index_models": PLACES, "index_survey": PLACES,
-    "index_months": PLACES,  # 0016: the scores' store; index_scores is its view
+    # 0016: the scores' store (index_scores is its view); 0029: its explanations hold person
+    # figures of every place, so only for the district-wide roles (town users: index_contributions)
+    "index_months": frozenset({"admin", "command", "system"}),
     "index_warnings": STAFF, "index_warning_events": STAFF,
     # 0020: the counted inputs, five-loss persons per village among them: the roles that compute
     "index_inputs": frozenset({"admin", "command"}),
@@ -341,3 +343,4 @@ def test_records_placed_only_to_a_village_or_town_are_not_a_grids(databases, tab
     finally:
         owner.dispose()
         service.dispose()
+

@@ -167,6 +167,31 @@ def test_place_breakdown_sums_to_the_score(server: str, users, district: Engine)
     assert api(server, users["command"], f"/api/places/{code}?period=2026-13")[0] == 400
 
 
+
+def test_a_place_is_explained_only_to_those_who_may_see_its_persons(server: str, users,
+                                                                     district: Engine) -> None:
+    """An explanation holds the place's person figures (persons_red per 10,000 residents times the
+    population is the count): migration 0029 gives it to admin, command and system everywhere and
+    to a town user in its town; analysts and grid users get the score without it."""
+    period = latest(district)
+    town = users["town"].areas[0]
+    with district.connect() as c:
+        own, other = (c.execute(text(
+            "SELECT code FROM pingan.index_scores WHERE level = 'village' AND period = :p"
+            " AND (town_code = :t) = :own ORDER BY code LIMIT 1"),
+            {"p": period, "t": town, "own": own}).scalar_one() for own in (True, False))
+    places = (own, other, town, other[:9])
+    for role in users:
+        for code in places:
+            status, b = api(server, users[role], f"/api/places/{code}?period={period:%Y-%m}")
+            assert status == 200 and b["score"] is not None, (role, code)
+            explained = role == "command" or (role == "town" and code.startswith(town))
+            assert b["indicators_withheld"] is not explained, (role, code)
+            if explained:
+                assert "value" in next(i for i in b["indicators"] if i["id"] == "persons_red")
+            else:
+                assert b["indicators"] == []
+
 def test_versions_and_labels(server: str, users, district: Engine) -> None:
     with district.connect() as c:
         truth = dict(c.execute(text("SELECT layer_id, version FROM pingan.layer_versions")).all())

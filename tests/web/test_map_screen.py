@@ -254,6 +254,13 @@ def test_an_analyst_in_english_gets_counts_and_no_ladder(browser, server: str, u
     assert w.page.locator("#kpi-hazards-found").count() == 0
     assert w.page.text_content("#kpi-persons-red").startswith("≥")  # suppressed counts: a lower bound
     assert w.page.locator("input[data-layer=hazards]").count() == 0  # not in its registry listing
+    # a village's details: its score, and no indicator breakdown (it holds person figures, 0029)
+    box = w.page.evaluate(CENTRE_OF_A_VILLAGE)
+    w.page.mouse.click(box["x"], box["y"])
+    w.page.wait_for_selector("#details:not([hidden]) #detail-score", timeout=20_000)
+    w.page.wait_for_selector("#details #detail-indicators-withheld", timeout=20_000)
+    assert w.page.locator("#details #detail-indicators").count() == 0
+    assert w.page.text_content("#detail-indicators-withheld") == "not for this role"
     w.shot("analyst-en")
     w.clean()
     w.context.close()
