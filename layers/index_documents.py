@@ -158,11 +158,14 @@ def document_content(conn: Connection, warning_id: int) -> Content:
     if months:
         latest = months[0]
         c.deductions_heading = f"{latest.period:%Y年%m月} 主要扣分项"
+        # NULL for a caller who may not see the persons behind the figures (a grid user, 0029)
         lost = sorted(
-            ((k, v["deduction"]) for k, v in latest.contributions.items() if v.get("deduction")),
+            ((k, v["deduction"]) for k, v in (latest.contributions or {}).items() if v.get("deduction")),
             key=lambda kv: -kv[1],
         )[:3]
         c.deductions = [f"{key}：扣 {pts:.2f} 分" for key, pts in lost]
+        if latest.contributions is None:
+            c.deductions.append("（扣分明细仅对区级与本镇街用户显示）")
         c.deductions += [f"一票否决：{reason}" for reason in latest.veto_reasons]
     return c
 

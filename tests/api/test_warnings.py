@@ -344,6 +344,18 @@ def test_documents_pdf_and_docx(client, owner, users) -> None:
     )
     other = items(owner, "w.town_code <> :t", {"t": users["town"].areas[0]})[0]
     assert client.get(f"/api/warnings/{other.id}/document", headers=users["town"].headers).status_code == 404
+    # the town user's document names the main deductions; a grid user's (its village's item) says
+    # they are not for it: they hold the village's person figures (migration 0029)
+    mine = items(owner, "w.status = 'open' AND w.level = 'village' AND w.code = :v",
+                 {"v": users["grid"].areas[0][:12]})[0]
+    texts = {}
+    for role in ("town", "grid"):
+        r = client.get(f"/api/warnings/{mine.id}/document", params={"format": "docx"},
+                       headers=users[role].headers)
+        assert r.status_code == 200, role
+        texts[role] = "\n".join(p.text for p in Document(io.BytesIO(r.content)).paragraphs)
+    assert "扣分明细仅对区级与本镇街用户显示" in texts["grid"] and "扣分明细" not in texts["town"]
+    assert "：扣 " in texts["town"] and "：扣 " not in texts["grid"]
 
 
 def test_index_export_for_every_role(client, owner, users) -> None:
