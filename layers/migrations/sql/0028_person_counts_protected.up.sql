@@ -212,14 +212,15 @@ SELECT w.area_level, w.area_code, array_agg(w.count_name ORDER BY w.count_name)
 FROM pingan.person_counts_withheld() w GROUP BY 1, 2;
 
 -- May the caller see the counts of this area? District-wide roles everything; a town user its
--- town; a grid user its grids and the village and town they lie in.
+-- town; a grid user its grids only. (0005 gave a grid user its villages too; but a grid worker
+-- knows its own grid's persons, withheld or not, and a village of 5 shown with two grids of 3 and
+-- 2 withheld gives the other grid's 2 to the worker of the first: the pattern protects against
+-- what the shown counts give, not against what a caller knows besides.)
 CREATE OR REPLACE FUNCTION pingan.ctx_sees_area(level text, code text, town text) RETURNS boolean
 LANGUAGE sql STABLE AS $$
     SELECT CASE pingan.ctx_role()
         WHEN 'town' THEN town = ANY (pingan.ctx_areas())
-        WHEN 'grid' THEN CASE level
-            WHEN 'grid' THEN code = ANY (pingan.ctx_areas())
-            ELSE EXISTS (SELECT 1 FROM unnest(pingan.ctx_areas()) a WHERE left(a, length(code)) = code) END
+        WHEN 'grid' THEN level = 'grid' AND code = ANY (pingan.ctx_areas())
         ELSE coalesce(pingan.ctx_role() IN ('admin', 'command', 'system', 'analyst', 'public'), false)
     END
 $$;
