@@ -5,9 +5,10 @@ for the (place, month) pairs that the batches loaded since the last refresh touc
 up to those places' villages and towns. A record's place is its grid; a record the loader placed
 only to a village or town by its address has none (migration 0027), and counts in that village
 (town) without counting in any of its grids: a village is its grids plus such records, a town its
-villages plus those placed to the town alone; then the index's inputs of the villages and months
-touched (``pingan.index_inputs``: the monthly statistics and the counts of the registers, see
-layers/index_inputs.py). The index and hot spots are computed from them by etl/derive.py.
+villages plus those placed to the town alone; then the index's inputs of the places (villages,
+and towns for their records placed to no village) and months touched (``pingan.index_inputs``:
+the monthly statistics and the counts of the registers, see layers/index_inputs.py). The index
+and hot spots are computed from them by etl/derive.py.
 
 A record of a new batch touches every month from the one it was found/accepted in to now: its
 counts and its overdue status live in those months, and an import that closed it takes it out of
@@ -167,7 +168,7 @@ def refresh(engine: Engine, *, since_batch: int | None = None, full: bool = Fals
         conn.execute(text(_TOUCHED), {"since": since, "full": full})
         pairs = conn.execute(text("SELECT count(*) FROM touched")).scalar_one()
         rows = _recompute(conn, full) if pairs or full else 0
-        # the index's inputs: the villages' months these batches touched (layers/index_inputs.py)
+        # the index's inputs: the places' months these batches touched (layers/index_inputs.py)
         months = refresh_inputs(conn, since, full)
         conn.execute(
             text(

@@ -1,4 +1,4 @@
-"""The index's inputs: what each source counts, per village and month, and where it is kept.
+"""The index's inputs: what each source counts, per village (and town) and month, and where it is kept.
 
 Counted sources live in ``pingan.index_inputs`` (migration 0020): one row per month holding every
 village's counts as one matrix, written by the ETL refresh (:func:`refresh_inputs`, called from
@@ -10,6 +10,11 @@ the loaded batches touched. Why a matrix per month: at 30,000 villages × 60 mon
 counts as rows (1.8M rows × 17 columns) take 4-5 s to read, and the register queries 35-45 s to
 run; the matrices take well under a second, so a recomputation of the index is bounded by its
 own work (docs/index.md, "Speed").
+
+A matrix's places (``codes``) are every village, then every town (:func:`places`): a town's
+column holds the counts of its own records, those the loader placed by their address only to the
+town (no village, migration 0027), which are in no village's column. A town's inputs are its
+villages' sums plus that column, as its monthly statistics are (etl/refresh.py).
 """
 
 from __future__ import annotations
@@ -91,40 +96,43 @@ def _month(x: str) -> str:
     return f"date_trunc('month', {x} AT TIME ZONE 'Asia/Shanghai')"
 
 
+def _place(t: str) -> str:
+    """The place a record of alias ``t`` counts in: its village, else its town (a record the loader
+    placed by its address only to a town has no village, migration 0027)."""
+    return f"coalesce({t}.village_code, {t}.town_code)"
+
+
 _SQL = {
     # accepted in the month
     "cases": f"""
-SELECT {_month("c.accepted_at")}::date AS period, c.village_code AS code,
+SELECT {_month("c.accepted_at")}::date AS period, {_place("c")} AS code,
     count(*) FILTER (WHERE c.kind = 'incident' AND c.category IN ('theft', 'fraud', 'fight', 'public_order'))
         AS cases_criminal,
     count(*) FILTER (WHERE c.channel = 'petition') AS petitions,
     count(*) FILTER (WHERE c.category = 'traffic_accident') AS accidents
-FROM pingan.cases c WHERE c.accepted_at >= {_WINDOW[0]} AND c.accepted_at < {_WINDOW[1]}
-    AND VILLAGES(c.village_code)
+FROM RECORDS(cases) c WHERE c.accepted_at >= {_WINDOW[0]} AND c.accepted_at < {_WINDOW[1]}
 GROUP BY 1, 2""",  # noqa: S608 - constant text
     # disputes transferred in the month, or resolved at district level in it (once a month each)
     "escalated": f"""
 SELECT e.period::date AS period, e.code, count(DISTINCT e.id) AS disputes_escalated FROM (
-    SELECT c.id, c.village_code AS code, {_month("c.transferred_at")} AS period FROM pingan.cases c
+    SELECT c.id, {_place("c")} AS code, {_month("c.transferred_at")} AS period FROM RECORDS(cases) c
     WHERE c.kind = 'dispute' AND c.transferred_at >= {_WINDOW[0]} AND c.transferred_at < {_WINDOW[1]}
-        AND VILLAGES(c.village_code)
     UNION ALL
-    SELECT c.id, c.village_code, {_month("c.resolved_at")} FROM pingan.cases c
+    SELECT c.id, {_place("c")}, {_month("c.resolved_at")} FROM RECORDS(cases) c
     WHERE c.kind = 'dispute' AND c.resolution_level = 'district'
-        AND c.resolved_at >= {_WINDOW[0]} AND c.resolved_at < {_WINDOW[1]} AND VILLAGES(c.village_code)
+        AND c.resolved_at >= {_WINDOW[0]} AND c.resolved_at < {_WINDOW[1]}
 ) e GROUP BY 1, 2""",  # noqa: S608 - constant text
     # a severe hazard counts at the end of every month from the one in which it was both found and
     # past its deadline, until the month before its rectification, while not closed before the month
     "severe": f"""
-SELECT m.period::date AS period, h.village_code AS code, count(*) AS hazards_severe_overdue
-FROM pingan.hazards h
+SELECT m.period::date AS period, {_place("h")} AS code, count(*) AS hazards_severe_overdue
+FROM RECORDS(hazards) h
 CROSS JOIN LATERAL generate_series(
     greatest({_month("greatest(h.found_at, h.deadline)")}, CAST(:first AS timestamp)),
     least(coalesce({_month("h.rectified_at")} - interval '1 month', 'infinity'),
           coalesce({_month("h.closed_at")}, 'infinity'), CAST(:last AS timestamp)),
     interval '1 month') AS m(period)
 WHERE h.level = 'severe' AND h.deadline IS NOT NULL AND h.deadline < {_WINDOW[1]}
-    AND VILLAGES(h.village_code)
 GROUP BY 1, 2""",  # noqa: S608 - constant text
     # at each month's end: the persons registered and not closed, their grade then (the latest
     # change before the end) and their visit then (the latest visit before the end); a grade or a
@@ -134,14 +142,14 @@ WITH g AS (
     SELECT person_id, grade, {_month("changed_at")} AS m0,
         {_month("lead(changed_at) OVER (PARTITION BY person_id ORDER BY changed_at, id)")} AS m1
     FROM pingan.person_grades
-    WHERE person_id IN (SELECT id FROM pingan.persons WHERE VILLAGES(village_code))
+    WHERE person_id IN (SELECT id FROM RECORDS(persons) p0)
 ), v AS (
     SELECT person_id, next_due, {_month("visited_at")} AS m0,
         {_month("lead(visited_at) OVER (PARTITION BY person_id ORDER BY visited_at, id)")} AS m1
     FROM pingan.person_visits
-    WHERE person_id IN (SELECT id FROM pingan.persons WHERE VILLAGES(village_code))
+    WHERE person_id IN (SELECT id FROM RECORDS(persons) p0)
 ), pm AS (
-    SELECT p.id, p.village_code, p.registered_at, g.grade, m.period
+    SELECT p.id, {_place("p")} AS code, p.registered_at, g.grade, m.period
     FROM pingan.persons p JOIN g ON g.person_id = p.id
     CROSS JOIN LATERAL generate_series(
         greatest(g.m0, {_month("p.registered_at")}, CAST(:first AS timestamp)),
@@ -157,7 +165,7 @@ WITH g AS (
         interval '1 month') AS m(period)
     WHERE v.person_id IN (SELECT person_id FROM g WHERE grade IN ('red', 'yellow'))
 )
-SELECT pm.period::date AS period, pm.village_code AS code,
+SELECT pm.period::date AS period, pm.code,
     count(*) FILTER (WHERE pm.grade = 'red') AS persons_red,
     count(*) FILTER (WHERE pm.grade = 'yellow') AS persons_yellow,
     count(*) FILTER (WHERE
@@ -182,22 +190,46 @@ _SQL_COLUMNS = {
 # every counted source, in the order of the rows of a stored month's matrix
 _REGISTERS = ("cases", "escalated", "severe", "persons")
 COUNTED = _MONTHLY_STATS + tuple(c for k in _REGISTERS for c in _SQL_COLUMNS[k])
-_VILLAGES = re.compile(r"VILLAGES\(([\w.]+)\)")
+_RECORDS = re.compile(r"RECORDS\((\w+)\)")
+# The records of the touched places: a village's by its code (the index hazards_severe_idx finds
+# a few villages' severe hazards), a town's own by the *_coarse_idx indexes of 0027. As one
+# condition, coalesce(village_code, town_code) IN (...), the planner could use neither index and
+# read every severe hazard for a few villages.
+_TOUCHED_RECORDS = (
+    "(SELECT * FROM pingan.{t} r WHERE r.village_code IN (SELECT code FROM index_touched_places) "
+    "UNION ALL SELECT * FROM pingan.{t} r WHERE r.grid_code IS NULL AND r.village_code IS NULL "
+    "AND coalesce(r.village_code, r.town_code) IN (SELECT code FROM index_touched_places))"
+)
 
 
 def register_sql(key: str, touched_only: bool = False) -> str:
     """The register query ``key`` with :first and :last to bind; ``touched_only``: only the
-    villages listed in the temporary table that :func:`refresh_inputs` fills."""
-    repl = r"\1 IN (SELECT code FROM index_touched_villages)" if touched_only else "true"
-    return _VILLAGES.sub(repl, _SQL[key])
+    records of the places (villages, towns) listed in the temporary table that
+    :func:`refresh_inputs` fills."""
+    return _RECORDS.sub(lambda m: _TOUCHED_RECORDS.format(t=m[1]) if touched_only else f"pingan.{m[1]}",
+                        _SQL[key])
 
 
 @dataclass(frozen=True)
 class Inputs:
     villages: Panel
-    towns: Panel
+    towns: Panel  # counts: the villages' sums plus the town's own records (placed to no village)
     village_towns: np.ndarray  # town code of each village
     notes: tuple[str, ...] = ()
+
+
+# The columns of a stored month: every village, then every town (a town's own records), each in
+# code order; i is the column. Codes have fixed lengths (12 and 9 digits: CHECKs of 0001).
+_PLACES = (
+    "SELECT code, (row_number() OVER (ORDER BY length(code) DESC, code) - 1)::int4 AS i "
+    "FROM (SELECT code FROM pingan.villages UNION ALL SELECT code FROM pingan.towns) a"
+)
+
+
+def places(conn: Connection) -> tuple[np.ndarray, int]:
+    """The codes of a stored month's columns (villages, then towns) and the number of villages."""
+    codes = conn.execute(text(f"SELECT code FROM ({_PLACES}) p ORDER BY i")).scalars().all()  # noqa: S608
+    return np.array(codes), sum(len(c) == 12 for c in codes)
 
 
 def _months(first: date, last: date) -> list[date]:
@@ -212,9 +244,10 @@ def read_inputs(conn: Connection, first: date, last: date, sources: Iterable[str
     """Every source (or ``sources``) per village and town, for the months first..last.
 
     The counted sources come from ``pingan.index_inputs`` (one matrix per month, one binary
-    COPY for all months); the survey's rates from ``pingan.index_survey``. A month missing from
-    the stored inputs, or stored for another list of villages, is an error asking for a refresh:
-    the index never scores on counts that are not there."""
+    COPY for all months): the villages' columns, and the towns' own records added to their
+    villages' sums; the survey's rates from ``pingan.index_survey``. A month missing from the
+    stored inputs, or stored for another list of places, is an error asking for a refresh: the
+    index never scores on counts that are not there."""
     periods = tuple(_months(first, last))
     vil = conn.execute(text("SELECT code, town_code, population FROM pingan.villages ORDER BY code")).all()
     towns = conn.execute(text("SELECT code, population FROM pingan.towns ORDER BY code")).all()
@@ -222,8 +255,10 @@ def read_inputs(conn: Connection, first: date, last: date, sources: Iterable[str
         raise IndexInputError("no villages or towns loaded: load the areas first "
                               "(pingan demo load / etl load)")
     codes = np.array([r.code for r in vil])
+    columns = np.concatenate([codes, [r.code for r in towns]])  # of a stored month: places()
     wanted = set(SOURCES if sources is None else sources)
     values: dict[str, np.ndarray] = {}
+    own: dict[str, np.ndarray] = {}  # the towns' own records
     with conn.connection.driver_connection.cursor() as cur:
         counted = [c for c in COUNTED if c in wanted]
         if counted:
@@ -233,11 +268,14 @@ def read_inputs(conn: Connection, first: date, last: date, sources: Iterable[str
                 raise IndexInputError(
                     f"no index inputs for {', '.join(f'{p:%Y-%m}' for p in missing[:6])}"
                     f"{' …' if len(missing) > 6 else ''}: run `pingan etl refresh`")
-            if any(not np.array_equal(c, codes) for c, _ in stored.values()):
-                raise IndexInputError("the stored index inputs are for other villages than those loaded: "
-                                      "run `pingan etl refresh`")
+            if any(not np.array_equal(c, columns) for c, _ in stored.values()):
+                raise IndexInputError("the stored index inputs are for other villages or towns than those "
+                                      "loaded: run `pingan etl refresh`")
+            nv = len(codes)
             for col in counted:
-                values[col] = np.stack([stored[p][1][COUNTED.index(col)] for p in periods]).astype(float)
+                i = COUNTED.index(col)
+                values[col] = np.stack([stored[p][1][i, :nv] for p in periods]).astype(float)
+                own[col] = np.stack([stored[p][1][i, nv:] for p in periods]).astype(float)
         cols = [c for c in _SQL_COLUMNS["survey"] if c in wanted]
         if cols:
             got = _read_places(cur, _SQL["survey"], first, last, cols, "float8", "'NaN'")
@@ -251,12 +289,12 @@ def read_inputs(conn: Connection, first: date, last: date, sources: Iterable[str
     village_towns = np.array([r.town_code for r in vil])
     population = np.array([r.population for r in vil], dtype=float)
     vpanel = Panel(periods, codes, population, values)
-    return Inputs(vpanel, _towns_panel(vpanel, village_towns, towns), village_towns)
+    return Inputs(vpanel, _towns_panel(vpanel, village_towns, towns, own), village_towns)
 
 
 def _read_places(cur, body: str, first: date, last: date, cols: list[str], kind: str, missing: str) -> dict:  # noqa: ANN001
     """A query of (period, code, cols…) for first..last as arrays: month index from ``first``,
-    village index in code order, the columns (NULL → ``missing``)."""
+    column of the place (:data:`_PLACES`: villages, then towns), the columns (NULL → ``missing``)."""
     body = body.replace(":first", _literal(first)).replace(":last", _literal(last))
     select = ", ".join(f"coalesce(q.{c}::{kind}, {missing})" for c in cols)
     return pgcopy.read_fixed(
@@ -264,14 +302,13 @@ def _read_places(cur, body: str, first: date, last: date, cols: list[str], kind:
         # date_part, not extract: extract computes in numeric, 0.6 s more per 1.8M rows
         "SELECT ((date_part('year', q.period) * 12 + date_part('month', q.period) - 1)::int4 "  # noqa: S608
         f"- {month_index(first)})::int4, p.i, {select} FROM ({body}) q "
-        "JOIN (SELECT code, (row_number() OVER (ORDER BY code) - 1)::int4 AS i FROM pingan.villages) p "
-        "ON p.code = q.code",
+        f"JOIN ({_PLACES}) p ON p.code = q.code",
         [("t", "int4"), ("n", "int4")] + [(c, kind) for c in cols],
     )
 
 
 def _read_stored(cur, first: date, last: date) -> dict[date, tuple[np.ndarray, np.ndarray]]:  # noqa: ANN001
-    """Stored months first..last: {period: (village codes, counts (len(COUNTED), villages))}, the
+    """Stored months first..last: {period: (place codes, counts (len(COUNTED), places))}, the
     counts in COUNTED's order (a month stored with other sources is left out: a refresh rebuilds
     it). Each distinct list of codes is read once."""
     rows = pgcopy.read_rows(
@@ -300,10 +337,11 @@ def refresh_inputs(conn: Connection, since: int, full: bool) -> int:
     same transaction (etl/refresh.py, whose temporary table ``touched`` lists the (grid, month)
     pairs it recomputed). Returns the number of months written.
 
-    Rebuilt: the villages' months that batches after ``since`` touched (a grid's month, a
-    person's months while registered), every village for a month not stored yet (a new month,
-    or one stored for other villages or sources), everything when ``full``. Months run from the
-    first record to the current one."""
+    Rebuilt: the places' months that batches after ``since`` touched (a grid's month, a
+    person's months while registered; a place is a village, or a town for its records placed to
+    no village), every place for a month not stored yet (a new month, or one stored for other
+    places or sources: the first refresh after the towns' own columns came), everything when
+    ``full``. Months run from the first record to the current one."""
     try:
         begins = data_start(conn)
     except IndexInputError:  # no records: no months
@@ -312,28 +350,28 @@ def refresh_inputs(conn: Connection, since: int, full: bool) -> int:
     current = conn.execute(
         text("SELECT date_trunc('month', now() AT TIME ZONE 'Asia/Shanghai')::date")).scalar_one()
     months = _months(begins, current)
-    codes = np.array(conn.execute(text("SELECT code FROM pingan.villages ORDER BY code")).scalars().all())
+    codes, n_villages = places(conn)
     with conn.connection.driver_connection.cursor() as cur:
         stored = {} if full else {p: v for p, v in _read_stored(cur, begins, current).items()
                                   if np.array_equal(v[0], codes)}
     # the register queries sort and hash millions of rows at district scale: in memory, not in
     # temporary files (measured at 30,000 villages: the persons query 48 s -> 28 s)
     conn.execute(text("SET LOCAL work_mem = '256MB'"))
-    fresh = [p for p in months if p not in stored]  # every village
+    fresh = [p for p in months if p not in stored]  # every place
     pairs = [] if full else conn.execute(text(_TOUCHED_PAIRS), {"since": since}).all()
     touched = set(fresh) | {p for _, p in pairs if begins <= p <= current}
     conn.execute(text("DELETE FROM pingan.index_inputs WHERE period NOT BETWEEN :a AND :b"),
                  {"a": begins, "b": current})
     if not touched:
         return 0
-    # the villages counted again: every one for a fresh month, else those the batches touched
+    # the places counted again: every one for a fresh month, else those the batches touched
     some = codes if fresh else np.array(sorted({c for c, _ in pairs}))
     redo = pd.Index(codes).get_indexer(some)
     redo = redo[redo >= 0]
     everyone = len(redo) == len(codes)
     if not everyone:  # the register queries count only these (register_sql)
-        conn.execute(text("CREATE TEMP TABLE index_touched_villages (code text PRIMARY KEY) ON COMMIT DROP"))
-        conn.execute(text("INSERT INTO index_touched_villages SELECT unnest(CAST(:c AS text[]))"),
+        conn.execute(text("CREATE TEMP TABLE index_touched_places (code text PRIMARY KEY) ON COMMIT DROP"))
+        conn.execute(text("INSERT INTO index_touched_places SELECT unnest(CAST(:c AS text[]))"),
                      {"c": [str(c) for c in codes[redo]]})
     first, last = max(min(touched), begins), min(max(touched), current)
     window = _months(first, last)
@@ -342,14 +380,18 @@ def refresh_inputs(conn: Connection, since: int, full: bool) -> int:
         if p in stored:
             counts[t] = stored[p][1]
     with conn.connection.driver_connection.cursor() as cur:
-        # the monthly statistics: every village of the window's months, as stored now
-        stats = ("SELECT * FROM pingan.monthly_stats WHERE level = 'village' "
+        # the monthly statistics: every village and town of the window's months, as stored now
+        stats = ("SELECT * FROM pingan.monthly_stats WHERE level IN ('village', 'town') "
                  "AND period BETWEEN :first AND :last")
         got = _read_places(cur, stats, first, last, list(_MONTHLY_STATS), "int4", "0")
-        counts[:, : len(_MONTHLY_STATS), :] = 0
+        k = len(_MONTHLY_STATS)
+        counts[:, :k, :] = 0
         for i, col in enumerate(_MONTHLY_STATS):
             counts[got["t"], i, got["n"]] = got[col]
-        # the registers: the touched villages over the window, counted again
+        # a town's statistics are its villages' and its own records' (etl/refresh.py): its column
+        # keeps its own, what the town counts beyond its villages
+        _less_villages(counts[:, :k, :], codes, n_villages)
+        # the registers: the touched places over the window, counted again
         for key in _REGISTERS:
             cols = list(_SQL_COLUMNS[key])
             rows = [COUNTED.index(c) for c in cols]
@@ -369,29 +411,46 @@ def refresh_inputs(conn: Connection, since: int, full: bool) -> int:
     return len(window)
 
 
-# The (village, month) pairs whose counts the batches after :since may have changed: the grids'
+# The (place, month) pairs whose counts the batches after :since may have changed: the places'
 # months the monthly statistics recomputed (a new case's or hazard's months from its start to now:
-# etl/refresh.py; a grid's first 12 digits are its village), and a person's months from
-# registration or from a new grade or visit to now: a record closed by an import stops counting
-# in months that counted it while it was open.
+# etl/refresh.py; a grid's first 12 digits are its village, a village's or town's own records are
+# keyed on its code), and a person's months from registration or from a new grade or visit to
+# now: a record closed by an import stops counting in months that counted it while it was open.
 _TOUCHED_PAIRS = f"""
 SELECT DISTINCT r.code, m::date AS period FROM (
     SELECT left(code, 12) AS code, period::timestamp AS t0 FROM touched
     UNION ALL
-    SELECT village_code, {_month("registered_at")} FROM pingan.persons WHERE batch_id > :since
+    SELECT {_place("p")}, {_month("p.registered_at")} FROM pingan.persons p WHERE p.batch_id > :since
     UNION ALL
-    SELECT p.village_code, {_month("g.changed_at")}
+    SELECT {_place("p")}, {_month("g.changed_at")}
     FROM pingan.person_grades g JOIN pingan.persons p ON p.id = g.person_id WHERE g.batch_id > :since
     UNION ALL
-    SELECT p.village_code, {_month("v.visited_at")}
+    SELECT {_place("p")}, {_month("v.visited_at")}
     FROM pingan.person_visits v JOIN pingan.persons p ON p.id = v.person_id WHERE v.batch_id > :since
 ) r, generate_series(r.t0, {_month("now()")}, interval '1 month') m
 WHERE r.code IS NOT NULL
 """  # noqa: S608 - constant text
 
 
-def _towns_panel(v: Panel, village_towns: np.ndarray, towns: list) -> Panel:
+def _less_villages(counts: np.ndarray, codes: np.ndarray, n_villages: int) -> None:
+    """``counts`` (months × sources × places) holds each town's monthly statistics in its column:
+    take its villages' sums off, in place, leaving the town's own records."""
+    town = pd.Index(codes[n_villages:]).get_indexer([str(c)[:9] for c in codes[:n_villages]])
+    m = sparse.csr_matrix((np.ones(n_villages), (town, np.arange(n_villages))),
+                          shape=(len(codes) - n_villages, n_villages))
+    months, sources = counts.shape[:2]
+    summed = m @ counts[:, :, :n_villages].reshape(-1, n_villages).T  # towns × (months · sources)
+    counts[:, :, n_villages:] -= summed.T.astype(counts.dtype).reshape(months, sources, -1)
+    if counts.min(initial=0) < 0:
+        raise IndexInputError("a town's monthly statistics count less than its villages': run "
+                              "`pingan etl refresh --full`")
+
+
+def _towns_panel(v: Panel, village_towns: np.ndarray, towns: list, own: dict | None = None) -> Panel:
+    """The towns' panel: counts summed over their villages, plus ``own`` (source → months × towns:
+    the towns' own records, placed to no village); rates as population-weighted means."""
     tcodes = np.array([r.code for r in towns])
+    own = own or {}
     idx = pd.Index(tcodes).get_indexer(village_towns)
     if (idx < 0).any():
         raise IndexInputError("a village names a town that is not loaded")
@@ -401,6 +460,8 @@ def _towns_panel(v: Panel, village_towns: np.ndarray, towns: list) -> Panel:
     for name, arr in v.values.items():
         if SOURCES[name][0] == "count":
             summed = (m @ np.nan_to_num(arr).T).T
+            if name in own:
+                summed = summed + own[name]
             values[name] = np.where(np.isnan(arr).all(axis=1, keepdims=True), np.nan, summed)
         else:  # population-weighted mean over the villages with a value
             w = np.where(np.isnan(arr), 0.0, v.population)

@@ -68,7 +68,8 @@ class IndexMonth(Base):
 
 class IndexInput(Base):
     """The counted inputs of one month (migration 0020, layers/index_inputs.py): ``counts`` is a
-    len(sources) × len(codes) matrix of big-endian int32 (int4send's format), row-major."""
+    len(sources) × len(codes) matrix of big-endian int32 (int4send's format), row-major; ``codes``
+    are every village, then every town (a town's column: its records placed to no village)."""
 
     __tablename__ = "index_inputs"
     period: Mapped[date] = mapped_column(Date, primary_key=True)

@@ -196,8 +196,8 @@ def test_survey_is_used_when_present(idx) -> None:
 
 
 def test_inputs_must_be_refreshed(idx) -> None:
-    """A month without stored inputs, or inputs stored for other villages, is an error asking for
-    a refresh, never a month of zeros."""
+    """A month without stored inputs, or inputs stored for other villages or towns, is an error
+    asking for a refresh, never a month of zeros."""
     with idx.connect() as c, c.begin() as tx:
         c.execute(text("DELETE FROM pingan.index_inputs WHERE period = :p"), {"p": LAST})
         with pytest.raises(index.IndexInputError, match="no index inputs for 2026-10: run `pingan etl"):
@@ -209,7 +209,7 @@ def test_inputs_must_be_refreshed(idx) -> None:
                        "geom, source, source_id) "
                        "SELECT left(code, 9) || '999', town_code, 'new', kind, 10, 3, geom, source, 'new' "
                        "FROM pingan.villages LIMIT 1"))
-        with pytest.raises(index.IndexInputError, match="other villages than those loaded"):
+        with pytest.raises(index.IndexInputError, match="other villages or towns than those loaded"):
             index.read_inputs(c, LAST, LAST)
         tx.rollback()
 
@@ -514,7 +514,9 @@ def _as_rows(stored: dict, columns: tuple[str, ...]) -> set[tuple]:
 
 def test_stored_inputs_are_the_counts(idx: Engine) -> None:
     """After a full refresh of the demo district: a month for every month from the first record to now, for
-    every village, holding exactly the monthly statistics and what each register query counts."""
+    every village and town (the demo has no record placed only to a town: the towns' columns are
+    zeros, tests/layers/test_index_towns.py puts some in), holding exactly the monthly statistics
+    and what each register query counts."""
     with idx.connect() as c:
         stored = _stored(c)
         begins = index.data_start(c)
@@ -523,7 +525,8 @@ def test_stored_inputs_are_the_counts(idx: Engine) -> None:
             "date_trunc('month', now() AT TIME ZONE 'Asia/Shanghai'), interval '1 month')"), {"b": begins}
         ).scalar_one()
         villages = c.execute(text("SELECT array_agg(code ORDER BY code) FROM pingan.villages")).scalar_one()
-        assert len(stored) == months and all(list(codes) == villages for codes, _ in stored.values())
+        towns = c.execute(text("SELECT array_agg(code ORDER BY code) FROM pingan.towns")).scalar_one()
+        assert len(stored) == months and all(list(codes) == villages + towns for codes, _ in stored.values())
         first, last = min(stored), max(stored)
         for key in ("cases", "escalated", "severe", "persons"):
             want = {r for r in _rows(c, index.register_sql(key), first, last) if any(r[2:])}
@@ -573,9 +576,9 @@ def test_incremental_inputs_equal_a_full_rebuild(idx: Engine) -> None:
                        "batch_id = :b WHERE id = :i"), {"b": batch, "i": lone})
         c.execute(text(REFRESH_TOUCHED), {"since": since, "full": False})  # what the refresh touched
         written = index.refresh_inputs(c, since, full=False)
-        redone = c.execute(text("SELECT count(*) FROM index_touched_villages")).scalar_one()
+        redone = c.execute(text("SELECT count(*) FROM index_touched_places")).scalar_one()
         after = _stored(c)
-        c.execute(text("DROP TABLE index_touched_villages"))
+        c.execute(text("DROP TABLE index_touched_places"))
         index.refresh_inputs(c, 0, full=True)
         full = _stored(c)
         tx.rollback()
