@@ -35,7 +35,7 @@ import pandas as pd
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
-from etl import direct
+from etl import direct, readers, upsert
 from etl.areas import prepare_areas
 from etl.bulk import BulkConflict
 from etl.locate import locate, places
@@ -48,9 +48,9 @@ from etl.profile import (
     match_columns,
     read_error_message,
 )
-from etl.readers import RawTable, read_file
+from etl.readers import CsvStream, RawTable, Unstreamable, read_file, stream_csv
 from etl.rejects import no_rejects, reason_counts, write_rejects
-from etl.stream import Stream, chunked, prepare, streams
+from etl.stream import ReadStream, Stream, chunked, in_chunks, prepare, streams
 from etl.targets import TARGETS, Target
 from etl.upsert import Progress, stage_and_upsert
 from gis.datum import check_datum
@@ -119,19 +119,65 @@ def load_file(
         raise ValueError("loading persons needs the data key ring (PINGAN_DATA_KEY)")
     target, say = TARGETS[layer], progress or (lambda *_a: None)
     profile = profile or builtin(layer)
-    clock: dict[str, float] = {}
     t, began = time.perf_counter(), datetime.now(UTC)  # the batch's start: before reading
     hashing = _sha256_beside(path)
+    how = (engine, path, target, profile, source, encoding, datum, keys, say, bulk, sheet)
+    if encoding is None and sheet is None and _streamable(engine, path, target, profile, source):
+        result = _load(*how, hashing, t, began, read_stream=True)
+        if result is not None:
+            return result
+    return _load(*how, hashing, t, began, read_stream=False)  # the file read whole
+
+
+def _load(
+    engine: Engine, path: Path, target: Target, profile: Profile, source: str, encoding: str | None,
+    datum: str | None, keys: KeyRing | None, say: Progress, bulk: bool, sheet: str | None,
+    hashing: Callable[[], str], t: float, began: datetime, *, read_stream: bool,
+) -> BatchResult | None:
+    """:func:`load_file`'s batch. ``read_stream``: the CSV is read as a stream
+    (:func:`etl.readers.stream_csv`, :class:`etl.stream.ReadStream`); None when it gave way
+    (rolled back: nothing of it is left), and the file is to be loaded whole."""
+    how = (engine, path, target, profile, source, encoding, datum, keys, say, bulk, sheet, hashing, t, began)
+    if not read_stream:
+        return _batch(*how, None)
+    say("reading")
+    try:
+        reading = stream_csv(path, path.read_bytes(), upsert.UPSERT_CHUNK)
+    except OSError:
+        return None  # read whole, it fails as such a file does
+    if reading is None:
+        return None
+    try:
+        return _batch(*how, reading)
+    finally:
+        reading.close()  # the decoding child and the reading thread end with the batch
+
+
+def _batch(  # noqa: C901 (one batch's steps, in order)
+    engine: Engine, path: Path, target: Target, profile: Profile, source: str, encoding: str | None,
+    datum: str | None, keys: KeyRing | None, say: Progress, bulk: bool, sheet: str | None,
+    hashing: Callable[[], str], t: float, began: datetime, reading: CsvStream | None,
+) -> BatchResult | None:
+    """One batch: the file read whole, or as the stream ``reading`` (None when it gave way)."""
+    clock: dict[str, float] = {}
     stream = None
     try:
         # a datum for the whole file that no name matches fails the batch, not each row
         datum = check_datum(datum) if datum else None
         say("reading")
-        raw = _read(path, encoding, sheet, profile)
+        if reading is not None:
+            raw = reading.next_chunk()  # the first rows: the rest is read while they are copied
+            if raw is None:
+                raise Unstreamable("no rows")
+        else:
+            raw = _read(path, encoding, sheet, profile)
         clock["read"] = time.perf_counter() - t
         say("mapping columns")
-        n_read = len(raw)
-        if streams(raw, target, profile):
+        n_read = len(raw) if reading is None else reading.most  # the stream's: at most
+        if reading is not None:
+            stream = ReadStream(reading, raw, target, profile, source, datum)
+            raw, mapped, early = reading, stream.head, None
+        elif streams(raw, target, profile):
             # mapped a chunk at a time inside the locate/copy pipeline, so the database copies
             # while the rest of the file is mapped; here only the first chunk and the file's keys
             stream = Stream(raw, target, profile, source, datum)
@@ -143,6 +189,8 @@ def load_file(
             early = _early_rejects(mapped, raw, target, profile, keys)
         clock["map"] = time.perf_counter() - t - sum(clock.values())
     except Exception as exc:  # a file we cannot read at all: a failed batch, with the reason
+        if reading is not None:  # read whole, it fails (or not) as such a file does
+            return None
         try:
             digest = hashing()
         except OSError:  # no such file, or not readable: the batch records no hash
@@ -158,6 +206,8 @@ def load_file(
             # a batch is one transaction by design: its COPY and upserts of a million rows may
             # take minutes, which the service's per-statement limit is not meant for
             conn.execute(text("SET LOCAL statement_timeout = 0"))
+            if reading is not None and _source_known(conn, target, source):
+                raise Unstreamable("the table holds rows of this source")  # their keys need the file's
             batch_id = _open_batch(conn, target, path, digest, source, mapped, began)
             split: dict[str, float] = {}
             if target.shape == "point" and direct.ok(target):
@@ -173,10 +223,12 @@ def load_file(
                 where = (profile.datum, found)
                 streamed = direct.locate_and_load(conn, target, feed, raw, where, batch_id, say, split, bulk)
                 counts, db_rejects, rejects, notes = streamed
+                result.read = len(raw)  # a stream's rows are known once it is read
                 raw.release()  # the file's text, kept for the locator's rejects (rows as read)
                 if stream is not None:
                     mapped.rejects = pd.concat(stream.rejects, ignore_index=True)
-                    result.warnings += stream.warnings()
+                    # the read's warnings (a stream's empty rows are known once it is read)
+                    result.warnings = [*raw.warnings, *stream.warnings()]
                 result.warnings += notes
                 clock["map"] += split.pop("map")  # the chunks mapped while the copies ran
                 clock["locate"] = split.pop("locate")  # its seconds, spent while the copies ran
@@ -226,10 +278,12 @@ def load_file(
                 versions.bump(conn, [target.layer_id])
             committing = time.perf_counter()
     except BulkConflict as exc:  # rolled back: loaded again the normal way, which rejects such rows
-        again = load_file(engine, path, layer, profile=profile, source=source, encoding=encoding, datum=datum,
-                          keys=keys, progress=progress, bulk=False, sheet=sheet)
+        again = load_file(engine, path, target.layer, profile=profile, source=source, encoding=encoding,
+                          datum=datum, keys=keys, progress=say, bulk=False, sheet=sheet)
         again.warnings.append(f"bulk mode gave way to the normal path: {exc}")
         return again
+    except Unstreamable:  # rolled back: the file is loaded whole
+        return None
     except Exception as exc:
         return _failed(engine, target, path, digest, source, read_error_message(exc), began)
     # read + map + locate + load (+ the batch's bookkeeping) + commit = total; then the load's own
@@ -238,6 +292,28 @@ def load_file(
     result.seconds = clock | {"total": time.perf_counter() - t} | split
     _record_commit(engine, result)
     return result
+
+
+def _streamable(engine: Engine, path: Path, target: Target, profile: Profile, source: str) -> bool:
+    """Whether ``path`` may be read as a stream (:class:`etl.stream.ReadStream`): a large CSV
+    for a layer mapped a chunk at a time (:func:`etl.stream.streams`), of a source the table
+    holds no rows of yet (checked again in the batch)."""
+    try:
+        size = path.stat().st_size
+    except OSError:
+        return False
+    if path.suffix.lower() not in (".csv", ".txt", ".tsv") or size < readers.STREAM_MIN_BYTES:
+        return False
+    if not in_chunks(target, profile):
+        return False
+    with engine.connect() as conn:
+        return not _source_known(conn, target, source)
+
+
+def _source_known(conn: Connection, target: Target, source: str) -> bool:
+    return conn.execute(
+        text(f"SELECT EXISTS (SELECT 1 FROM {target.table} WHERE source = :s)"), {"s": source}  # noqa: S608
+    ).scalar_one()
 
 
 def _read(path: Path, encoding: str | None, sheet: str | None, profile: Profile) -> RawTable:

@@ -15,6 +15,7 @@ import pandas as pd
 
 from etl import direct, upsert  # read as direct.ok, upsert.UPSERT_CHUNK when called: one setting reaches all
 from etl.profile import Mapped, Profile, apply_profile, builtin, column_text, convert
+from etl.readers import Unstreamable
 from etl.rejects import no_rejects
 from etl.targets import Target
 
@@ -23,13 +24,12 @@ def streams(raw, target: Target, profile: Profile) -> bool:  # noqa: ANN001 (Raw
     """Whether ``raw`` is mapped a chunk at a time inside the locate/copy pipeline
     (:class:`Stream`): a CSV read by Arrow, for a layer whose new rows are copied straight in
     and that has no checks of its own on the whole file (persons, the survey)."""
-    return (
-        raw.text is not None
-        and raw.geometry is None
-        and direct.ok(target)
-        and target.layer not in ("persons", "survey")
-        and "source_id" in profile.columns
-    )
+    return raw.text is not None and raw.geometry is None and in_chunks(target, profile)
+
+
+def in_chunks(target: Target, profile: Profile) -> bool:
+    """Whether ``target``'s rows may be mapped a chunk at a time (read from a CSV by Arrow)."""
+    return direct.ok(target) and target.layer not in ("persons", "survey") and "source_id" in profile.columns
 
 
 _READ_HERE = {"address", "source_id", "code", "normalized"}
@@ -54,7 +54,7 @@ class Stream:
         # code) are Python strings as when the file is mapped whole
         self.as_read = {name for name, spec in profile.columns.items()
                         if spec.type == "string" and name in target.fields and name not in _READ_HERE}
-        self.head = self._map(0)  # raises for headers that match no profile
+        self.head = self._map(raw.slice(0, self.size), 0)  # raises for headers that match no profile
         self.rejects: list[pd.DataFrame] = [no_rejects()]
         self.missing_deadlines = 0
         ids = self._column("source_id")
@@ -69,8 +69,9 @@ class Stream:
             xy = self._present("lon") & self._present("lat")
             self.addresses = bool((self._present("address") & ~xy).any())
 
-    def _map(self, lo: int) -> Mapped:
-        part = apply_profile(self.raw.slice(lo, self.size), self.profile, as_read=self.as_read)
+    def _map(self, rows, lo: int) -> Mapped:  # noqa: ANN001 (RawTable)
+        """``rows`` (the file's rows from ``lo``) mapped, indexed by their position in the file."""
+        part = apply_profile(rows, self.profile, as_read=self.as_read)
         part.frame.index += lo  # positions in the whole file, as when it is mapped whole
         part.row_numbers.index += lo
         if self.datum:
@@ -95,11 +96,7 @@ class Stream:
         deduplicated."""
         held: list[Mapped] = []
         for lo in range(0, len(self.raw), self.size):
-            part = self.head if lo == 0 else self._map(lo)
-            self.head = Mapped(part.frame.iloc[:0], part.row_numbers.iloc[:0], part.rejects.iloc[:0],
-                               part.matched, part.warnings)
-            self.rejects.append(part.rejects)
-            self.missing_deadlines += _fill(part.frame, self.target, self.source)
+            part = self._complete(self.head if lo == 0 else self._map(self.raw.slice(lo, self.size), lo))
             again = self.repeated[part.frame.index]
             if again.any():
                 held.append(Mapped(part.frame[again], part.row_numbers[again], part.rejects.iloc[:0],
@@ -114,8 +111,63 @@ class Stream:
             self.rejects.append(last.rejects)
             yield from chunked(last)
 
+    def _complete(self, part: Mapped) -> Mapped:
+        """A mapped chunk completed (:func:`_fill`), its rejects kept; the head emptied."""
+        self.head = Mapped(part.frame.iloc[:0], part.row_numbers.iloc[:0], part.rejects.iloc[:0],
+                           part.matched, part.warnings)
+        self.rejects.append(part.rejects)
+        self.missing_deadlines += _fill(part.frame, self.target, self.source)
+        return part
+
     def warnings(self) -> list[str]:
         return [_deadline_warning(self.missing_deadlines)] if self.missing_deadlines else []
+
+
+class ReadStream(Stream):
+    """A file mapped a chunk at a time as it is read (:class:`etl.readers.CsvStream`), so that
+    the first COPY begins after the first chunk, not after the whole file. What :class:`Stream`
+    reads from the whole file before is not known here, so a stream is taken only where it
+    cannot matter, and gives way (:class:`etl.readers.Unstreamable`, raised by :meth:`chunks`:
+    the caller rolls the batch back and loads the file whole) where it would:
+
+    - a 编号 that the file holds more than once (which :class:`Stream` holds back to the end):
+      each chunk's 编号, typed as mapping types them, are checked against those before;
+    - keys the table knows: the caller streams only a source's first load into the table;
+    - bulk mode and the grids' raster are decided on ``reader.most`` (the file's lines) rows,
+      which changes no result; the gazetteer is read if the first chunk needs it, else by the
+      first chunk that does (:func:`etl.locate._late_gazetteer`)."""
+
+    def __init__(self, reader, head, target: Target, profile: Profile, source: str,  # noqa: ANN001
+                 datum: str | None) -> None:
+        super().__init__(head, target, profile, source, datum)  # head: the reader's first RawTable
+        self.raw, self.first = reader, head
+        rows = pd.RangeIndex(reader.most)
+        self.keyed = pd.DataFrame({"source": source, "source_id": None}, index=rows)  # all new
+        self.ids = np.arange(reader.most)
+        self.seen: set = set()
+
+    def chunks(self):  # noqa: ANN201 (Iterator[Mapped])
+        rows, lo = self.first, 0
+        while rows is not None:
+            self._check_keys(rows)
+            part = self.head if lo == 0 else self._map(rows, lo)
+            lo += len(rows)
+            yield self._complete(part)
+            rows = self.raw.next_chunk()
+
+    def _check_keys(self, rows) -> None:  # noqa: ANN001 (RawTable)
+        spec = self.profile.columns["source_id"]
+        keys = convert(column_text(rows, spec, self.head.matched.get("source_id")), spec)[0]
+        if spec.required:  # a row without 编号 is a reject: it holds nothing back
+            keys = keys.dropna()
+        keys = keys.astype(object).where(keys.notna(), _NO_KEY).tolist()
+        distinct = set(keys)
+        if len(distinct) < len(keys) or not self.seen.isdisjoint(distinct):
+            raise Unstreamable("a 编号 more than once in the file")
+        self.seen |= distinct
+
+
+_NO_KEY = object()  # rows without 编号, where a profile does not require it, share one key
 
 
 def chunked(mapped: Mapped):  # noqa: ANN202 (Iterator[Mapped])

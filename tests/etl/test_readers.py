@@ -344,3 +344,71 @@ def test_a_line_of_garbage_read_as_a_header_is_cut_in_the_error(tmp_path: Path) 
         match_columns(builtin("hazards"), read_file(path).columns)
     message = str(caught.value)
     assert len(message) < 1_000 and "(100,000 characters)" in message and "match no profile" in message
+
+
+@pytest.mark.parametrize("encoding", ["gbk", "utf-8"])
+def test_a_csv_read_as_a_stream_gives_the_table_read_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, encoding: str
+) -> None:
+    """The chunks of :class:`etl.readers.CsvStream`, joined, are :func:`read_csv`'s table: the
+    same cells (trimmed, null for empty), row numbers (a title row above the header, empty rows
+    dropped after they were numbered, cells of three lines that straddle Arrow's blocks and the
+    decoding child's), warnings and raw records; chunks of the size asked, the last one shorter."""
+    import numpy as np
+    import pyarrow as pa
+
+    from etl import encoding as decoding
+    from etl import readers
+
+    rows = [f'B{i:05d}, 梧田街道{i}号 ,"第{i}行\n第二行\n𠀀第三行"' for i in range(1600)]
+    rows[::7] = [f"B{i:05d},,　" for i in range(0, 1600, 7)]  # empty cells, one of a blank (U+3000)
+    for i in range(37, 1600, 211):
+        rows[i] = ",,"
+    text = "瓯海区风险隐患台账\n编号,地址,说明\n" + "\n".join(rows) + "\n"
+    path = tmp_path / "s.csv"
+    path.write_bytes(text.encode("gb18030" if encoding == "gbk" else "utf-8"))
+    assert path.stat().st_size > 65536  # past the 64 KB the stream decodes itself
+    whole = read_file(path)
+    monkeypatch.setattr(readers, "STREAM_MIN_BYTES", 0)
+    monkeypatch.setattr(readers, "STREAM_BLOCK", 700)
+    monkeypatch.setattr(decoding, "PIPE_BLOCK", 900)
+    stream = readers.stream_csv(path, path.read_bytes(), 100)
+    try:
+        chunks = list(iter(stream.next_chunk, None))
+    finally:
+        stream.close()
+    assert [len(c) for c in chunks] == [100] * 15 + [len(whole) - 1500]
+    assert pa.concat_tables([c.text for c in chunks]).equals(whole.text)
+    numbers = np.concatenate([c.row_numbers.to_numpy() for c in chunks])
+    assert numbers.tolist() == whole.row_numbers.tolist() and numbers[0] == 3
+    assert (stream.encoding, stream.warnings, len(stream)) == (whole.encoding, whole.warnings, len(whole))
+    assert "empty row(s) skipped" in stream.warnings[-1]
+    picks = [0, 99, 100, 777, len(whole) - 1]
+    assert stream.records(np.array(picks)) == whole.records(np.array(picks))
+
+
+def test_gbk_decoded_by_a_child_into_a_pipe_as_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    """:class:`etl.encoding.Gb18030Pipe` writes what one process decodes (blocks cut at line
+    ends: CRLF, 2- and 4-byte characters on both sides of each cut); a later block with a byte
+    GB18030 lacks, or a line in UTF-8, ends the stream there and the child says it failed; a
+    child still decoding is killed and reaped by close()."""
+    import os
+
+    from etl import encoding
+
+    monkeypatch.setattr(encoding, "PIPE_BLOCK", 1000)
+    text = "编号,地址\r\n" + "".join(f"{i},梧田街道𠀀{i}号\r\n" for i in range(400)) + "9,娄桥"
+    data = text.encode("gb18030")
+    pipe = encoding.Gb18030Pipe(data)
+    assert pipe.stream.read() == text.encode() and pipe.finished()
+    pipe.close()
+    for odd in (b"9,\x81\r\n", "9,娄桥\r\n".encode()):
+        pipe = encoding.Gb18030Pipe(data + b"\r\n" + odd + data)
+        out = pipe.stream.read()
+        assert not pipe.finished() and text.encode().startswith(out) and len(out) > 1000
+        pipe.close()
+    monkeypatch.setattr(encoding, "PIPE_BLOCK", 1 << 20)
+    pipe = encoding.Gb18030Pipe(data * 2000)  # 20 MB: still decoding (the pipe full) when closed
+    pipe.close()
+    with pytest.raises(ProcessLookupError):  # killed and reaped: no process, no zombie
+        os.kill(pipe.pid, 0)

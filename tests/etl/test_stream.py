@@ -216,3 +216,123 @@ def test_raw_table_slices(tmp_path) -> None:
     whole = raw.frame  # the frame form slices alike
     assert raw.slice(1, 3).records([0, 2]) == [{"a": "2", "b": None}, {"a": "4", "b": "w"}]
     assert len(whole) == 5 and raw.slice(4, 10).row_numbers.tolist() == [6]
+
+
+# -- a CSV read as a stream (etl.readers.CsvStream, etl.stream.ReadStream) ------------------------
+def streamed_or_whole(engine, monkeypatch, path, source: str, way: str) -> tuple:  # noqa: ANN001
+    """Load ``path`` read as a stream (``way`` "stream": chunks of 50 rows, Arrow's blocks and
+    the decoding child's of 1,000 bytes, so rows straddle all three) or whole; returns the
+    result, whether a stream was read and whether it gave way, and :func:`outcome`."""
+    from etl import encoding, readers
+
+    monkeypatch.setattr(upsert, "UPSERT_CHUNK", 50)
+    monkeypatch.setattr(readers, "STREAM_BLOCK", 1000)
+    monkeypatch.setattr(encoding, "PIPE_BLOCK", 1000)
+    monkeypatch.setattr(readers, "STREAM_MIN_BYTES", 0 if way == "stream" else 1 << 40)
+    tries: list[bool] = []
+    real = pipeline._load
+
+    def spy(*args, read_stream: bool, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        result = real(*args, read_stream=read_stream, **kwargs)
+        if read_stream:
+            tries.append(result is None)  # True: it gave way (rolled back) and the file is read whole
+        return result
+
+    monkeypatch.setattr(pipeline, "_load", spy)
+    r = load_file(engine, path, "hazards", source=source)
+    monkeypatch.setattr(pipeline, "_load", real)
+    return r, tries, outcome(engine, source, source.upper() + "-")
+
+
+def big_export(sample: pd.DataFrame, prefix: str) -> pd.DataFrame:  # noqa: F811
+    """300 rows (over 64 KB: the stream decodes the first 64 KB itself, a child the rest):
+    a bad date at row 145 and a point outside the district at 266 (rejects after the first
+    chunk), an 描述 of three lines across rows 48-50, only addresses from row 140 (the gazetteer
+    read late), an empty row after row 180."""
+    data = hazards_export(sample.iloc[:300], prefix + sample.source_id.iloc[:300]).astype(object)
+    data["描述"] = [f"第{i}条说明，" * 8 for i in range(300)]
+    data.loc[48:50, "描述"] = "一行\n两行，\"引号\"\n三行"
+    data.loc[145, "发现时间"] = "去年夏天"
+    data.loc[266, ["经度", "纬度"]] = [121.47, 31.23]  # Shanghai
+    data.loc[140:150, ["经度", "纬度", "坐标系"]] = None
+    empty = pd.DataFrame([[None] * data.shape[1]], columns=data.columns)
+    return pd.concat([data.iloc[:181], empty, data.iloc[181:]], ignore_index=True)
+
+
+def write(path, data: pd.DataFrame, title: str = "瓯海区风险隐患台账（测试）\n") -> None:  # noqa: ANN001
+    path.write_bytes(title.encode("gbk") + data.to_csv(index=False, lineterminator="\n").encode("gbk"))
+
+
+def test_a_file_read_as_a_stream_loads_as_when_read_whole(engine, sample, tmp_path, monkeypatch) -> None:  # noqa: F811
+    """The chunks of a stream (rows that straddle Arrow's blocks, the child's blocks and the
+    chunks; a title row; an empty row; rejects after the first chunk with their file rows; the
+    gazetteer first needed in a later chunk) load what the file read whole loads."""
+    outcomes = {}
+    for way in ("stream", "whole"):
+        path = tmp_path / f"{way}.csv"
+        write(path, big_export(sample, f"RS{way}-".upper()))
+        r, tries, got = streamed_or_whole(engine, monkeypatch, path, f"rs{way}", way)
+        assert r.status == "done", r.error
+        assert tries == ([False] if way == "stream" else []), tries  # streamed, and it held
+        outcomes[way] = ((r.read, r.loaded, r.rejected, r.reasons, r.warnings), *got)
+    assert outcomes["stream"] == outcomes["whole"]
+    (read, loaded, rejected, _, warnings), records, rejects = outcomes["stream"]
+    assert (read, loaded, rejected) == (300, 298, 2)
+    assert {r[5] for r in rejects} == {145 + 3, 266 + 4}  # a title row; the empty row after 180
+    assert any("empty row(s) skipped (rows 184)" in w for w in warnings), warnings
+    assert any("above the header" in w for w in warnings), warnings
+    assert sum(r[7] == "geocoded" for r in records) == 10  # rows 140-150 but 145
+    described = {r[0]: r[9] for r in records}
+    assert described[sample.source_id.iloc[49]] == "一行\n两行，\"引号\"\n三行"
+
+
+ODD = ["repeated", "bad byte", "utf-8 line", "ragged", "cut short", "known source", "known in the batch"]
+
+
+@pytest.mark.parametrize("odd", ODD)
+def test_a_stream_that_meets_what_the_whole_file_decides_gives_way(
+    engine, sample, tmp_path, monkeypatch, odd  # noqa: F811
+) -> None:
+    """What a stream cannot decide on its chunks (a 编号 again in a later chunk; a later block
+    that is not GBK: a byte of neither encoding, a line in UTF-8; a row of another width; a file
+    cut short; a source the table holds, found before the stream begins or in its batch) rolls
+    its batch back, with the chunks it has copied, and the file is loaded whole: the same rows,
+    rejects, warnings or error, and one batch."""
+    outcomes = {}
+    for way in ("stream", "whole"):
+        folder = tmp_path / way
+        folder.mkdir()
+        path = folder / "odd.csv"  # one name: errors name the file
+        prefix, source = f"G{ODD.index(odd)}{way}-".upper(), f"g{ODD.index(odd)}{way}"  # a source of its own
+        data = big_export(sample, prefix)
+        if odd == "repeated":
+            data.loc[250, "事件编号"] = data.loc[3, "事件编号"]
+        if odd.startswith("known"):
+            data.iloc[:60].to_csv(path, index=False)
+            assert load_file(engine, path, "hazards", source=source).status == "done"
+        if odd == "known in the batch" and way == "stream":  # as if its rows came after the look before
+            monkeypatch.setattr(pipeline, "_streamable", lambda *_a: True)
+        text_ = data.to_csv(index=False, lineterminator="\n").split("\n")
+        lines = [line.encode("gbk") for line in text_]
+        if odd == "bad byte":
+            lines[280] = lines[280].replace("说明".encode("gbk"), b"\xff\xfe", 1)
+        if odd == "utf-8 line":
+            lines[280] = text_[280].encode("utf-8")
+        if odd == "ragged":
+            lines[270] += b",one more"
+        content = b"\n".join(lines)
+        if odd == "cut short":  # in the middle of a row near the end
+            content = content[: content.rfind(b",", 0, len(content) - 200)]
+        path.write_bytes(content)
+        r, tries, got = streamed_or_whole(engine, monkeypatch, path, source, way)
+        assert tries == ([True] if way == "stream" and odd != "known source" else []), tries
+        monkeypatch.undo()
+        outcomes[way] = ((r.status, r.error, r.read, r.loaded, r.updated, r.rejected, r.warnings), *got)
+    assert outcomes["stream"] == outcomes["whole"]
+    (status, error, _, loaded, _, _, warnings), _, rejects = outcomes["stream"]
+    assert len({r[:5] for r in rejects}) == 1 + odd.startswith("known")  # one batch (and the first)
+    expected = {"repeated": "done", "bad byte": "failed", "utf-8 line": "done", "ragged": "failed",
+                "cut short": "done", "known source": "done", "known in the batch": "done"}
+    assert status == expected[odd], error
+    if odd == "utf-8 line":
+        assert any("mixed encodings" in w for w in warnings), warnings
