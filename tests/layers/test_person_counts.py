@@ -273,3 +273,17 @@ def test_concurrent_changes_of_persons_leave_the_pattern_of_both(databases) -> N
             assert c.execute(STORED).all() == c.execute(FRESH).all()
     finally:
         owner.dispose()
+
+
+def test_the_migration_writes_the_pattern_of_the_persons_already_loaded(databases) -> None:  # noqa: ANN001
+    from layers import migrate
+
+    owner = make_engine(DatabaseSettings(database_url=databases.demo()))
+    try:
+        migrate.downgrade(owner, "0027")
+        migrate.upgrade(owner)
+        with owner.connect() as c:
+            stored = c.execute(STORED).all()
+            assert stored and stored == c.execute(FRESH).all()
+    finally:
+        owner.dispose()

@@ -207,9 +207,8 @@ CREATE TRIGGER persons_repattern_truncate AFTER TRUNCATE ON pingan.persons
     FOR EACH STATEMENT EXECUTE FUNCTION pingan.person_counts_repattern();
 CREATE TRIGGER privacy_config_repattern AFTER UPDATE ON pingan.privacy_config
     FOR EACH STATEMENT EXECUTE FUNCTION pingan.person_counts_repattern();
-INSERT INTO pingan.person_counts_pattern (level, code, names)
-SELECT w.area_level, w.area_code, array_agg(w.count_name ORDER BY w.count_name)
-FROM pingan.person_counts_withheld() w GROUP BY 1, 2;
+-- the first pattern, of the persons already loaded: written by the threshold's trigger
+UPDATE pingan.privacy_config SET min_count = min_count;
 
 -- May the caller see the counts of this area? District-wide roles everything; a town user its
 -- town; a grid user its grids only. (0005 gave a grid user its villages too; but a grid worker
